@@ -1,0 +1,379 @@
+/*
+ * evexec.h -- run blocking functions on a thread pool, get the results back
+ * on a libevent loop as futures.
+ *
+ * The whole public contract of evexec is in this file.
+ *
+ * Threads.  A `struct evexec_pool` is thread-safe.  A `struct evexec` and
+ * every future made through it belong to the thread that runs its
+ * event_base (the "loop thread"): call them only from there.  The only
+ * exceptions are evexec_call_soon_threadsafe() (any thread) and the job
+ * calls evexec_job_*() (the worker running that job).
+ *
+ * Errors.  Constructors return NULL and set errno.  Other calls return 0 or
+ * a positive errno code.  Name resolution keeps getaddrinfo's EAI_* codes,
+ * which are negative in glibc and so never collide with an errno value.
+ * evexec_strerror() names every code.  When a call that takes a callback
+ * fails, the callback is never called.
+ *
+ * Callbacks.  Every done callback runs exactly once, on the loop thread,
+ * from the loop's dispatch: never inside the API call that registered it.
+ * evexec_free() runs the ones that are left.
+ *
+ * References.  Every call that returns a future returns one reference that
+ * the caller owns and drops with evexec_future_unref().  A done callback
+ * may drop its own future's reference.  References still held when
+ * evexec_free() is called are released by it.
+ */
+#ifndef EVEXEC_H
+#define EVEXEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <netdb.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define EVEXEC_API __attribute__((visibility("default")))
+#else
+#define EVEXEC_API
+#endif
+
+#define EVEXEC_VERSION_MAJOR 0
+#define EVEXEC_VERSION_MINOR 1
+#define EVEXEC_VERSION_PATCH 0
+#define EVEXEC_VERSION_STRING "0.1.0"
+
+/** The version of the library linked in, as "MAJOR.MINOR.PATCH". */
+EVEXEC_API const char *evexec_version(void);
+
+struct event_base;
+struct evexec_pool;
+struct evexec;
+struct evexec_future;
+struct evexec_job;
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                              */
+/* ------------------------------------------------------------------ */
+
+/**
+ * Name an error code: any errno value, or a getaddrinfo EAI_* code.
+ * Returns a static string; never NULL.  Unknown codes give "unknown error".
+ */
+EVEXEC_API const char *evexec_strerror(int code);
+
+/* ------------------------------------------------------------------ */
+/* Pools                                                               */
+/* ------------------------------------------------------------------ */
+
+/** Pool settings.  All zero (or a NULL pointer) means defaults. */
+struct evexec_pool_config {
+    /** Most worker threads.  0: min(32, number of CPUs + 4), as Python. */
+    unsigned max_threads;
+    /** Threads kept alive when idle (they are still started lazily). */
+    unsigned min_threads;
+    /** Idle threads above min_threads exit after this long.  0: 10000. */
+    unsigned idle_timeout_ms;
+    /** Most jobs waiting for a thread (running ones do not count).
+     *  0: unbounded.  A submission that finds it full fails with EAGAIN. */
+    size_t max_queued;
+    /** Prefix of worker thread names (at most 15 bytes are kept in all).
+     *  NULL: "evexec".  Copied. */
+    const char *thread_name;
+    /** Called once in each worker, before its first job.  May be NULL. */
+    void (*thread_init)(void *arg);
+    void *thread_init_arg;
+};
+
+/**
+ * Make a pool.  Threads start lazily, as work arrives.
+ * Returns a new pool, or NULL with errno EINVAL (min_threads > max_threads,
+ * max_threads above 1024) or ENOMEM.  Thread-safe.
+ */
+EVEXEC_API struct evexec_pool *evexec_pool_new(const struct evexec_pool_config *cfg);
+
+/** Shutdown flags. */
+#define EVEXEC_SHUTDOWN_WAIT   0x1  /**< run everything queued, wait for it */
+#define EVEXEC_SHUTDOWN_CANCEL 0x2  /**< end queued jobs ECANCELED instead */
+
+/**
+ * Stop taking work.  Afterwards every submission fails with ESHUTDOWN and
+ * its function never runs.
+ *
+ * flags 0: return at once; queued jobs still run.
+ * EVEXEC_SHUTDOWN_CANCEL: queued jobs never run; their futures end
+ *   ECANCELED on their own loops.  Running jobs are not waited for.
+ * EVEXEC_SHUTDOWN_WAIT: return when every queued and running job has
+ *   finished (with CANCEL: every running one).
+ *
+ * Returns 0; EINVAL for a NULL pool or unknown flag bits; EDEADLK when
+ * asked to wait from one of the pool's own workers.  May be called again.
+ * Thread-safe.
+ */
+EVEXEC_API int evexec_pool_shutdown(struct evexec_pool *pool, int flags);
+
+/**
+ * Free a pool.  Without an earlier shutdown this is shutdown(WAIT): queued
+ * and running jobs finish first.  Every evexec using the pool must have
+ * been freed.  NULL is ignored.  Must not be called from a worker.
+ */
+EVEXEC_API void evexec_pool_free(struct evexec_pool *pool);
+
+/** A snapshot of a pool's counters. */
+struct evexec_pool_stats {
+    unsigned threads;     /**< worker threads alive */
+    unsigned idle;        /**< of those, waiting for work */
+    size_t   queued;      /**< jobs waiting for a thread */
+    size_t   running;     /**< jobs being run now */
+    uint64_t completed;   /**< jobs whose function returned */
+    uint64_t cancelled;   /**< jobs taken off the queue without running */
+    uint64_t threads_started; /**< threads ever started */
+};
+
+/** Fill *out.  Returns 0, or EINVAL for NULL arguments.  Thread-safe. */
+EVEXEC_API int evexec_pool_stats(const struct evexec_pool *pool,
+                                 struct evexec_pool_stats *out);
+
+/**
+ * The process-wide default pool (default settings), made on first use and
+ * never freed.  Returns NULL with errno ENOMEM if it cannot be made.
+ */
+EVEXEC_API struct evexec_pool *evexec_pool_default(void);
+
+/* ------------------------------------------------------------------ */
+/* The bridge on one loop                                              */
+/* ------------------------------------------------------------------ */
+
+/**
+ * Make the bridge between `base` and `pool` (NULL: evexec_pool_default()).
+ * One evexec per event_base is the usual shape; several are allowed.
+ * The caller keeps ownership of base and pool; both must outlive the
+ * evexec.  evexec does not need evthread_use_pthreads(): only the loop
+ * thread ever touches the base.
+ *
+ * Completions wake the loop through an eventfd, or a pipe where there is
+ * none.  Setting the environment variable EVEXEC_WAKEUP=pipe forces the
+ * pipe.
+ *
+ * The evexec keeps its event_base from exiting (event_base_dispatch() does
+ * not return) only while jobs are in flight, timers are pending, or a
+ * callback is due.  Work handed over by evexec_call_soon_threadsafe() from
+ * another thread is seen while the loop runs; to keep a loop alive waiting
+ * for it, use EVLOOP_NO_EXIT_ON_EMPTY or evexec_run_until_complete().
+ *
+ * Returns NULL with errno EINVAL (NULL base), ENOMEM, EMFILE/ENFILE (no fd)
+ * or ESHUTDOWN (pool shut down).  Loop thread.
+ */
+EVEXEC_API struct evexec *evexec_new(struct event_base *base,
+                                     struct evexec_pool *pool);
+
+/**
+ * Tear down.  Inside this call, on the calling (loop) thread:
+ *  - queued jobs of this evexec are taken off the pool; they never run;
+ *  - running jobs see evexec_job_cancelled() true; when they return, their
+ *    results are released on the worker; they never touch freed memory;
+ *  - pending futures end ECANCELED, futures that already ended keep their
+ *    outcome, and every done callback not yet run is run;
+ *  - evexec_call_soon_threadsafe() calls already made are run;
+ *  - every future reference still held is released.
+ * New futures cannot be made from those callbacks (ESHUTDOWN).
+ * NULL is ignored.  Called from inside one of this evexec's own callbacks,
+ * the teardown is done when that callback returns.
+ */
+EVEXEC_API void evexec_free(struct evexec *ex);
+
+/** The event_base of an evexec (borrowed), or NULL for NULL. */
+EVEXEC_API struct event_base *evexec_get_base(const struct evexec *ex);
+
+/** The pool of an evexec (borrowed), or NULL for NULL. */
+EVEXEC_API struct evexec_pool *evexec_get_pool(const struct evexec *ex);
+
+/**
+ * Run fn(arg) on the loop thread soon.  Callable from any thread,
+ * including the loop thread, where it still runs later, never inline.
+ * Calls run in the order they were made.  Calls not yet run when
+ * evexec_free() is called are run inside it.
+ * Returns 0, EINVAL (NULL ex or fn), ENOMEM or ESHUTDOWN (being freed).
+ * The evexec must not be freed while another thread may call this.
+ */
+EVEXEC_API int evexec_call_soon_threadsafe(struct evexec *ex,
+                                           void (*fn)(void *arg), void *arg);
+
+/* ------------------------------------------------------------------ */
+/* run_in_executor                                                     */
+/* ------------------------------------------------------------------ */
+
+/**
+ * A blocking function run on a worker.  Returns 0 on success or a positive
+ * error code; the future ends with that code.  It may set a result with
+ * evexec_job_set_result() and should look at evexec_job_cancelled() now and
+ * then if it runs long.
+ */
+typedef int (*evexec_fn)(struct evexec_job *job, void *arg);
+
+/** Lanes: where a job queues.  See struct evexec_run_opts. */
+#define EVEXEC_LANE_DEFAULT 0
+#define EVEXEC_LANE_SLOW    1
+
+/** Options for evexec_run_opts().  All zero = evexec_run(). */
+struct evexec_run_opts {
+    /** EVEXEC_LANE_DEFAULT, or EVEXEC_LANE_SLOW for work that may hang
+     *  (name lookups): slow-lane jobs never occupy more than half of the
+     *  pool's max_threads (at least one), so they never starve the rest. */
+    int lane;
+};
+
+/**
+ * Run fn(job, arg) on a worker of the evexec's pool.  Returns a new future
+ * (one reference, the caller's) that ends with fn's result and return code.
+ * Returns NULL with errno EINVAL (NULL ex or fn), EAGAIN (bounded queue
+ * full, or no worker thread can be made), ESHUTDOWN (pool shut down or
+ * evexec being freed), ENOMEM.  `arg` stays the caller's.  Loop thread.
+ */
+EVEXEC_API struct evexec_future *evexec_run(struct evexec *ex, evexec_fn fn,
+                                            void *arg);
+
+/** evexec_run() with options; opts NULL means defaults.  EINVAL for an
+ *  unknown lane. */
+EVEXEC_API struct evexec_future *evexec_run_opts(struct evexec *ex, evexec_fn fn,
+                                                 void *arg,
+                                                 const struct evexec_run_opts *opts);
+
+/**
+ * Set the job's result: the future will own `result` and release it with
+ * free_fn (which may be NULL) when its last reference goes, unless the
+ * future fails or is cancelled, in which case the library releases it
+ * exactly once.  A second call releases the previous result first.
+ * Worker thread running this job.  NULL job is ignored.
+ */
+EVEXEC_API void evexec_job_set_result(struct evexec_job *job, void *result,
+                                      void (*free_fn)(void *));
+
+/** True (1) once cancellation of this job was asked.  Worker thread. */
+EVEXEC_API int evexec_job_cancelled(const struct evexec_job *job);
+
+/* ------------------------------------------------------------------ */
+/* Futures                                                             */
+/* ------------------------------------------------------------------ */
+
+/**
+ * A future set by hand, for wrapping any non-blocking operation.
+ * Returns a new future, or NULL with errno EINVAL, ENOMEM or ESHUTDOWN.
+ */
+EVEXEC_API struct evexec_future *evexec_future_new(struct evexec *ex);
+
+/**
+ * End a hand-made future with a result it will own (released with free_fn
+ * when its last reference goes).  Done callbacks run later, from the loop.
+ * Returns 0; EINVAL for NULL or a future not made by evexec_future_new();
+ * EALREADY if it already ended or a cancel was taken (the result stays the
+ * caller's then).
+ */
+EVEXEC_API int evexec_future_set_result(struct evexec_future *f, void *result,
+                                        void (*free_fn)(void *));
+
+/**
+ * End a hand-made future with an error (non-zero).  Returns 0; EINVAL for
+ * NULL, error 0, or a future not made by evexec_future_new(); EALREADY if
+ * it already ended or a cancel was taken.
+ */
+EVEXEC_API int evexec_future_set_error(struct evexec_future *f, int error);
+
+/** 1 if the future has ended, 0 if pending or NULL. */
+EVEXEC_API int evexec_future_done(const struct evexec_future *f);
+
+/**
+ * The future's error: 0 on success, ECANCELED, ETIMEDOUT, the job's code,
+ * an EAI_* code...  EINPROGRESS while pending; EINVAL for NULL.
+ */
+EVEXEC_API int evexec_future_error(const struct evexec_future *f);
+
+/**
+ * The future's result (borrowed: valid while the future is referenced);
+ * NULL while pending, after failure or cancel, and for NULL.
+ */
+EVEXEC_API void *evexec_future_result(const struct evexec_future *f);
+
+/**
+ * Take the result out: the caller now owns it and must release it; the
+ * future's result becomes NULL.  Returns NULL if there is none.
+ */
+EVEXEC_API void *evexec_future_take_result(struct evexec_future *f);
+
+/**
+ * Ask to cancel.  Returns 0 when the request was taken: a pending future
+ * (it ends ECANCELED now), a queued job (it never runs; ends ECANCELED
+ * now), a running job (evexec_job_cancelled() turns true; the future ends
+ * ECANCELED when the function returns, and any result is released), a job
+ * that returned but was not yet delivered (ends ECANCELED), a pending
+ * combinator (it cancels what it waits on, as documented for each).
+ * Returns EALREADY for a future that already ended, which is left
+ * unchanged; EINVAL for NULL.
+ */
+EVEXEC_API int evexec_future_cancel(struct evexec_future *f);
+
+/** 1 if the future ended ECANCELED. */
+EVEXEC_API int evexec_future_cancelled(const struct evexec_future *f);
+
+/** A done callback.  `f` is borrowed; the callback may unref it. */
+typedef void (*evexec_done_cb)(struct evexec_future *f, void *arg);
+
+/**
+ * Call cb(f, arg) once f has ended: later, from the loop, even if f has
+ * already ended.  Callbacks of one future run in the order they were added.
+ * Returns 0; EINVAL (NULL f or cb); ENOMEM; ESHUTDOWN when the evexec is
+ * being freed and this future's callbacks have all been run.
+ */
+EVEXEC_API int evexec_future_on_done(struct evexec_future *f, evexec_done_cb cb,
+                                     void *arg);
+
+/** Add a reference.  Returns f (NULL for NULL). */
+EVEXEC_API struct evexec_future *evexec_future_ref(struct evexec_future *f);
+
+/** Drop a reference; the last one releases the future and its result.
+ *  NULL is ignored. */
+EVEXEC_API void evexec_future_unref(struct evexec_future *f);
+
+/** The evexec a future belongs to (borrowed), or NULL for NULL. */
+EVEXEC_API struct evexec *evexec_future_get_evexec(const struct evexec_future *f);
+
+/* ------------------------------------------------------------------ */
+/* Time and the loop                                                   */
+/* ------------------------------------------------------------------ */
+
+/**
+ * A future that ends 0 (no result) after `delay`, on a libevent timer.
+ * Cancelling it stops the timer.  Returns NULL with errno EINVAL (NULL ex,
+ * NULL or negative delay), ENOMEM, ESHUTDOWN.
+ */
+EVEXEC_API struct evexec_future *evexec_sleep(struct evexec *ex,
+                                              const struct timeval *delay);
+
+/**
+ * Run the evexec's event_base until f has ended and its done callbacks
+ * have run.  Returns f's error (0 on success).  EINVAL for NULL arguments
+ * or a future of another evexec; EDEADLK when called from inside this
+ * evexec's callbacks or while the base is already running; EIO if the
+ * loop failed.  Keeps the loop alive (see evexec_new) until then.
+ * Loop thread.
+ */
+EVEXEC_API int evexec_run_until_complete(struct evexec *ex, struct evexec_future *f);
+
+#ifdef __cplusplus
+}
+#endif
+
+/* Combining futures (gather, wait, as_completed, wait_for) and offloaded
+ * I/O (name lookups, files) are declared in these two, kept apart so each
+ * room's contract reads on its own. */
+#include "evexec-combine.h"
+#include "evexec-io.h"
+
+#endif /* EVEXEC_H */

@@ -1,0 +1,620 @@
+/*
+ * bridge.c -- struct evexec: one libevent loop's end of the pool.
+ *
+ * Design.  Workers hand finished jobs back through the evexec's core: a
+ * lock-free LIFO list (`head`, pushed with compare-and-swap) and a wake-up
+ * fd (an eventfd, or a pipe).  A pusher writes the fd only when it finds
+ * the list empty, so a burst of completions costs one write.  The loop's
+ * read event drains the fd first, then detaches the whole list with one
+ * exchange, reverses it into completion order and ends each future; then it
+ * runs every due done callback (future.c) with no lock held.  Reading the
+ * fd before detaching means no wake-up is lost: a push that lands after the
+ * exchange finds the list empty and writes again.
+ *
+ * The read event is added only while jobs are in flight (or while
+ * evexec_run_until_complete runs), so event_base_dispatch() still returns
+ * when there is nothing left to do.  It is deleted at the end of a drain,
+ * after callbacks had their chance to submit more work, so a steady stream
+ * of jobs never adds and deletes it per job.
+ *
+ * Teardown (evexec_free).  The loop takes its queued jobs off the pool, then
+ * swaps the list head for CLOSED.  From then on a pusher that finds CLOSED
+ * disposes of its node itself: it releases the job's result on the worker.
+ * The job's memory is shared with its future, so it is freed by whichever
+ * of the loop (done with the future) and the worker (done with the job)
+ * comes second: each swaps job->orphan to 1, and the one that reads 1
+ * frees.  The core itself is reference counted: the evexec holds one
+ * reference, every push holds one while it touches the core, and each job
+ * still running at teardown holds one.  Teardown does not know how many
+ * jobs are still running until after the swap, so it first adds a large
+ * bias that keeps the count positive, then settles.
+ *
+ * Threads: everything here runs on the loop thread except
+ * evexec__core_push() and evexec_call_soon_threadsafe().
+ */
+#define _GNU_SOURCE
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#if defined(HAVE_SYS_EVENTFD_H) || defined(__linux__)
+#include <sys/eventfd.h>
+#define EVEXEC__HAVE_EVENTFD 1
+#endif
+
+#include <event2/event.h>
+
+#include "evexec-internal.h"
+
+#define EVEXEC__CORE_BIAS (LONG_MAX / 4)
+#define EVEXEC__FREE_JOBS_MAX 1024
+
+struct evexec__core {
+    _Atomic(struct evexec__node *) head;   /* completions, newest first */
+    atomic_long refs;
+    int rfd, wfd;                          /* equal for an eventfd */
+    int is_eventfd;
+};
+
+struct evexec__call {
+    struct evexec__node node;
+    void (*fn)(void *);
+    void *arg;
+    int counted;        /* made on the loop thread: counted in inflight */
+};
+
+static struct evexec__node closed_sentinel;
+#define CLOSED (&closed_sentinel)
+
+/* ---- the wake-up channel ------------------------------------------------ */
+
+static int open_channel(struct evexec__core *core)
+{
+    const char *force = getenv("EVEXEC_WAKEUP");
+    int want_pipe = force && strcmp(force, "pipe") == 0;
+#ifdef EVEXEC__HAVE_EVENTFD
+    if (!want_pipe) {
+        int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (fd >= 0) {
+            core->rfd = core->wfd = fd;
+            core->is_eventfd = 1;
+            return 0;
+        }
+        if (errno != ENOSYS && errno != EINVAL)
+            return errno;
+    }
+#endif
+    (void)want_pipe;
+    int fds[2];
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0)
+        return errno;
+    core->rfd = fds[0];
+    core->wfd = fds[1];
+    core->is_eventfd = 0;
+    return 0;
+}
+
+static void wake(struct evexec__core *core)
+{
+    ssize_t n;
+    if (core->is_eventfd) {
+        uint64_t one = 1;
+        do
+            n = write(core->wfd, &one, sizeof one);
+        while (n < 0 && errno == EINTR);
+    } else {
+        char c = 0;
+        do
+            n = write(core->wfd, &c, 1);
+        while (n < 0 && errno == EINTR);
+    }
+    /* EAGAIN: the counter or pipe is full, so the loop is awake anyway. */
+}
+
+static void drain_channel(struct evexec__core *core)
+{
+    if (core->is_eventfd) {
+        uint64_t v;
+        ssize_t n;
+        do
+            n = read(core->rfd, &v, sizeof v);
+        while (n < 0 && errno == EINTR);
+        return;
+    }
+    char buf[64];
+    while (read(core->rfd, buf, sizeof buf) > 0 || errno == EINTR)
+        continue;
+}
+
+static void core_free(struct evexec__core *core)
+{
+    close(core->rfd);
+    if (core->wfd != core->rfd)
+        close(core->wfd);
+    free(core);
+}
+
+static void core_unref(struct evexec__core *core, long n)
+{
+    if (atomic_fetch_sub_explicit(&core->refs, n, memory_order_acq_rel) == n)
+        core_free(core);
+}
+
+/* A node that arrived after teardown: nobody will read it. */
+static void dispose_orphan(struct evexec__core *core, struct evexec__node *node)
+{
+    if (node->kind == EVEXEC__NODE_CALL) {
+        free(EVEXEC__CONTAINER_OF(node, struct evexec__call, node));
+        core_unref(core, 1);
+        return;
+    }
+    struct evexec_job *job = EVEXEC__CONTAINER_OF(node, struct evexec_job, node);
+    if (job->result && job->free_fn)
+        job->free_fn(job->result);
+    job->result = NULL;
+    if (atomic_exchange_explicit(&job->orphan, 1, memory_order_acq_rel))
+        free(EVEXEC__CONTAINER_OF(job, struct evexec__jobfut, job));
+    /* The push's reference and the one teardown counted for this job. */
+    core_unref(core, 2);
+}
+
+void evexec__core_push(struct evexec__core *core, struct evexec__node *node)
+{
+    atomic_fetch_add_explicit(&core->refs, 1, memory_order_relaxed);
+    struct evexec__node *old = atomic_load_explicit(&core->head, memory_order_relaxed);
+    do {
+        if (old == CLOSED) {
+            dispose_orphan(core, node);
+            return;
+        }
+        node->next = old;
+    } while (!atomic_compare_exchange_weak_explicit(&core->head, &old, node,
+                                                    memory_order_release,
+                                                    memory_order_relaxed));
+    if (old == NULL)
+        wake(core);
+    core_unref(core, 1);
+}
+
+/* ---- keeping the loop alive --------------------------------------------- */
+
+static void ensure_wake(struct evexec *ex)
+{
+    if (!ex->wake_added) {
+        event_add(ex->wake_ev, NULL);
+        ex->wake_added = 1;
+    }
+}
+
+void evexec__maybe_idle(struct evexec *ex)
+{
+    if (ex->wake_added && ex->inflight == 0 && ex->keepalive == 0 && !ex->closing) {
+        event_del(ex->wake_ev);
+        ex->wake_added = 0;
+    }
+}
+
+void evexec__enter(struct evexec *ex)
+{
+    ex->depth++;
+}
+
+static void teardown(struct evexec *ex);
+
+int evexec__leave(struct evexec *ex)
+{
+    if (--ex->depth == 0 && ex->free_pending) {
+        teardown(ex);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- delivering completions --------------------------------------------- */
+
+static void release_job_result(struct evexec_job *job)
+{
+    if (job->result && job->free_fn)
+        job->free_fn(job->result);
+    job->result = NULL;
+}
+
+static void deliver_job(struct evexec *ex, struct evexec_job *job)
+{
+    struct evexec__jobfut *jf = EVEXEC__CONTAINER_OF(job, struct evexec__jobfut, job);
+    struct evexec_future *f = &jf->fut;
+
+    f->outstanding = 0;
+    ex->inflight--;
+    if (f->cancel_taken || (!job->ran && job->error == ECANCELED)) {
+        release_job_result(job);
+        evexec__future_finish(f, ECANCELED, NULL, NULL);
+    } else if (job->error != 0) {
+        release_job_result(job);
+        evexec__future_finish(f, job->error, NULL, NULL);
+    } else {
+        evexec__future_finish(f, 0, job->result, job->free_fn);
+        job->result = NULL;
+    }
+    evexec_future_unref(f);          /* the in-flight reference */
+}
+
+static void deliver(struct evexec *ex, struct evexec__node *node)
+{
+    if (node->kind == EVEXEC__NODE_JOB) {
+        deliver_job(ex, EVEXEC__CONTAINER_OF(node, struct evexec_job, node));
+        return;
+    }
+    struct evexec__call *call = EVEXEC__CONTAINER_OF(node, struct evexec__call, node);
+    if (call->counted)
+        ex->inflight--;
+    call->fn(call->arg);
+    free(call);
+}
+
+/* Detach the list (given the value to leave behind) and deliver it oldest
+ * first. */
+static void deliver_all(struct evexec *ex, struct evexec__node *leave)
+{
+    struct evexec__node *list =
+        atomic_exchange_explicit(&ex->core->head, leave, memory_order_acquire);
+    struct evexec__node *fifo = NULL;
+    while (list) {
+        struct evexec__node *next = list->next;
+        list->next = fifo;
+        fifo = list;
+        list = next;
+    }
+    while (fifo) {
+        struct evexec__node *next = fifo->next;
+        deliver(ex, fifo);
+        fifo = next;
+    }
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    struct evexec *ex = arg;
+    (void)fd;
+    (void)what;
+    evexec__enter(ex);
+    ex->ready_active = 1;
+    drain_channel(ex->core);
+    deliver_all(ex, NULL);
+    evexec__run_ready(ex);
+    ex->ready_active = 0;
+    evexec__maybe_idle(ex);
+    evexec__leave(ex);
+}
+
+static void on_ready(evutil_socket_t fd, short what, void *arg)
+{
+    struct evexec *ex = arg;
+    (void)fd;
+    (void)what;
+    evexec__enter(ex);
+    ex->ready_active = 1;
+    evexec__run_ready(ex);
+    ex->ready_active = 0;
+    evexec__maybe_idle(ex);
+    evexec__leave(ex);
+}
+
+void evexec__schedule_ready(struct evexec *ex)
+{
+    if (!ex->ready_active) {
+        ex->ready_active = 1;
+        event_active(ex->ready_ev, EV_TIMEOUT, 0);
+    }
+}
+
+/* ---- making and freeing an evexec ---------------------------------------- */
+
+EVEXEC_API struct evexec *evexec_new(struct event_base *base, struct evexec_pool *pool)
+{
+    if (!base) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (!pool && !(pool = evexec_pool_default()))
+        return NULL;
+    if (evexec__pool_is_shutdown(pool)) {
+        errno = ESHUTDOWN;
+        return NULL;
+    }
+    struct evexec *ex = calloc(1, sizeof *ex);
+    struct evexec__core *core = calloc(1, sizeof *core);
+    int err = ENOMEM;
+    if (!ex || !core)
+        goto fail;
+    err = open_channel(core);
+    if (err) {
+        free(core);
+        core = NULL;
+        goto fail;
+    }
+    atomic_init(&core->head, NULL);
+    atomic_init(&core->refs, 1);
+    ex->base = base;
+    ex->pool = pool;
+    ex->core = core;
+    ex->loop_thread = pthread_self();
+    ex->wake_ev = event_new(base, core->rfd, EV_READ | EV_PERSIST, on_wake, ex);
+    ex->ready_ev = event_new(base, -1, 0, on_ready, ex);
+    err = ENOMEM;
+    if (!ex->wake_ev || !ex->ready_ev)
+        goto fail;
+    return ex;
+
+fail:
+    if (ex) {
+        if (ex->wake_ev)
+            event_free(ex->wake_ev);
+        if (ex->ready_ev)
+            event_free(ex->ready_ev);
+        free(ex);
+    }
+    if (core)
+        core_free(core);
+    errno = err;
+    return NULL;
+}
+
+static int job_running(const struct evexec_future *f)
+{
+    return f->kind == EVEXEC__F_JOB && f->outstanding;
+}
+
+static void teardown(struct evexec *ex)
+{
+    struct evexec__core *core = ex->core;
+    struct evexec_future *f, *next;
+
+    ex->closing = 1;
+    ex->ready_active = 1;      /* run_ready is called by hand below */
+
+    /* Running jobs should stop early. */
+    for (f = ex->all; f; f = f->all_next)
+        if (job_running(f))
+            atomic_store_explicit(
+                &EVEXEC__CONTAINER_OF(f, struct evexec__jobfut, fut)->job.cancelled,
+                1, memory_order_relaxed);
+
+    /* Queued jobs never run. */
+    struct evexec__node *n = evexec__pool_unqueue_core(ex->pool, core), *nn;
+    for (; n; n = nn) {
+        nn = n->next;
+        struct evexec_job *job = EVEXEC__CONTAINER_OF(n, struct evexec_job, node);
+        job->error = ECANCELED;
+        deliver_job(ex, job);
+    }
+
+    /* Close the list; what was on it ends with its real outcome. */
+    atomic_fetch_add_explicit(&core->refs, EVEXEC__CORE_BIAS, memory_order_relaxed);
+    deliver_all(ex, CLOSED);
+    long running = (long)ex->inflight;   /* every one now an orphan-to-be */
+
+    /* End everything else; run callbacks until none is due. */
+    int again = 1;
+    while (again) {
+        again = 0;
+        for (f = ex->all; f; f = f->all_next) {
+            if (f->state != EVEXEC__PENDING)
+                continue;
+            again = 1;
+            if (job_running(f)) {
+                f->cancel_taken = 1;
+                evexec__future_finish(f, ECANCELED, NULL, NULL);
+            } else if (evexec_future_cancel(f) != 0) {
+                evexec__future_finish(f, ECANCELED, NULL, NULL);
+            }
+        }
+        evexec__run_ready(ex);
+    }
+
+    /* Release what futures own, then their memory: two passes, so that a
+     * release may still look at another future. */
+    for (f = ex->all; f; f = f->all_next)
+        evexec__future_release(f);
+    for (f = ex->all; f; f = next) {
+        next = f->all_next;
+        if (job_running(f)) {
+            struct evexec__jobfut *jf = EVEXEC__CONTAINER_OF(f, struct evexec__jobfut, fut);
+            if (atomic_exchange_explicit(&jf->job.orphan, 1, memory_order_acq_rel))
+                free(jf);
+        } else {
+            evexec__future_free_mem(f);
+        }
+    }
+    while (ex->free_jobs) {
+        struct evexec__jobfut *jf = ex->free_jobs;
+        ex->free_jobs = (struct evexec__jobfut *)jf->job.node.next;
+        free(jf);
+    }
+
+    event_free(ex->wake_ev);
+    event_free(ex->ready_ev);
+    core_unref(core, EVEXEC__CORE_BIAS - running + 1);
+#ifndef NDEBUG
+    memset(ex, 0xf0, sizeof *ex);
+#endif
+    free(ex);
+}
+
+EVEXEC_API void evexec_free(struct evexec *ex)
+{
+    if (!ex || ex->closing)
+        return;
+    if (ex->depth > 0) {
+        ex->free_pending = 1;
+        return;
+    }
+    teardown(ex);
+}
+
+EVEXEC_API struct event_base *evexec_get_base(const struct evexec *ex)
+{
+    return ex ? ex->base : NULL;
+}
+
+EVEXEC_API struct evexec_pool *evexec_get_pool(const struct evexec *ex)
+{
+    return ex ? ex->pool : NULL;
+}
+
+/* ---- jobs ------------------------------------------------------------- */
+
+static const struct evexec__future_ops job_ops = {
+    .cancel = evexec__job_cancel,
+    .release = NULL,
+};
+
+void evexec__jobfut_recycle(struct evexec *ex, struct evexec__jobfut *jf)
+{
+    if (ex->closing || ex->nfree_jobs >= EVEXEC__FREE_JOBS_MAX) {
+        free(jf);
+        return;
+    }
+    jf->job.node.next = (struct evexec__node *)ex->free_jobs;
+    ex->free_jobs = jf;
+    ex->nfree_jobs++;
+}
+
+EVEXEC_API struct evexec_future *evexec_run_opts(struct evexec *ex, evexec_fn fn,
+                                                 void *arg,
+                                                 const struct evexec_run_opts *opts)
+{
+    int lane = opts ? opts->lane : EVEXEC_LANE_DEFAULT;
+    if (!ex || !fn || (lane != EVEXEC_LANE_DEFAULT && lane != EVEXEC_LANE_SLOW)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (ex->closing) {
+        errno = ESHUTDOWN;
+        return NULL;
+    }
+    struct evexec__jobfut *jf = ex->free_jobs;
+    if (jf) {
+        ex->free_jobs = (struct evexec__jobfut *)jf->job.node.next;
+        ex->nfree_jobs--;
+    } else if (!(jf = malloc(sizeof *jf))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    struct evexec_future *f = &jf->fut;
+    evexec__future_init(ex, f, EVEXEC__F_JOB, &job_ops);
+    struct evexec_job *job = &jf->job;
+    job->node.next = NULL;
+    job->node.kind = EVEXEC__NODE_JOB;
+    job->qprev = job->qnext = NULL;
+    job->core = ex->core;
+    job->fn = fn;
+    job->arg = arg;
+    job->result = NULL;
+    job->free_fn = NULL;
+    job->error = 0;
+    job->qstate = EVEXEC__Q_NEW;
+    job->lane = (unsigned char)lane;
+    job->ran = 0;
+    atomic_init(&job->cancelled, 0);
+    atomic_init(&job->orphan, 0);
+    f->outstanding = 1;
+    f->refs++;                          /* the in-flight reference */
+
+    int rc = evexec__pool_submit(ex->pool, job);
+    if (rc) {
+        f->outstanding = 0;
+        f->refs = 0;
+        evexec__future_release(f);
+        evexec__future_free_mem(f);
+        errno = rc;
+        return NULL;
+    }
+    ex->inflight++;
+    ensure_wake(ex);
+    return f;
+}
+
+EVEXEC_API struct evexec_future *evexec_run(struct evexec *ex, evexec_fn fn, void *arg)
+{
+    return evexec_run_opts(ex, fn, arg, NULL);
+}
+
+int evexec__job_cancel(struct evexec_future *f)
+{
+    struct evexec__jobfut *jf = EVEXEC__CONTAINER_OF(f, struct evexec__jobfut, fut);
+    struct evexec *ex = f->ex;
+
+    f->cancel_taken = 1;
+    if (evexec__pool_unqueue(ex->pool, &jf->job)) {
+        f->outstanding = 0;
+        ex->inflight--;
+        evexec__future_finish(f, ECANCELED, NULL, NULL);
+        evexec_future_unref(f);          /* the in-flight reference */
+        evexec__maybe_idle(ex);
+    } else {
+        /* Running, or back but not yet delivered: delivery ends it. */
+        atomic_store_explicit(&jf->job.cancelled, 1, memory_order_relaxed);
+    }
+    return 0;
+}
+
+EVEXEC_API void evexec_job_set_result(struct evexec_job *job, void *result,
+                                      void (*free_fn)(void *))
+{
+    if (!job)
+        return;
+    if (job->result && job->free_fn && job->result != result)
+        job->free_fn(job->result);
+    job->result = result;
+    job->free_fn = free_fn;
+}
+
+EVEXEC_API int evexec_job_cancelled(const struct evexec_job *job)
+{
+    return job && atomic_load_explicit(&job->cancelled, memory_order_relaxed) != 0;
+}
+
+/* ---- calls from any thread -------------------------------------------- */
+
+EVEXEC_API int evexec_call_soon_threadsafe(struct evexec *ex, void (*fn)(void *),
+                                           void *arg)
+{
+    if (!ex || !fn)
+        return EINVAL;
+    int on_loop = pthread_equal(pthread_self(), ex->loop_thread);
+    if (on_loop && ex->closing)
+        return ESHUTDOWN;
+    struct evexec__call *call = malloc(sizeof *call);
+    if (!call)
+        return ENOMEM;
+    call->node.kind = EVEXEC__NODE_CALL;
+    call->fn = fn;
+    call->arg = arg;
+    call->counted = on_loop;
+    if (on_loop) {
+        /* Counted, so the loop stays alive until the call has run. */
+        ex->inflight++;
+        ensure_wake(ex);
+    }
+    evexec__core_push(ex->core, &call->node);
+    return 0;
+}
+
+/* ---- keeping the loop alive for run_until_complete --------------------- */
+
+void evexec__keepalive(struct evexec *ex, int on)
+{
+    if (on) {
+        ex->keepalive++;
+        ensure_wake(ex);
+    } else {
+        ex->keepalive--;
+        evexec__maybe_idle(ex);
+    }
+}

@@ -1,0 +1,212 @@
+/*
+ * evexec-internal.h -- declarations shared by the rooms of lib/.
+ *
+ * Who touches what:
+ *  - struct evexec_future: the loop thread only.
+ *  - struct evexec_job: written by the loop thread before it is queued,
+ *    then owned by the pool (queue links, qstate: under pool->lock), then
+ *    by the worker running it (error, result), then handed back through the
+ *    core's completion list.  `cancelled` is the one field both sides touch
+ *    at once (atomic).
+ *  - struct evexec__core: the part of an evexec that workers see: the
+ *    completion list and the wake-up fd.  Reference counted (atomic) so that
+ *    it outlives its evexec while orphaned jobs still finish.
+ */
+#ifndef EVEXEC_INTERNAL_H
+#define EVEXEC_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "evexec.h"
+
+#define EVEXEC__CONTAINER_OF(ptr, type, member) \
+    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+/* ---- completion list nodes (bridge.c) ---------------------------------- */
+
+enum evexec__node_kind {
+    EVEXEC__NODE_JOB = 1,   /* a struct evexec_job */
+    EVEXEC__NODE_CALL = 2,  /* a call_soon_threadsafe call */
+};
+
+struct evexec__node {
+    struct evexec__node *next;
+    int kind;
+};
+
+struct evexec__core;
+
+/* Push a node onto a core's completion list from any thread; writes the
+ * wake-up fd only when the list was empty.  If the evexec was freed, the
+ * node is disposed of here (a job's result is released). */
+void evexec__core_push(struct evexec__core *core, struct evexec__node *node);
+
+/* ---- jobs (bridge.c runs them through pool.c) --------------------------- */
+
+enum evexec__qstate {
+    EVEXEC__Q_NEW = 0,
+    EVEXEC__Q_QUEUED,     /* on the pool's run queue */
+    EVEXEC__Q_RUNNING,    /* taken by a worker */
+    EVEXEC__Q_REMOVED,    /* taken off the queue without running */
+};
+
+struct evexec_job {
+    struct evexec__node node;          /* completion list link; first */
+    struct evexec_job *qprev, *qnext;  /* run queue links: pool->lock */
+    struct evexec__core *core;
+    evexec_fn fn;
+    void *arg;
+    void *result;                      /* set by the worker */
+    void (*free_fn)(void *);
+    int error;                         /* fn's return, or ECANCELED */
+    unsigned char qstate;              /* pool->lock */
+    unsigned char lane;
+    unsigned char ran;                 /* fn was called */
+    atomic_int cancelled;              /* loop writes, worker reads */
+    atomic_int orphan;                 /* teardown handshake, see bridge.c */
+};
+
+/* ---- pool.c ------------------------------------------------------------ */
+
+/* Queue a job.  Returns 0, ESHUTDOWN, EAGAIN (full, or no thread at all). */
+int evexec__pool_submit(struct evexec_pool *pool, struct evexec_job *job);
+
+/* Take a queued job off the queue.  Returns 1 if it was queued (it will
+ * never run), 0 if it is running or done. */
+int evexec__pool_unqueue(struct evexec_pool *pool, struct evexec_job *job);
+
+/* Take every queued job of `core` off the queue; returns them linked
+ * through node.next. */
+struct evexec__node *evexec__pool_unqueue_core(struct evexec_pool *pool,
+                                               const struct evexec__core *core);
+
+/* 1 if the pool refuses new work. */
+int evexec__pool_is_shutdown(struct evexec_pool *pool);
+
+/* ---- future.c ---------------------------------------------------------- */
+
+enum evexec__fstate { EVEXEC__PENDING = 0, EVEXEC__DONE = 1 };
+
+enum evexec__fkind {
+    EVEXEC__F_USER = 0,   /* evexec_future_new */
+    EVEXEC__F_JOB,        /* evexec_run: a struct evexec__jobfut */
+    EVEXEC__F_OTHER,      /* timers, combinators: ops decide */
+};
+
+struct evexec__cb {
+    evexec_done_cb fn;
+    void *arg;
+};
+
+/* What a kind of future does on cancel and release. */
+struct evexec__future_ops {
+    /* Cancel a pending future.  Must end it (now or later) and return 0,
+     * or return an error code and leave it alone.  NULL: end it ECANCELED
+     * now. */
+    int (*cancel)(struct evexec_future *f);
+    /* Release what the kind owns (timers, references to inputs).  Called
+     * once, before the memory goes.  May be NULL.  At teardown it is called
+     * for every future before any memory is freed, and unref is then a
+     * no-op, so it may unref other futures freely. */
+    void (*release)(struct evexec_future *f);
+};
+
+struct evexec_future {
+    struct evexec *ex;
+    const struct evexec__future_ops *ops;
+    struct evexec_future *all_prev, *all_next;   /* ex->all */
+    struct evexec_future *ready_next;            /* ex->ready queue */
+    void *result;
+    void (*free_fn)(void *);
+    struct evexec__cb *cbs;        /* cbs == &cb0 when cap == 1 */
+    struct evexec__cb cb0;
+    unsigned refs;
+    unsigned ncb, cbcap, cbnext;   /* callbacks added, room, next to run */
+    int error;
+    unsigned char state;
+    unsigned char kind;
+    unsigned char in_ready;
+    unsigned char cancel_taken;    /* a cancel was accepted */
+    unsigned char outstanding;     /* job: not yet back from the pool */
+    unsigned char observed;        /* error was read */
+};
+
+/* A job future: one allocation for both halves. */
+struct evexec__jobfut {
+    struct evexec_future fut;
+    struct evexec_job job;
+};
+
+/* Allocate a future of `size` bytes (>= sizeof(struct evexec_future), the
+ * future first), one reference, linked into ex.  NULL + errno on failure,
+ * ESHUTDOWN while ex is being freed. */
+struct evexec_future *evexec__future_alloc(struct evexec *ex, size_t size,
+                                           int kind,
+                                           const struct evexec__future_ops *ops);
+
+/* End a pending future.  On success the future owns `result` (only kept
+ * when error == 0; otherwise released now).  Returns EALREADY if it had
+ * already ended (nothing is taken then). */
+int evexec__future_finish(struct evexec_future *f, int error, void *result,
+                          void (*free_fn)(void *));
+
+/* Initialise a future in memory the caller provides (one reference,
+ * linked into ex).  evexec__future_alloc does this for fresh memory. */
+void evexec__future_init(struct evexec *ex, struct evexec_future *f, int kind,
+                         const struct evexec__future_ops *ops);
+
+/* Release what a future owns: its result (destructor), the kind's state
+ * (ops->release), its callback array.  Leaves the memory.  Called once, when
+ * the last reference goes or at teardown. */
+void evexec__future_release(struct evexec_future *f);
+
+/* Unlink a released future from its evexec and free (or recycle) it. */
+void evexec__future_free_mem(struct evexec_future *f);
+
+/* Run every due done callback.  Loop thread, from a libevent callback. */
+void evexec__run_ready(struct evexec *ex);
+
+/* ---- bridge.c: struct evexec ------------------------------------------- */
+
+struct evexec {
+    struct event_base *base;
+    struct evexec_pool *pool;
+    struct evexec__core *core;
+    struct event *wake_ev;          /* read side of the core's fd */
+    struct event *ready_ev;         /* runs due callbacks */
+    struct evexec_future *all;      /* every live future */
+    struct evexec_future *ready_head, *ready_tail;
+    struct evexec__jobfut *free_jobs;  /* recycled blocks (linked by job.node.next) */
+    size_t nfree_jobs;
+    size_t inflight;                /* jobs and loop-thread calls not drained */
+    unsigned keepalive;             /* run_until_complete nesting */
+    unsigned depth;                 /* inside our own libevent callbacks */
+    pthread_t loop_thread;
+    unsigned char wake_added;
+    unsigned char ready_active;
+    unsigned char closing;          /* evexec_free under way */
+    unsigned char free_pending;     /* evexec_free asked inside a callback */
+};
+
+/* Schedule the ready queue to run from the loop. */
+void evexec__schedule_ready(struct evexec *ex);
+
+/* Called when ex->inflight may have dropped to 0 outside a drain. */
+void evexec__maybe_idle(struct evexec *ex);
+
+/* Entered/left around user callbacks; returns after a deferred free. */
+void evexec__enter(struct evexec *ex);
+/* Returns 1 if ex was freed (deferred evexec_free) and must not be used. */
+int evexec__leave(struct evexec *ex);
+
+/* Hold the loop open (the wake-up event added) while on > 0. */
+void evexec__keepalive(struct evexec *ex, int on);
+
+/* Job futures: cancel handling lives in bridge.c. */
+int evexec__job_cancel(struct evexec_future *f);
+void evexec__jobfut_recycle(struct evexec *ex, struct evexec__jobfut *jf);
+
+#endif /* EVEXEC_INTERNAL_H */

@@ -1,0 +1,2 @@
+/* placeholder: being written */
+typedef int evexec_placeholder_t;

@@ -1,0 +1,366 @@
+/*
+ * future.c -- future states, done callbacks, references, timers.
+ *
+ * Design.  A future lives on its evexec's loop thread and nowhere else, so
+ * nothing here takes a lock.  It is pending, then ends exactly once
+ * (evexec__future_finish) with an error code and, on success, a result it
+ * owns.  Ending never runs a callback: it puts the future on the evexec's
+ * ready queue, which the loop runs from a libevent callback (after a drain
+ * of completions, or from a dedicated active event).  So a callback never
+ * runs inside the API call that registered or caused it.
+ *
+ * References.  The caller's reference, one for being on the ready queue,
+ * and for a job one while it is in the pool.  The last unref releases the
+ * result (its destructor), the kind's own state (ops->release) and the
+ * memory.  While the evexec is being freed, unref releases nothing:
+ * teardown frees every future itself at the end.
+ *
+ * Callbacks.  Stored in call order: the first inline, more in an array.
+ * `cbnext` is the first one not yet run, so callbacks added to a future
+ * that already ended run once each, in order, on a later pass.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "evexec-internal.h"
+
+void evexec__future_init(struct evexec *ex, struct evexec_future *f, int kind,
+                         const struct evexec__future_ops *ops)
+{
+    memset(f, 0, sizeof *f);
+    f->ex = ex;
+    f->ops = ops;
+    f->kind = (unsigned char)kind;
+    f->refs = 1;
+    f->error = EINPROGRESS;
+    f->state = EVEXEC__PENDING;
+    f->cbs = &f->cb0;
+    f->cbcap = 1;
+    f->all_next = ex->all;
+    if (ex->all)
+        ex->all->all_prev = f;
+    ex->all = f;
+}
+
+struct evexec_future *evexec__future_alloc(struct evexec *ex, size_t size, int kind,
+                                           const struct evexec__future_ops *ops)
+{
+    if (ex->closing) {
+        errno = ESHUTDOWN;
+        return NULL;
+    }
+    struct evexec_future *f = malloc(size);
+    if (!f) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    memset((char *)f + sizeof *f, 0, size - sizeof *f);
+    evexec__future_init(ex, f, kind, ops);
+    return f;
+}
+
+static void schedule(struct evexec_future *f)
+{
+    struct evexec *ex = f->ex;
+    if (f->in_ready)
+        return;
+    f->in_ready = 1;
+    f->refs++;
+    f->ready_next = NULL;
+    if (ex->ready_tail)
+        ex->ready_tail->ready_next = f;
+    else
+        ex->ready_head = f;
+    ex->ready_tail = f;
+    evexec__schedule_ready(ex);
+}
+
+int evexec__future_finish(struct evexec_future *f, int error, void *result,
+                          void (*free_fn)(void *))
+{
+    if (f->state != EVEXEC__PENDING)
+        return EALREADY;
+    f->state = EVEXEC__DONE;
+    f->error = error;
+    if (error == 0) {
+        f->result = result;
+        f->free_fn = free_fn;
+    } else if (result && free_fn) {
+        free_fn(result);
+    }
+    if (f->cbnext < f->ncb)
+        schedule(f);
+    return 0;
+}
+
+void evexec__run_ready(struct evexec *ex)
+{
+    struct evexec_future *f;
+    while ((f = ex->ready_head) != NULL) {
+        ex->ready_head = f->ready_next;
+        if (!ex->ready_head)
+            ex->ready_tail = NULL;
+        f->in_ready = 0;
+        while (f->cbnext < f->ncb) {
+            /* Copy: the callback may add callbacks and move the array. */
+            struct evexec__cb cb = f->cbs[f->cbnext++];
+            cb.fn(f, cb.arg);
+        }
+        evexec_future_unref(f);
+    }
+}
+
+void evexec__future_release(struct evexec_future *f)
+{
+    if (f->result && f->free_fn)
+        f->free_fn(f->result);
+    f->result = NULL;
+    f->free_fn = NULL;
+    if (f->ops && f->ops->release)
+        f->ops->release(f);
+    if (f->cbs != &f->cb0)
+        free(f->cbs);
+    f->cbs = &f->cb0;
+    f->ncb = f->cbnext = 0;
+}
+
+void evexec__future_free_mem(struct evexec_future *f)
+{
+    struct evexec *ex = f->ex;
+    if (f->all_prev)
+        f->all_prev->all_next = f->all_next;
+    else
+        ex->all = f->all_next;
+    if (f->all_next)
+        f->all_next->all_prev = f->all_prev;
+    if (f->kind == EVEXEC__F_JOB) {
+        evexec__jobfut_recycle(ex, EVEXEC__CONTAINER_OF(f, struct evexec__jobfut, fut));
+        return;
+    }
+    free(f);
+}
+
+/* ---- the public face ----------------------------------------------------- */
+
+EVEXEC_API struct evexec_future *evexec_future_new(struct evexec *ex)
+{
+    if (!ex) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return evexec__future_alloc(ex, sizeof(struct evexec_future), EVEXEC__F_USER, NULL);
+}
+
+static int user_settable(const struct evexec_future *f)
+{
+    if (!f || f->kind != EVEXEC__F_USER)
+        return EINVAL;
+    if (f->state != EVEXEC__PENDING || f->cancel_taken)
+        return EALREADY;
+    return 0;
+}
+
+EVEXEC_API int evexec_future_set_result(struct evexec_future *f, void *result,
+                                        void (*free_fn)(void *))
+{
+    int rc = user_settable(f);
+    return rc ? rc : evexec__future_finish(f, 0, result, free_fn);
+}
+
+EVEXEC_API int evexec_future_set_error(struct evexec_future *f, int error)
+{
+    if (error == 0)
+        return EINVAL;
+    int rc = user_settable(f);
+    return rc ? rc : evexec__future_finish(f, error, NULL, NULL);
+}
+
+EVEXEC_API int evexec_future_done(const struct evexec_future *f)
+{
+    return f && f->state != EVEXEC__PENDING;
+}
+
+EVEXEC_API int evexec_future_error(const struct evexec_future *f)
+{
+    if (!f)
+        return EINVAL;
+    ((struct evexec_future *)f)->observed = 1;
+    return f->error;
+}
+
+EVEXEC_API void *evexec_future_result(const struct evexec_future *f)
+{
+    return f && f->state != EVEXEC__PENDING && f->error == 0 ? f->result : NULL;
+}
+
+EVEXEC_API void *evexec_future_take_result(struct evexec_future *f)
+{
+    void *r = evexec_future_result(f);
+    if (r) {
+        f->result = NULL;
+        f->free_fn = NULL;
+    }
+    return r;
+}
+
+EVEXEC_API int evexec_future_cancelled(const struct evexec_future *f)
+{
+    return f && f->state != EVEXEC__PENDING && f->error == ECANCELED;
+}
+
+EVEXEC_API int evexec_future_cancel(struct evexec_future *f)
+{
+    if (!f)
+        return EINVAL;
+    if (f->state != EVEXEC__PENDING)
+        return EALREADY;
+    if (f->cancel_taken)
+        return 0;           /* a running job: already asked */
+    if (f->ops && f->ops->cancel)
+        return f->ops->cancel(f);
+    f->cancel_taken = 1;
+    return evexec__future_finish(f, ECANCELED, NULL, NULL);
+}
+
+EVEXEC_API int evexec_future_on_done(struct evexec_future *f, evexec_done_cb cb,
+                                     void *arg)
+{
+    if (!f || !cb)
+        return EINVAL;
+    if (f->ncb == f->cbcap) {
+        unsigned cap = f->cbcap * 2 < 4 ? 4 : f->cbcap * 2;
+        struct evexec__cb *cbs = f->cbs == &f->cb0 ? malloc(cap * sizeof *cbs)
+                                                   : realloc(f->cbs, cap * sizeof *cbs);
+        if (!cbs)
+            return ENOMEM;
+        if (f->cbs == &f->cb0)
+            cbs[0] = f->cb0;
+        f->cbs = cbs;
+        f->cbcap = cap;
+    }
+    f->cbs[f->ncb].fn = cb;
+    f->cbs[f->ncb].arg = arg;
+    f->ncb++;
+    if (f->state != EVEXEC__PENDING)
+        schedule(f);
+    return 0;
+}
+
+EVEXEC_API struct evexec_future *evexec_future_ref(struct evexec_future *f)
+{
+    if (f)
+        f->refs++;
+    return f;
+}
+
+EVEXEC_API void evexec_future_unref(struct evexec_future *f)
+{
+    if (!f || f->ex->closing)
+        return;
+    if (--f->refs > 0)
+        return;
+    evexec__future_release(f);
+    evexec__future_free_mem(f);
+}
+
+EVEXEC_API struct evexec *evexec_future_get_evexec(const struct evexec_future *f)
+{
+    return f ? f->ex : NULL;
+}
+
+/* ---- sleep: a future on a libevent timer -------------------------------- */
+
+struct evexec__sleep {
+    struct evexec_future fut;
+    struct event *timer;
+};
+
+static void sleep_fired(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    evexec__future_finish(arg, 0, NULL, NULL);
+}
+
+static int sleep_cancel(struct evexec_future *f)
+{
+    struct evexec__sleep *s = (struct evexec__sleep *)f;
+    event_del(s->timer);
+    f->cancel_taken = 1;
+    return evexec__future_finish(f, ECANCELED, NULL, NULL);
+}
+
+static void sleep_release(struct evexec_future *f)
+{
+    struct evexec__sleep *s = (struct evexec__sleep *)f;
+    if (s->timer)
+        event_free(s->timer);
+    s->timer = NULL;
+}
+
+static const struct evexec__future_ops sleep_ops = {
+    .cancel = sleep_cancel,
+    .release = sleep_release,
+};
+
+EVEXEC_API struct evexec_future *evexec_sleep(struct evexec *ex, const struct timeval *delay)
+{
+    if (!ex || !delay || delay->tv_sec < 0 || delay->tv_usec < 0 ||
+        delay->tv_usec >= 1000000) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct evexec__sleep *s = (struct evexec__sleep *)evexec__future_alloc(
+        ex, sizeof *s, EVEXEC__F_OTHER, &sleep_ops);
+    if (!s)
+        return NULL;
+    s->timer = evtimer_new(ex->base, sleep_fired, &s->fut);
+    if (!s->timer || evtimer_add(s->timer, delay) != 0) {
+        s->fut.refs = 0;
+        evexec__future_release(&s->fut);
+        evexec__future_free_mem(&s->fut);
+        errno = ENOMEM;
+        return NULL;
+    }
+    return &s->fut;
+}
+
+/* ---- running the loop ------------------------------------------------------ */
+
+static int settled(const struct evexec_future *f)
+{
+    return f->state != EVEXEC__PENDING && f->cbnext == f->ncb;
+}
+
+EVEXEC_API int evexec_run_until_complete(struct evexec *ex, struct evexec_future *f)
+{
+    if (!ex || !f || f->ex != ex)
+        return EINVAL;
+    if (ex->depth > 0 || ex->closing)
+        return EDEADLK;
+
+    int rc = 0, first = 1;
+    evexec_future_ref(f);
+    evexec__keepalive(ex, 1);
+    evexec__enter(ex);
+    while (!settled(f) && !ex->free_pending) {
+        if (event_base_loop(ex->base, EVLOOP_ONCE) < 0) {
+            rc = first ? EDEADLK : EIO;
+            break;
+        }
+        first = 0;
+    }
+    if (rc == 0)
+        rc = settled(f) ? f->error : ECANCELED;
+    f->observed = 1;
+    evexec_future_unref(f);
+    evexec__keepalive(ex, 0);
+    evexec__leave(ex);
+    return rc;
+}

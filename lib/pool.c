@@ -1,0 +1,472 @@
+/*
+ * pool.c -- worker threads and their run queue.
+ *
+ * Design.  One mutex, pool->lock, guards everything in struct evexec_pool
+ * below it: two FIFO queues (one per lane) of jobs linked through their own
+ * qprev/qnext fields (no allocation per job), the thread counters and the
+ * shutdown state.  A job's qstate is also guarded by pool->lock; its other
+ * fields belong to whoever holds the job (see evexec-internal.h).
+ *
+ * Threads start lazily: a submission starts one when the runnable queued
+ * jobs outnumber the threads that are free to take them (`free_threads`:
+ * alive and not running a job) and max_threads allows.  A submission
+ * signals the condition variable only when a worker is waiting on it.
+ * A worker takes the lock once per job: it books the job it just finished
+ * and takes the next one in the same critical section.  Idle workers above
+ * min_threads exit after idle_timeout_ms.
+ *
+ * The slow lane never holds more than slow_max threads (half of
+ * max_threads, at least one): a worker takes a slow job only below that, so
+ * hung name lookups cannot starve the default lane.
+ *
+ * Workers never hold pool->lock while running a job or while handing a
+ * completion to an evexec (evexec__core_push is lock-free), so the pool
+ * lock is never held together with any other lock.
+ *
+ * Threads are detached.  The last thing an exiting worker does to the pool
+ * is drop nthreads under the lock and signal `exit_cv`; whoever frees the
+ * pool waits for nthreads == 0 under the same lock first.
+ */
+#define _GNU_SOURCE
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "evexec-internal.h"
+
+#define EVEXEC__MAX_THREADS_LIMIT 1024
+#define EVEXEC__DEFAULT_IDLE_MS 10000
+
+struct evexec__queue {
+    struct evexec_job *head, *tail;
+    size_t len;
+};
+
+struct evexec_pool {
+    pthread_mutex_t lock;
+    pthread_cond_t work_cv;      /* waiting workers */
+    pthread_cond_t exit_cv;      /* shutdown(WAIT) and free */
+    struct evexec__queue q[2];   /* by lane */
+    unsigned nthreads;           /* alive */
+    unsigned free_threads;       /* alive and not running a job */
+    unsigned waiting;            /* in cond_wait on work_cv */
+    unsigned slow_running;
+    unsigned max_threads, min_threads, slow_max;
+    unsigned idle_timeout_ms;
+    size_t max_queued;
+    size_t running;
+    uint64_t completed, cancelled, started;
+    int shutdown;                /* refuses new work */
+    int spawn_errno;             /* last pthread_create failure */
+    char name[16];
+    void (*thread_init)(void *);
+    void *thread_init_arg;
+};
+
+/* The pool whose worker this thread is, for EDEADLK. */
+static _Thread_local struct evexec_pool *evexec__current_pool;
+
+static void queue_push(struct evexec__queue *q, struct evexec_job *job)
+{
+    job->qnext = NULL;
+    job->qprev = q->tail;
+    if (q->tail)
+        q->tail->qnext = job;
+    else
+        q->head = job;
+    q->tail = job;
+    q->len++;
+}
+
+static void queue_unlink(struct evexec__queue *q, struct evexec_job *job)
+{
+    if (job->qprev)
+        job->qprev->qnext = job->qnext;
+    else
+        q->head = job->qnext;
+    if (job->qnext)
+        job->qnext->qprev = job->qprev;
+    else
+        q->tail = job->qprev;
+    job->qprev = job->qnext = NULL;
+    q->len--;
+}
+
+/* Jobs a free worker could take now.  Caller holds pool->lock. */
+static size_t runnable(const struct evexec_pool *pool)
+{
+    size_t slow = pool->q[EVEXEC_LANE_SLOW].len;
+    size_t room = pool->slow_max > pool->slow_running
+                      ? pool->slow_max - pool->slow_running : 0;
+    return pool->q[EVEXEC_LANE_DEFAULT].len + (slow < room ? slow : room);
+}
+
+/* Take the next job for a worker.  Caller holds pool->lock. */
+static struct evexec_job *take(struct evexec_pool *pool)
+{
+    struct evexec_job *job = pool->q[EVEXEC_LANE_DEFAULT].head;
+    if (job) {
+        queue_unlink(&pool->q[EVEXEC_LANE_DEFAULT], job);
+    } else if (pool->slow_running < pool->slow_max &&
+               (job = pool->q[EVEXEC_LANE_SLOW].head) != NULL) {
+        queue_unlink(&pool->q[EVEXEC_LANE_SLOW], job);
+        pool->slow_running++;
+    } else {
+        return NULL;
+    }
+    job->qstate = EVEXEC__Q_RUNNING;
+    pool->free_threads--;
+    pool->running++;
+    return job;
+}
+
+static void name_thread(const struct evexec_pool *pool, unsigned long n)
+{
+#if defined(HAVE_PTHREAD_SETNAME_NP) || defined(__GLIBC__)
+    char name[48];
+    snprintf(name, sizeof name, "%s-%lu", pool->name, n);
+    name[15] = '\0';   /* the kernel keeps 15 bytes */
+    pthread_setname_np(pthread_self(), name);
+#else
+    (void)pool;
+    (void)n;
+#endif
+}
+
+static void deadline_after(struct timespec *ts, unsigned ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    struct evexec_pool *pool = arg;
+    struct evexec_job *job = NULL;
+    unsigned long serial;
+
+    pthread_mutex_lock(&pool->lock);
+    serial = (unsigned long)pool->started;
+    pthread_mutex_unlock(&pool->lock);
+
+    evexec__current_pool = pool;
+    name_thread(pool, serial);
+    if (pool->thread_init)
+        pool->thread_init(pool->thread_init_arg);
+
+    pthread_mutex_lock(&pool->lock);
+    for (;;) {
+        job = take(pool);
+        if (job) {
+            pthread_mutex_unlock(&pool->lock);
+            job->ran = 1;
+            job->error = job->fn(job, job->arg);
+            int slow = job->lane == EVEXEC_LANE_SLOW;
+            evexec__core_push(job->core, &job->node);
+            pthread_mutex_lock(&pool->lock);
+            pool->running--;
+            pool->free_threads++;
+            pool->completed++;
+            if (slow)
+                pool->slow_running--;
+            continue;
+        }
+        if (pool->shutdown && pool->q[0].len + pool->q[1].len == 0)
+            break;
+        pool->waiting++;
+        if (pool->nthreads > pool->min_threads && !pool->shutdown) {
+            struct timespec ts;
+            deadline_after(&ts, pool->idle_timeout_ms);
+            int rc = pthread_cond_timedwait(&pool->work_cv, &pool->lock, &ts);
+            pool->waiting--;
+            if (rc == ETIMEDOUT && runnable(pool) == 0 &&
+                pool->nthreads > pool->min_threads)
+                break;
+        } else {
+            pthread_cond_wait(&pool->work_cv, &pool->lock);
+            pool->waiting--;
+        }
+    }
+    pool->nthreads--;
+    pool->free_threads--;
+    /* Wakes shutdown(WAIT)/free, and waiting peers that may now exit. */
+    pthread_cond_broadcast(&pool->exit_cv);
+    if (pool->shutdown)
+        pthread_cond_broadcast(&pool->work_cv);
+    pthread_mutex_unlock(&pool->lock);
+    return NULL;
+}
+
+/* Start one worker.  Caller holds pool->lock.  Returns 0 or an errno. */
+static int spawn(struct evexec_pool *pool)
+{
+    pthread_attr_t attr;
+    pthread_t tid;
+    int rc = pthread_attr_init(&attr);
+    if (rc)
+        return rc;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pool->started++;
+    rc = pthread_create(&tid, &attr, worker_main, pool);
+    pthread_attr_destroy(&attr);
+    if (rc) {
+        pool->started--;
+        pool->spawn_errno = rc;
+        return rc;
+    }
+    pool->nthreads++;
+    pool->free_threads++;
+    return 0;
+}
+
+static unsigned default_max_threads(void)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus < 1)
+        cpus = 1;
+    return cpus + 4 < 32 ? (unsigned)cpus + 4 : 32;
+}
+
+EVEXEC_API struct evexec_pool *evexec_pool_new(const struct evexec_pool_config *cfg)
+{
+    static const struct evexec_pool_config defaults;
+    if (!cfg)
+        cfg = &defaults;
+    unsigned max = cfg->max_threads ? cfg->max_threads : default_max_threads();
+    if (max > EVEXEC__MAX_THREADS_LIMIT || cfg->min_threads > max) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct evexec_pool *pool = calloc(1, sizeof *pool);
+    if (!pool) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    pthread_condattr_t ca;
+    if (pthread_mutex_init(&pool->lock, NULL) != 0)
+        goto fail_mutex;
+    if (pthread_condattr_init(&ca) != 0)
+        goto fail_cond;
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    int rc = pthread_cond_init(&pool->work_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (rc)
+        goto fail_cond;
+    if (pthread_cond_init(&pool->exit_cv, NULL) != 0) {
+        pthread_cond_destroy(&pool->work_cv);
+        goto fail_cond;
+    }
+    pool->max_threads = max;
+    pool->min_threads = cfg->min_threads;
+    pool->slow_max = max / 2 ? max / 2 : 1;
+    pool->idle_timeout_ms = cfg->idle_timeout_ms ? cfg->idle_timeout_ms
+                                                 : EVEXEC__DEFAULT_IDLE_MS;
+    pool->max_queued = cfg->max_queued;
+    /* Keep room for "-N" so the prefix survives the 15-byte limit. */
+    snprintf(pool->name, 12, "%s", cfg->thread_name ? cfg->thread_name : "evexec");
+    pool->thread_init = cfg->thread_init;
+    pool->thread_init_arg = cfg->thread_init_arg;
+    return pool;
+
+fail_cond:
+    pthread_mutex_destroy(&pool->lock);
+fail_mutex:
+    free(pool);
+    errno = ENOMEM;
+    return NULL;
+}
+
+int evexec__pool_submit(struct evexec_pool *pool, struct evexec_job *job)
+{
+    struct evexec__queue *q = &pool->q[job->lane];
+
+    pthread_mutex_lock(&pool->lock);
+    if (pool->shutdown) {
+        pthread_mutex_unlock(&pool->lock);
+        return ESHUTDOWN;
+    }
+    /* max_queued counts jobs that will wait: free threads take the rest. */
+    if (pool->max_queued &&
+        pool->q[0].len + pool->q[1].len >= pool->max_queued + pool->free_threads) {
+        pthread_mutex_unlock(&pool->lock);
+        return EAGAIN;
+    }
+    queue_push(q, job);
+    job->qstate = EVEXEC__Q_QUEUED;
+    size_t want = runnable(pool);
+    if (want > pool->free_threads && pool->nthreads < pool->max_threads &&
+        spawn(pool) != 0 && pool->nthreads == 0) {
+        queue_unlink(q, job);
+        job->qstate = EVEXEC__Q_NEW;
+        pthread_mutex_unlock(&pool->lock);
+        return EAGAIN;
+    }
+    if (pool->waiting > 0 && want > 0)
+        pthread_cond_signal(&pool->work_cv);
+    pthread_mutex_unlock(&pool->lock);
+    return 0;
+}
+
+int evexec__pool_unqueue(struct evexec_pool *pool, struct evexec_job *job)
+{
+    int removed = 0;
+    pthread_mutex_lock(&pool->lock);
+    if (job->qstate == EVEXEC__Q_QUEUED) {
+        queue_unlink(&pool->q[job->lane], job);
+        job->qstate = EVEXEC__Q_REMOVED;
+        pool->cancelled++;
+        removed = 1;
+        if (pool->shutdown && pool->q[0].len + pool->q[1].len == 0)
+            pthread_cond_broadcast(&pool->work_cv);
+    }
+    pthread_mutex_unlock(&pool->lock);
+    return removed;
+}
+
+/* Unlink every queued job matching `core` (all of them for NULL) and chain
+ * them through node.next.  Caller holds pool->lock. */
+static struct evexec__node *unqueue_matching(struct evexec_pool *pool,
+                                             const struct evexec__core *core)
+{
+    struct evexec__node *out = NULL, **tail = &out;
+    for (int lane = 0; lane < 2; lane++) {
+        struct evexec_job *job = pool->q[lane].head, *next;
+        for (; job; job = next) {
+            next = job->qnext;
+            if (core && job->core != core)
+                continue;
+            queue_unlink(&pool->q[lane], job);
+            job->qstate = EVEXEC__Q_REMOVED;
+            pool->cancelled++;
+            job->node.next = NULL;
+            *tail = &job->node;
+            tail = &job->node.next;
+        }
+    }
+    if (pool->shutdown && pool->q[0].len + pool->q[1].len == 0)
+        pthread_cond_broadcast(&pool->work_cv);
+    return out;
+}
+
+struct evexec__node *evexec__pool_unqueue_core(struct evexec_pool *pool,
+                                               const struct evexec__core *core)
+{
+    pthread_mutex_lock(&pool->lock);
+    struct evexec__node *out = unqueue_matching(pool, core);
+    pthread_mutex_unlock(&pool->lock);
+    return out;
+}
+
+int evexec__pool_is_shutdown(struct evexec_pool *pool)
+{
+    pthread_mutex_lock(&pool->lock);
+    int s = pool->shutdown;
+    pthread_mutex_unlock(&pool->lock);
+    return s;
+}
+
+/* Wait until every worker has exited.  Caller holds pool->lock. */
+static void wait_for_exit(struct evexec_pool *pool)
+{
+    pthread_cond_broadcast(&pool->work_cv);
+    while (pool->nthreads > 0)
+        pthread_cond_wait(&pool->exit_cv, &pool->lock);
+}
+
+EVEXEC_API int evexec_pool_shutdown(struct evexec_pool *pool, int flags)
+{
+    if (!pool || (flags & ~(EVEXEC_SHUTDOWN_WAIT | EVEXEC_SHUTDOWN_CANCEL)))
+        return EINVAL;
+    if ((flags & EVEXEC_SHUTDOWN_WAIT) && evexec__current_pool == pool)
+        return EDEADLK;
+
+    struct evexec__node *cancelled = NULL;
+    pthread_mutex_lock(&pool->lock);
+    pool->shutdown = 1;
+    if (flags & EVEXEC_SHUTDOWN_CANCEL)
+        cancelled = unqueue_matching(pool, NULL);
+    pthread_cond_broadcast(&pool->work_cv);
+    pthread_mutex_unlock(&pool->lock);
+
+    /* Hand the cancelled jobs back to their loops, with no lock held. */
+    while (cancelled) {
+        struct evexec__node *next = cancelled->next;
+        struct evexec_job *job = EVEXEC__CONTAINER_OF(cancelled, struct evexec_job, node);
+        job->error = ECANCELED;
+        evexec__core_push(job->core, cancelled);
+        cancelled = next;
+    }
+
+    if (flags & EVEXEC_SHUTDOWN_WAIT) {
+        pthread_mutex_lock(&pool->lock);
+        wait_for_exit(pool);
+        pthread_mutex_unlock(&pool->lock);
+    }
+    return 0;
+}
+
+EVEXEC_API void evexec_pool_free(struct evexec_pool *pool)
+{
+    if (!pool)
+        return;
+    pthread_mutex_lock(&pool->lock);
+    pool->shutdown = 1;
+    wait_for_exit(pool);
+    pthread_mutex_unlock(&pool->lock);
+    pthread_cond_destroy(&pool->work_cv);
+    pthread_cond_destroy(&pool->exit_cv);
+    pthread_mutex_destroy(&pool->lock);
+#ifndef NDEBUG
+    memset(pool, 0xf0, sizeof *pool);
+#endif
+    free(pool);
+}
+
+EVEXEC_API int evexec_pool_stats(const struct evexec_pool *cpool,
+                                 struct evexec_pool_stats *out)
+{
+    if (!cpool || !out)
+        return EINVAL;
+    struct evexec_pool *pool = (struct evexec_pool *)cpool;
+    pthread_mutex_lock(&pool->lock);
+    out->threads = pool->nthreads;
+    out->idle = pool->waiting;
+    out->queued = pool->q[0].len + pool->q[1].len;
+    out->running = pool->running;
+    out->completed = pool->completed;
+    out->cancelled = pool->cancelled;
+    out->threads_started = pool->started;
+    pthread_mutex_unlock(&pool->lock);
+    return 0;
+}
+
+static struct evexec_pool *default_pool;
+static int default_pool_errno;
+static pthread_once_t default_once = PTHREAD_ONCE_INIT;
+
+static void make_default_pool(void)
+{
+    default_pool = evexec_pool_new(NULL);
+    if (!default_pool)
+        default_pool_errno = errno;
+}
+
+EVEXEC_API struct evexec_pool *evexec_pool_default(void)
+{
+    pthread_once(&default_once, make_default_pool);
+    if (!default_pool)
+        errno = default_pool_errno;
+    return default_pool;
+}
