@@ -1,5 +1,322 @@
-/* evexec-io.h -- placeholder: offloaded name lookups and file I/O.
- * Included by evexec.h; do not include directly. */
+/*
+ * evexec-io.h -- offloaded I/O: name lookups and file system calls run on
+ * the pool, their outcomes delivered as futures on the loop.
+ *
+ * Included by evexec.h; do not include directly.
+ *
+ * Every call here is a constructor like evexec_run(): it returns a new
+ * future (one reference, the caller's) or NULL with errno set, and then
+ * the callback rule of evexec.h holds: a call that fails has started
+ * nothing.  All calls are loop-thread only, and so are the accessors.
+ *
+ * Bad input is refused at the call: NULL with errno EINVAL, and nothing is
+ * queued.  That covers a NULL evexec, a NULL path or name, a NULL buffer
+ * with a non-zero length, a length above SSIZE_MAX, a negative fd or
+ * offset.  Whatever the system call itself judges (a closed fd, a missing
+ * file, bad flags) comes back as the future's error.  Besides EINVAL, every
+ * constructor may fail as evexec_run() does: EAGAIN (bounded queue full, or
+ * no worker thread), ESHUTDOWN (pool shut down, or the evexec being freed),
+ * ENOMEM.
+ *
+ * Strings and small structures passed in (paths, node and service names,
+ * hints, socket addresses) are copied: the caller's copies may go as soon
+ * as the call returns.  Data buffers are borrowed: the caller keeps them
+ * valid until the future has ended.  One caveat: when evexec_free() is
+ * called while such a job runs, the future ends there and then but the
+ * system call still runs on its worker; keep the buffer until the pool has
+ * finished it (evexec_pool_shutdown() with EVEXEC_SHUTDOWN_WAIT, or
+ * evexec_pool_free()).
+ *
+ * Results are owned by the future and released with it, unless taken with
+ * evexec_future_take_result() (or evexec_fs_take_fd() for a descriptor).
+ * A result that a job made but nobody will see (the future was cancelled
+ * while the job ran, or its evexec was freed) is released by the library:
+ * a cancelled evexec_fs_open() never leaks its descriptor.  Pointer results
+ * are plain C objects read with evexec_future_result() and a conversion
+ * (struct addrinfo *ai = evexec_future_result(f)).  Descriptors and byte
+ * counts are not pointers: read them with evexec_fs_fd() and
+ * evexec_fs_count(), never by converting the result pointer.
+ *
+ * Lanes.  Name lookups run on the slow lane (EVEXEC_LANE_SLOW): a lookup
+ * can hang for as long as the resolver's timeouts, and the slow lane never
+ * holds more than half of the pool's threads.  File calls run on the
+ * default lane.
+ *
+ * Cancelling.  A job still queued never runs.  A running lookup or file
+ * call cannot be interrupted: it finishes, its result is released, and the
+ * future ends ECANCELED.  evexec_fs_read_file() and evexec_fs_write_file()
+ * look at the cancel request between chunks and stop early.
+ */
 #ifndef EVEXEC_IO_H
 #define EVEXEC_IO_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <netdb.h>
+
+#ifdef __cplusplus
+extern "C" {
 #endif
+
+/* ------------------------------------------------------------------ */
+/* Name lookups (slow lane)                                            */
+/* ------------------------------------------------------------------ */
+
+/**
+ * Run getaddrinfo(node, service, hints) on the pool.
+ *
+ * node, service and hints are copied (of hints only ai_flags, ai_family,
+ * ai_socktype and ai_protocol count, as POSIX says); hints may be NULL.
+ * At least one of node and service must be given.
+ *
+ * Result: the `struct addrinfo` list (new, owned by the future, released
+ * with freeaddrinfo()).  Taken with evexec_future_take_result(), the
+ * caller releases it with freeaddrinfo().
+ *
+ * Errors of the future: getaddrinfo's EAI_* codes as they are (negative in
+ * glibc, so they never collide with errno values): EAI_NONAME, EAI_AGAIN,
+ * EAI_FAIL, EAI_FAMILY, EAI_SOCKTYPE, EAI_SERVICE, EAI_BADFLAGS,
+ * EAI_MEMORY...; EAI_SYSTEM becomes the errno it stands for (EIO if none
+ * was set); ECANCELED.  evexec_strerror() names all of them.
+ *
+ * Returns a new future, or NULL with errno EINVAL (NULL ex; node and
+ * service both NULL) or as evexec_run().  Loop thread.
+ */
+EVEXEC_API struct evexec_future *evexec_getaddrinfo(struct evexec *ex,
+                                                    const char *node,
+                                                    const char *service,
+                                                    const struct addrinfo *hints);
+
+/** The result of evexec_getnameinfo(): two NUL-terminated strings. */
+struct evexec_nameinfo {
+    char host[NI_MAXHOST];    /**< the host name, or the numeric address */
+    char serv[NI_MAXSERV];    /**< the service name, or the port number */
+};
+
+/**
+ * Run getnameinfo(sa, salen, ..., flags) on the pool, asking for both the
+ * host and the service.
+ *
+ * The socket address is copied.  flags are getnameinfo's NI_* flags.
+ *
+ * Result: a struct evexec_nameinfo (new, owned by the future, released
+ * with free()).
+ *
+ * Errors of the future: getnameinfo's EAI_* codes (EAI_FAMILY for an
+ * address family it does not know, EAI_NONAME with NI_NAMEREQD and no
+ * name, EAI_BADFLAGS, EAI_AGAIN, EAI_FAIL, EAI_OVERFLOW, ...); EAI_SYSTEM
+ * becomes its errno; ECANCELED.
+ *
+ * Returns a new future, or NULL with errno EINVAL (NULL ex or sa, salen 0
+ * or larger than struct sockaddr_storage) or as evexec_run().  Loop
+ * thread.
+ */
+EVEXEC_API struct evexec_future *evexec_getnameinfo(struct evexec *ex,
+                                                    const struct sockaddr *sa,
+                                                    socklen_t salen, int flags);
+
+/* ------------------------------------------------------------------ */
+/* Files (default lane)                                                */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Each evexec_fs_X() runs the system call X(2) on the pool, retrying it
+ * when a signal interrupts it (EINTR), and ends its future with 0 or the
+ * call's errno.  Results, where there is one, are listed with each call.
+ */
+
+/**
+ * open(path, flags | O_CLOEXEC, mode).
+ *
+ * Result: the new descriptor.  The future owns it and closes it when it
+ * goes (and when the open was cancelled or its evexec freed while it ran),
+ * unless it is taken with evexec_fs_take_fd(): then the caller closes it.
+ * Read it with evexec_fs_fd() or evexec_fs_take_fd().
+ *
+ * Returns a new future, or NULL with errno EINVAL (NULL ex or path) or as
+ * evexec_run().  Loop thread.
+ */
+EVEXEC_API struct evexec_future *evexec_fs_open(struct evexec *ex, const char *path,
+                                                int flags, mode_t mode);
+
+/**
+ * close(fd).  The descriptor is gone when the future ends, whatever the
+ * error (as Linux's close(2) does).  Do not cancel a close: once it has
+ * been taken by a worker, whether fd was closed is unknown to the caller.
+ * Returns a new future, or NULL with errno EINVAL (NULL ex, fd < 0) or as
+ * evexec_run().  Loop thread.
+ */
+EVEXEC_API struct evexec_future *evexec_fs_close(struct evexec *ex, int fd);
+
+/**
+ * One read(fd, buf, len).  buf is borrowed: it must stay valid, and
+ * untouched by the loop, until the future has ended.
+ * Result: the byte count, read with evexec_fs_count(); 0 at end of file.
+ * Returns a new future, or NULL with errno EINVAL (NULL ex, fd < 0, NULL
+ * buf with len > 0, len > SSIZE_MAX) or as evexec_run().  Loop thread.
+ */
+EVEXEC_API struct evexec_future *evexec_fs_read(struct evexec *ex, int fd,
+                                                void *buf, size_t len);
+
+/**
+ * One write(fd, buf, len).  buf is borrowed, as for evexec_fs_read().
+ * Result: the byte count (it may be short, as write(2)'s), read with
+ * evexec_fs_count().  To write a whole file, see evexec_fs_write_file().
+ * Errors at the call as evexec_fs_read().  Loop thread.
+ */
+EVEXEC_API struct evexec_future *evexec_fs_write(struct evexec *ex, int fd,
+                                                 const void *buf, size_t len);
+
+/**
+ * One pread(fd, buf, len, offset).  As evexec_fs_read(); also EINVAL at
+ * the call for offset < 0.  Loop thread.
+ */
+EVEXEC_API struct evexec_future *evexec_fs_pread(struct evexec *ex, int fd,
+                                                 void *buf, size_t len,
+                                                 off_t offset);
+
+/**
+ * One pwrite(fd, buf, len, offset).  As evexec_fs_write(); also EINVAL at
+ * the call for offset < 0.  Loop thread.
+ */
+EVEXEC_API struct evexec_future *evexec_fs_pwrite(struct evexec *ex, int fd,
+                                                  const void *buf, size_t len,
+                                                  off_t offset);
+
+/**
+ * stat(path).  Result: a struct stat (new, owned by the future, released
+ * with free()).  Returns a new future, or NULL with errno EINVAL (NULL ex
+ * or path) or as evexec_run().  Loop thread.
+ */
+EVEXEC_API struct evexec_future *evexec_fs_stat(struct evexec *ex, const char *path);
+
+/**
+ * fstat(fd).  Result as evexec_fs_stat().  Returns a new future, or NULL
+ * with errno EINVAL (NULL ex, fd < 0) or as evexec_run().  Loop thread.
+ */
+EVEXEC_API struct evexec_future *evexec_fs_fstat(struct evexec *ex, int fd);
+
+/**
+ * fsync(fd).  No result.  Returns a new future, or NULL with errno EINVAL
+ * (NULL ex, fd < 0) or as evexec_run().  Loop thread.
+ */
+EVEXEC_API struct evexec_future *evexec_fs_fsync(struct evexec *ex, int fd);
+
+/** fdatasync(fd).  As evexec_fs_fsync(). */
+EVEXEC_API struct evexec_future *evexec_fs_fdatasync(struct evexec *ex, int fd);
+
+/**
+ * unlink(path).  No result.  Returns a new future, or NULL with errno
+ * EINVAL (NULL ex or path) or as evexec_run().  Loop thread.
+ */
+EVEXEC_API struct evexec_future *evexec_fs_unlink(struct evexec *ex, const char *path);
+
+/**
+ * rename(from, to).  No result.  Returns a new future, or NULL with errno
+ * EINVAL (NULL ex, from or to) or as evexec_run().  Loop thread.
+ */
+EVEXEC_API struct evexec_future *evexec_fs_rename(struct evexec *ex, const char *from,
+                                                  const char *to);
+
+/**
+ * mkdir(path, mode).  No result.  Returns a new future, or NULL with errno
+ * EINVAL (NULL ex or path) or as evexec_run().  Loop thread.
+ */
+EVEXEC_API struct evexec_future *evexec_fs_mkdir(struct evexec *ex, const char *path,
+                                                 mode_t mode);
+
+/** rmdir(path).  As evexec_fs_unlink(). */
+EVEXEC_API struct evexec_future *evexec_fs_rmdir(struct evexec *ex, const char *path);
+
+/** The result of evexec_fs_scandir(): one malloc() block, names inside. */
+struct evexec_dirlist {
+    size_t count;       /**< entries, "." and ".." left out */
+    char **names;       /**< count names sorted by strcmp(), then NULL */
+};
+
+/**
+ * List a directory.  Result: a struct evexec_dirlist (new, owned by the
+ * future; one block released with free(), names included).  Errors of the
+ * future: opendir(3)'s and readdir(3)'s (ENOENT, ENOTDIR, EACCES, ...).
+ * Returns a new future, or NULL with errno EINVAL (NULL ex or path) or as
+ * evexec_run().  Loop thread.
+ */
+EVEXEC_API struct evexec_future *evexec_fs_scandir(struct evexec *ex, const char *path);
+
+/** The result of evexec_fs_read_file(): one malloc() block. */
+struct evexec_buf {
+    void *data;         /**< len bytes, then a NUL byte (not counted) */
+    size_t len;
+};
+
+/**
+ * Read a whole file: a regular file of any size (0 bytes included), or
+ * anything else that read(2) ends with end-of-file.
+ *
+ * Result: a struct evexec_buf (new, owned by the future; one block
+ * released with free(), data included).  data[len] is a NUL byte, so a
+ * text file can be used as a C string.
+ *
+ * Errors of the future: open(2)'s and read(2)'s (ENOENT, EACCES, ...),
+ * EISDIR for a directory, ENOMEM, ECANCELED (checked between chunks).
+ * Returns a new future, or NULL with errno EINVAL (NULL ex or path) or as
+ * evexec_run().  Loop thread.
+ */
+EVEXEC_API struct evexec_future *evexec_fs_read_file(struct evexec *ex, const char *path);
+
+/**
+ * Replace the file at path with len bytes of data, atomically: write a
+ * temporary file in the same directory (a hidden name ending in ".tmp"),
+ * fsync it, rename it over path, fsync the directory.  Readers see the old
+ * content or the new one, never a part.  A new file gets `mode` (less the
+ * umask); an existing file's mode is not kept.
+ *
+ * data is borrowed (see evexec_fs_read()); it may be NULL when len is 0.
+ *
+ * On error or cancel before the rename, the temporary file is removed and
+ * path is left as it was.  A cancel that comes after the rename ends the
+ * future ECANCELED with the new content in place.
+ *
+ * No result.  Errors of the future: those of open(2), write(2), fsync(2)
+ * and rename(2) (ENOENT for a missing directory, EACCES, ENOSPC, EISDIR,
+ * ...), ECANCELED.  Returns a new future, or NULL with errno EINVAL (NULL
+ * ex or path, NULL data with len > 0, len > SSIZE_MAX) or as evexec_run().
+ * Loop thread.
+ */
+EVEXEC_API struct evexec_future *evexec_fs_write_file(struct evexec *ex,
+                                                      const char *path,
+                                                      const void *data, size_t len,
+                                                      mode_t mode);
+
+/* ---- reading results that are not pointers ---- */
+
+/**
+ * The byte count of a future made by evexec_fs_read(), _write(), _pread()
+ * or _pwrite() that ended successfully.  Returns it (>= 0), or -1 with
+ * errno set to the future's error when it failed, EINPROGRESS while it is
+ * pending, EINVAL for NULL or a future of another kind.  Loop thread.
+ */
+EVEXEC_API ssize_t evexec_fs_count(const struct evexec_future *f);
+
+/**
+ * The descriptor of a future made by evexec_fs_open() that ended
+ * successfully, borrowed: the future still owns it and closes it when it
+ * goes.  Returns it, or -1 with errno as evexec_fs_count() (EINVAL also
+ * once the descriptor was taken).  Loop thread.
+ */
+EVEXEC_API int evexec_fs_fd(const struct evexec_future *f);
+
+/**
+ * Take the descriptor out of a future made by evexec_fs_open(): the caller
+ * now owns it and closes it; the future no longer does.  Returns it, or -1
+ * with errno as evexec_fs_fd().  Loop thread.
+ */
+EVEXEC_API int evexec_fs_take_fd(struct evexec_future *f);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EVEXEC_IO_H */

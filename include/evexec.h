@@ -328,8 +328,8 @@ typedef void (*evexec_done_cb)(struct evexec_future *f, void *arg);
 /**
  * Call cb(f, arg) once f has ended: later, from the loop, even if f has
  * already ended.  Callbacks of one future run in the order they were added.
- * Returns 0; EINVAL (NULL f or cb); ENOMEM; ESHUTDOWN when the evexec is
- * being freed and this future's callbacks have all been run.
+ * Callbacks added while evexec_free() runs (from other callbacks) still
+ * run, inside it.  Returns 0; EINVAL (NULL f or cb); ENOMEM.
  */
 EVEXEC_API int evexec_future_on_done(struct evexec_future *f, evexec_done_cb cb,
                                      void *arg);

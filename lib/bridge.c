@@ -215,6 +215,71 @@ int evexec__leave(struct evexec *ex)
     return 0;
 }
 
+/* ---- batched submission ------------------------------------------------ */
+
+/* Jobs submitted inside our own callbacks (which run from the loop in a
+ * burst: one drain delivers many completions, and their callbacks submit
+ * more) are kept in ex->batch and handed to the pool with one lock when the
+ * callback pass ends.  The evexec holding a batch on this thread is noted
+ * so that a shutdown or stats call on the same thread sees those jobs. */
+static _Thread_local struct evexec *batching;
+
+static void batch_add(struct evexec *ex, struct evexec_job *job)
+{
+    if (batching && batching != ex)
+        evexec__flush_thread_batch();
+    job->qnext = NULL;
+    job->qprev = ex->batch_tail;
+    if (ex->batch_tail)
+        ex->batch_tail->qnext = job;
+    else
+        ex->batch_head = job;
+    ex->batch_tail = job;
+    batching = ex;
+}
+
+static void batch_remove(struct evexec *ex, struct evexec_job *job)
+{
+    if (job->qprev)
+        job->qprev->qnext = job->qnext;
+    else
+        ex->batch_head = job->qnext;
+    if (job->qnext)
+        job->qnext->qprev = job->qprev;
+    else
+        ex->batch_tail = job->qprev;
+    job->qprev = job->qnext = NULL;
+}
+
+static void end_unsent(struct evexec *ex, struct evexec_job *job, int error);
+
+static void flush_batch(struct evexec *ex)
+{
+    struct evexec_job *head = ex->batch_head, *job, *next;
+    if (!head)
+        return;
+    ex->batch_head = ex->batch_tail = NULL;
+    if (batching == ex)
+        batching = NULL;
+    for (job = head; job; job = job->qnext)
+        EVEXEC__CONTAINER_OF(job, struct evexec__jobfut, job)->fut.batched = 0;
+    int rc = evexec__pool_submit_batch(ex->pool, head);
+    if (rc == 0)
+        return;
+    /* Shut down in between: these never reached the pool. */
+    for (job = head; job; job = next) {
+        next = job->qnext;
+        end_unsent(ex, job, rc);
+    }
+    evexec__maybe_idle(ex);
+}
+
+void evexec__flush_thread_batch(void)
+{
+    if (batching)
+        flush_batch(batching);
+}
+
 /* ---- delivering completions --------------------------------------------- */
 
 static void release_job_result(struct evexec_job *job)
@@ -242,6 +307,17 @@ static void deliver_job(struct evexec *ex, struct evexec_job *job)
         job->result = NULL;
     }
     evexec_future_unref(f);          /* the in-flight reference */
+}
+
+/* End a job that the pool never saw (or gave back unrun). */
+static void end_unsent(struct evexec *ex, struct evexec_job *job, int error)
+{
+    struct evexec__jobfut *jf = EVEXEC__CONTAINER_OF(job, struct evexec__jobfut, job);
+    jf->fut.outstanding = 0;
+    jf->fut.batched = 0;
+    ex->inflight--;
+    evexec__future_finish(&jf->fut, error, NULL, NULL);
+    evexec_future_unref(&jf->fut);          /* the in-flight reference */
 }
 
 static void deliver(struct evexec *ex, struct evexec__node *node)
@@ -283,11 +359,14 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     evexec__enter(ex);
+    ex->in_handler++;
     ex->ready_active = 1;
     drain_channel(ex->core);
     deliver_all(ex, NULL);
     evexec__run_ready(ex);
     ex->ready_active = 0;
+    ex->in_handler--;
+    flush_batch(ex);
     evexec__maybe_idle(ex);
     evexec__leave(ex);
 }
@@ -298,9 +377,12 @@ static void on_ready(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     evexec__enter(ex);
+    ex->in_handler++;
     ex->ready_active = 1;
     evexec__run_ready(ex);
     ex->ready_active = 0;
+    ex->in_handler--;
+    flush_batch(ex);
     evexec__maybe_idle(ex);
     evexec__leave(ex);
 }
@@ -344,6 +426,8 @@ EVEXEC_API struct evexec *evexec_new(struct event_base *base, struct evexec_pool
     ex->pool = pool;
     ex->core = core;
     ex->loop_thread = pthread_self();
+    /* A bounded queue must answer EAGAIN at the call: no batching then. */
+    ex->pool_bounded = evexec__pool_is_bounded(pool);
     ex->wake_ev = event_new(base, core->rfd, EV_READ | EV_PERSIST, on_wake, ex);
     ex->ready_ev = event_new(base, -1, 0, on_ready, ex);
     err = ENOMEM;
@@ -385,13 +469,19 @@ static void teardown(struct evexec *ex)
                 &EVEXEC__CONTAINER_OF(f, struct evexec__jobfut, fut)->job.cancelled,
                 1, memory_order_relaxed);
 
-    /* Queued jobs never run. */
+    /* Jobs not yet handed over, and queued jobs, never run. */
+    struct evexec_job *bj = ex->batch_head, *bnext;
+    ex->batch_head = ex->batch_tail = NULL;
+    if (batching == ex)
+        batching = NULL;
+    for (; bj; bj = bnext) {
+        bnext = bj->qnext;
+        end_unsent(ex, bj, ECANCELED);
+    }
     struct evexec__node *n = evexec__pool_unqueue_core(ex->pool, core), *nn;
     for (; n; n = nn) {
         nn = n->next;
-        struct evexec_job *job = EVEXEC__CONTAINER_OF(n, struct evexec_job, node);
-        job->error = ECANCELED;
-        deliver_job(ex, job);
+        end_unsent(ex, EVEXEC__CONTAINER_OF(n, struct evexec_job, node), ECANCELED);
     }
 
     /* Close the list; what was on it ends with its real outcome. */
@@ -526,6 +616,12 @@ EVEXEC_API struct evexec_future *evexec_run_opts(struct evexec *ex, evexec_fn fn
     f->outstanding = 1;
     f->refs++;                          /* the in-flight reference */
 
+    if (ex->in_handler && !ex->pool_bounded) {
+        f->batched = 1;
+        batch_add(ex, job);
+        ex->inflight++;
+        return f;
+    }
     int rc = evexec__pool_submit(ex->pool, job);
     if (rc) {
         f->outstanding = 0;
@@ -551,11 +647,12 @@ int evexec__job_cancel(struct evexec_future *f)
     struct evexec *ex = f->ex;
 
     f->cancel_taken = 1;
-    if (evexec__pool_unqueue(ex->pool, &jf->job)) {
-        f->outstanding = 0;
-        ex->inflight--;
-        evexec__future_finish(f, ECANCELED, NULL, NULL);
-        evexec_future_unref(f);          /* the in-flight reference */
+    if (f->batched) {
+        batch_remove(ex, &jf->job);
+        end_unsent(ex, &jf->job, ECANCELED);
+        evexec__maybe_idle(ex);
+    } else if (evexec__pool_unqueue(ex->pool, &jf->job)) {
+        end_unsent(ex, &jf->job, ECANCELED);
         evexec__maybe_idle(ex);
     } else {
         /* Running, or back but not yet delivered: delivery ends it. */

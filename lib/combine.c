@@ -1,2 +1,787 @@
-/* placeholder: being written */
-typedef int evexec_placeholder_t;
+/*
+ * combine.c -- futures made of futures: gather, wait, as_completed,
+ * wait_for and task groups; waiting for cancellation on a worker;
+ * reporting failures nobody read.
+ *
+ * Design.  Every combinator is a future (struct comb first in its block)
+ * whose ops table is embedded in a struct comb_kind, so fut.ops also names
+ * the kind.  It holds one reference to each input, taken when it is made
+ * and dropped by ops->release, and it learns of its inputs' ends through
+ * one done callback per input (comb_input_done).  Those callbacks can run
+ * after the combinator itself has ended, so each one holds a reference to
+ * the combinator, dropped when it has run: the combinator's memory outlives
+ * every callback that points at it.  This is a cycle (combinator -> input
+ * -> callback -> combinator) only until the input ends; an input that
+ * never ends keeps both until evexec_free(), which releases everything.
+ * The per-kind code runs only while the combinator is pending, so "ends
+ * exactly once" is the core's guarantee, not ours.
+ *
+ * A combinator that ends "on the next loop turn" (no inputs) or on a
+ * timeout uses one libevent timer, deleted when it ends and freed on
+ * release.  Nothing here runs user code from a timer; user code (each()
+ * of as_completed) runs only from done callbacks, which the core runs
+ * inside its own enter/leave bracket.
+ *
+ * Cancelling is ending first, cascading second: a combinator ends itself
+ * ECANCELED before it cancels its inputs, so a cascade that comes back to
+ * it (a group inside a group inside the first) finds it done.  The one
+ * exception is a group, which waits for its cancelled members; during
+ * evexec_free() it ends at once too, so teardown always converges.
+ *
+ * Threads: all of it is loop-thread code, except the cancellation table
+ * (any worker, and whoever asks for a cancel) and the log sink (any
+ * thread), each guarded by its own mutexes.
+ */
+#define _GNU_SOURCE
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "evexec-internal.h"
+
+/* Called by the core (see the notes in evexec-internal.h's users). */
+void evexec__report_unobserved(struct evexec_future *f);
+void evexec__job_cancel_notify(struct evexec_job *job);
+
+/* ---- the common part ------------------------------------------------------ */
+
+struct comb;
+
+struct comb_kind {
+    struct evexec__future_ops ops;     /* first: fut.ops points here */
+    const char *name;                  /* for reports */
+    /* An input ended while the combinator is pending. */
+    void (*input)(struct comb *c, struct evexec_future *in);
+    /* The timer fired while the combinator is pending. */
+    void (*timer)(struct comb *c);
+    /* Inputs' failures count as read (the kind passes them on). */
+    unsigned char observes;
+};
+
+struct comb {
+    struct evexec_future fut;          /* first */
+    struct event *timer;               /* NULL when the kind needs none */
+    struct evexec_future **in;         /* inputs, one reference each */
+    size_t n;
+};
+
+static const struct comb_kind *kind_of(const struct evexec_future *f)
+{
+    return (const struct comb_kind *)(const void *)f->ops;
+}
+
+static int valid_timeval(const struct timeval *tv)
+{
+    return !tv || (tv->tv_sec >= 0 && tv->tv_usec >= 0 && tv->tv_usec < 1000000);
+}
+
+/* EINVAL unless every input is a future of ex. */
+static int check_inputs(struct evexec *ex, struct evexec_future **fs, size_t n)
+{
+    if (!ex || (n > 0 && !fs))
+        return EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!fs[i] || fs[i]->ex != ex)
+            return EINVAL;
+    return 0;
+}
+
+/* A combinator of `base` bytes followed by n input slots and n * extra
+ * bytes the kind lays out itself; the inputs are referenced.  `base` is a
+ * struct size, so the slots after it are aligned. */
+static struct comb *comb_alloc(struct evexec *ex, const struct comb_kind *kind,
+                               size_t base, size_t extra,
+                               struct evexec_future **fs, size_t n)
+{
+    size_t per = sizeof(struct evexec_future *) + extra;
+    if (n > (SIZE_MAX - base) / per) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    struct evexec_future *f =
+        evexec__future_alloc(ex, base + n * per, EVEXEC__F_OTHER, &kind->ops);
+    if (!f)
+        return NULL;
+    struct comb *c = (struct comb *)f;
+    memset((char *)c + sizeof c->fut, 0, base + n * per - sizeof c->fut);
+    c->in = (struct evexec_future **)(void *)((char *)c + base);
+    c->n = n;
+    for (size_t i = 0; i < n; i++)
+        c->in[i] = evexec_future_ref(fs[i]);
+    return c;
+}
+
+/* The kind's own trailing bytes, after the input slots. */
+static void *comb_extra(struct comb *c)
+{
+    return c->in + c->n;
+}
+
+static void comb_timer_fired(evutil_socket_t fd, short what, void *arg)
+{
+    struct comb *c = arg;
+    (void)fd;
+    (void)what;
+    if (c->fut.state == EVEXEC__PENDING)
+        kind_of(&c->fut)->timer(c);
+}
+
+static int comb_make_timer(struct comb *c)
+{
+    c->timer = event_new(c->fut.ex->base, -1, 0, comb_timer_fired, c);
+    return c->timer ? 0 : ENOMEM;
+}
+
+static const struct timeval zero_tv = { 0, 0 };
+
+/* Run the kind's timer step after tv (the next loop turn for zero). */
+static void comb_arm(struct comb *c, const struct timeval *tv)
+{
+    /* event_add of a timer fails only without memory for the heap; then
+     * act now rather than never. */
+    if (event_add(c->timer, tv) != 0)
+        kind_of(&c->fut)->timer(c);
+}
+
+static void comb_end(struct comb *c, int error, void *result)
+{
+    if (c->timer)
+        event_del(c->timer);
+    evexec__future_finish(&c->fut, error, result, NULL);
+}
+
+static int comb_cancel(struct evexec_future *f)
+{
+    comb_end((struct comb *)f, ECANCELED, NULL);
+    return 0;
+}
+
+/* Cancel every input that has not ended. */
+static void comb_cancel_inputs(struct comb *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (c->in[i]->state == EVEXEC__PENDING)
+            evexec_future_cancel(c->in[i]);
+}
+
+static void comb_release(struct evexec_future *f)
+{
+    struct comb *c = (struct comb *)f;
+    if (c->timer)
+        event_free(c->timer);
+    c->timer = NULL;
+    for (size_t i = 0; i < c->n; i++)
+        evexec_future_unref(c->in[i]);
+}
+
+static void comb_input_done(struct evexec_future *in, void *arg)
+{
+    struct comb *c = arg;
+    const struct comb_kind *kind = kind_of(&c->fut);
+    if (kind->observes && in->error != 0)
+        in->observed = 1;
+    if (c->fut.state == EVEXEC__PENDING)
+        kind->input(c, in);
+    evexec_future_unref(&c->fut);       /* this callback's reference */
+}
+
+/* Watch input in; the callback holds a reference to c. */
+static int comb_watch(struct comb *c, struct evexec_future *in)
+{
+    int rc = evexec_future_on_done(in, comb_input_done, c);
+    if (rc == 0)
+        evexec_future_ref(&c->fut);
+    return rc;
+}
+
+/* Arm the timeout (n == 0: the next turn), watch every input, and hand
+ * the caller its reference; NULL + errno on failure, with c given up. */
+static struct evexec_future *comb_start(struct comb *c, const struct timeval *tv)
+{
+    int rc = 0;
+    if (c->n == 0)
+        tv = &zero_tv;
+    if (tv && (rc = comb_make_timer(c)) != 0)
+        goto fail;
+    for (size_t i = 0; i < c->n; i++)
+        if ((rc = comb_watch(c, c->in[i])) != 0)
+            goto fail;
+    if (tv)
+        comb_arm(c, tv);
+    return &c->fut;
+
+fail:
+    /* Callbacks already registered will run and must find it ended; its
+     * error goes to nobody, so it is not reported either. */
+    comb_end(c, rc, NULL);
+    c->fut.observed = 1;
+    evexec_future_unref(&c->fut);
+    errno = rc;
+    return NULL;
+}
+
+/* ---- gather --------------------------------------------------------------- */
+
+struct gather {
+    struct comb c;
+    size_t nseen;          /* inputs whose callback ran */
+    int flags;
+};
+
+/* Trailing: the result array, after the input slots. */
+static void **gather_results(struct gather *g)
+{
+    return comb_extra(&g->c);
+}
+
+static void gather_succeed(struct comb *c)
+{
+    struct gather *g = (struct gather *)c;
+    void **results = gather_results(g);
+    for (size_t i = 0; i < c->n; i++)
+        results[i] = c->in[i]->error == 0 ? c->in[i]->result : NULL;
+    comb_end(c, 0, results);
+}
+
+static void gather_input(struct comb *c, struct evexec_future *in)
+{
+    struct gather *g = (struct gather *)c;
+    if (in->error != 0 && !(g->flags & EVEXEC_GATHER_ALL))
+        comb_end(c, in->error, NULL);
+    else if (++g->nseen == c->n)
+        gather_succeed(c);
+}
+
+static int gather_cancel(struct evexec_future *f)
+{
+    struct comb *c = (struct comb *)f;
+    comb_end(c, ECANCELED, NULL);
+    comb_cancel_inputs(c);
+    return 0;
+}
+
+static const struct comb_kind gather_kind = {
+    .ops = { .cancel = gather_cancel, .release = comb_release },
+    .name = "gather",
+    .input = gather_input,
+    .timer = gather_succeed,
+    .observes = 1,
+};
+
+EVEXEC_API struct evexec_future *evexec_gather_opts(struct evexec *ex,
+                                                    struct evexec_future **fs,
+                                                    size_t n, int flags)
+{
+    int rc = check_inputs(ex, fs, n);
+    if (rc == 0 && (flags & ~EVEXEC_GATHER_ALL))
+        rc = EINVAL;
+    if (rc) {
+        errno = rc;
+        return NULL;
+    }
+    struct comb *c = comb_alloc(ex, &gather_kind, sizeof(struct gather),
+                                sizeof(void *), fs, n);
+    if (!c)
+        return NULL;
+    ((struct gather *)c)->flags = flags;
+    return comb_start(c, NULL);
+}
+
+EVEXEC_API struct evexec_future *evexec_gather(struct evexec *ex,
+                                               struct evexec_future **fs, size_t n)
+{
+    return evexec_gather_opts(ex, fs, n, 0);
+}
+
+EVEXEC_API int evexec_gather_error(const struct evexec_future *gather, size_t i)
+{
+    if (!gather || gather->ops != &gather_kind.ops)
+        return EINVAL;
+    const struct comb *c = (const struct comb *)gather;
+    if (i >= c->n)
+        return EINVAL;
+    c->in[i]->observed = 1;
+    return c->in[i]->state == EVEXEC__PENDING ? EINPROGRESS : c->in[i]->error;
+}
+
+/* ---- wait ----------------------------------------------------------------- */
+
+struct wait {
+    struct comb c;
+    struct evexec_wait_result res;
+    size_t nseen;
+    int when;
+};
+
+/* Trailing, after the input slots: n indices (the done ones, then the
+ * pending ones), then n done flags. */
+static void wait_end(struct comb *c)
+{
+    struct wait *w = (struct wait *)c;
+    size_t *idx = comb_extra(c);
+    unsigned char *done = (unsigned char *)(idx + c->n);
+    size_t nd = 0;
+
+    for (size_t i = 0; i < c->n; i++)
+        nd += done[i] = c->in[i]->state != EVEXEC__PENDING;
+    size_t d = 0, p = nd;
+    for (size_t i = 0; i < c->n; i++)
+        idx[done[i] ? d++ : p++] = i;
+    w->res.n = c->n;
+    w->res.n_done = nd;
+    w->res.n_pending = c->n - nd;
+    w->res.done = done;
+    w->res.done_index = idx;
+    w->res.pending_index = idx + nd;
+    comb_end(c, 0, &w->res);
+}
+
+static void wait_input(struct comb *c, struct evexec_future *in)
+{
+    struct wait *w = (struct wait *)c;
+    w->nseen++;
+    if (w->when == EVEXEC_FIRST_COMPLETED || w->nseen == c->n ||
+        (w->when == EVEXEC_FIRST_EXCEPTION && in->error != 0 && in->error != ECANCELED))
+        wait_end(c);
+}
+
+static const struct comb_kind wait_kind = {
+    .ops = { .cancel = comb_cancel, .release = comb_release },
+    .name = "wait",
+    .input = wait_input,
+    .timer = wait_end,
+};
+
+EVEXEC_API struct evexec_future *evexec_wait(struct evexec *ex,
+                                             struct evexec_future **fs, size_t n,
+                                             int when, const struct timeval *timeout)
+{
+    int rc = check_inputs(ex, fs, n);
+    if (rc == 0 && ((when != EVEXEC_FIRST_COMPLETED && when != EVEXEC_FIRST_EXCEPTION &&
+                     when != EVEXEC_ALL_COMPLETED) || !valid_timeval(timeout)))
+        rc = EINVAL;
+    if (rc) {
+        errno = rc;
+        return NULL;
+    }
+    struct comb *c = comb_alloc(ex, &wait_kind, sizeof(struct wait),
+                                sizeof(size_t) + 1, fs, n);
+    if (!c)
+        return NULL;
+    ((struct wait *)c)->when = when;
+    return comb_start(c, timeout);
+}
+
+/* ---- as_completed --------------------------------------------------------- */
+
+struct as_completed {
+    struct comb c;
+    void (*each)(struct evexec_future *f, void *arg);
+    void *arg;
+    size_t nseen;
+};
+
+static void as_completed_end(struct comb *c)
+{
+    comb_end(c, 0, NULL);
+}
+
+static void as_completed_input(struct comb *c, struct evexec_future *in)
+{
+    struct as_completed *a = (struct as_completed *)c;
+    a->nseen++;
+    a->each(in, a->arg);
+    /* each() may have cancelled us. */
+    if (a->nseen == c->n && c->fut.state == EVEXEC__PENDING)
+        as_completed_end(c);
+}
+
+static const struct comb_kind as_completed_kind = {
+    .ops = { .cancel = comb_cancel, .release = comb_release },
+    .name = "as_completed",
+    .input = as_completed_input,
+    .timer = as_completed_end,
+};
+
+EVEXEC_API struct evexec_future *evexec_as_completed(struct evexec *ex,
+                                                     struct evexec_future **fs,
+                                                     size_t n,
+                                                     void (*each)(struct evexec_future *f,
+                                                                  void *arg),
+                                                     void *arg)
+{
+    int rc = check_inputs(ex, fs, n);
+    if (rc == 0 && !each)
+        rc = EINVAL;
+    if (rc) {
+        errno = rc;
+        return NULL;
+    }
+    struct comb *c = comb_alloc(ex, &as_completed_kind, sizeof(struct as_completed),
+                                0, fs, n);
+    if (!c)
+        return NULL;
+    struct as_completed *a = (struct as_completed *)c;
+    a->each = each;
+    a->arg = arg;
+    return comb_start(c, NULL);
+}
+
+/* ---- wait_for ------------------------------------------------------------- */
+
+/* End with the inner future's outcome; its result stays its own. */
+static void wait_for_adopt(struct comb *c, struct evexec_future *in)
+{
+    in->observed = 1;
+    comb_end(c, in->error, in->error == 0 ? in->result : NULL);
+}
+
+static void wait_for_timer(struct comb *c)
+{
+    struct evexec_future *in = c->in[0];
+    /* Ended, but its callbacks have not run yet: its outcome wins. */
+    if (in->state != EVEXEC__PENDING) {
+        wait_for_adopt(c, in);
+        return;
+    }
+    comb_end(c, ETIMEDOUT, NULL);
+    evexec_future_cancel(in);
+}
+
+static int wait_for_cancel(struct evexec_future *f)
+{
+    struct comb *c = (struct comb *)f;
+    comb_end(c, ECANCELED, NULL);
+    comb_cancel_inputs(c);
+    return 0;
+}
+
+static const struct comb_kind wait_for_kind = {
+    .ops = { .cancel = wait_for_cancel, .release = comb_release },
+    .name = "wait_for",
+    .input = wait_for_adopt,
+    .timer = wait_for_timer,
+    .observes = 1,
+};
+
+EVEXEC_API struct evexec_future *evexec_wait_for(struct evexec *ex,
+                                                 struct evexec_future *f,
+                                                 const struct timeval *timeout)
+{
+    int rc = check_inputs(ex, &f, 1);
+    if (rc == 0 && !valid_timeval(timeout))
+        rc = EINVAL;
+    if (rc) {
+        errno = rc;
+        return NULL;
+    }
+    struct comb *c = comb_alloc(ex, &wait_for_kind, sizeof(struct comb), 0, &f, 1);
+    if (!c)
+        return NULL;
+    return comb_start(c, timeout);
+}
+
+/* ---- task groups ---------------------------------------------------------- */
+
+/* The group handle is the group's future block: c.in is a growing array of
+ * members (c.n of them), and the handle holds one reference. */
+struct evexec_group {
+    struct comb c;
+    size_t cap;
+    size_t npending;        /* members whose done callback has not run */
+    int first_error;        /* first member failure other than ECANCELED */
+    unsigned char closed;   /* ends once npending == 0 */
+    unsigned char stopping; /* takes no more members; pending ones cancelled */
+    unsigned char cancelled;
+};
+
+static void group_maybe_end(struct comb *c)
+{
+    struct evexec_group *g = (struct evexec_group *)c;
+    if (!g->closed || g->npending > 0)
+        return;
+    comb_end(c, g->first_error ? g->first_error : g->cancelled ? ECANCELED : 0, NULL);
+}
+
+static void group_stop(struct evexec_group *g)
+{
+    g->stopping = 1;
+    g->closed = 1;
+    comb_cancel_inputs(&g->c);
+}
+
+static void group_input(struct comb *c, struct evexec_future *in)
+{
+    struct evexec_group *g = (struct evexec_group *)c;
+    g->npending--;
+    if (in->error != 0 && in->error != ECANCELED && g->first_error == 0) {
+        /* Later failures stay unread, so they are reported, not lost. */
+        in->observed = 1;
+        g->first_error = in->error;
+        group_stop(g);
+    }
+    group_maybe_end(c);
+}
+
+static int group_cancel(struct evexec_future *f)
+{
+    struct evexec_group *g = (struct evexec_group *)f;
+    if (f->ex->closing) {
+        /* Teardown ends every member anyway; do not wait for them. */
+        comb_end(&g->c, ECANCELED, NULL);
+        return 0;
+    }
+    g->cancelled = 1;
+    group_stop(g);
+    group_maybe_end(&g->c);
+    return 0;
+}
+
+static void group_release(struct evexec_future *f)
+{
+    struct comb *c = (struct comb *)f;
+    comb_release(f);
+    free(c->in);
+    c->in = NULL;
+    c->n = 0;
+}
+
+static const struct comb_kind group_kind = {
+    .ops = { .cancel = group_cancel, .release = group_release },
+    .name = "group",
+    .input = group_input,
+    .timer = group_maybe_end,
+};
+
+EVEXEC_API struct evexec_group *evexec_group_new(struct evexec *ex)
+{
+    if (!ex) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct comb *c = comb_alloc(ex, &group_kind, sizeof(struct evexec_group), 0,
+                                NULL, 0);
+    if (!c)
+        return NULL;
+    c->in = NULL;
+    int rc = comb_make_timer(c);
+    if (rc) {
+        evexec_future_unref(&c->fut);
+        errno = rc;
+        return NULL;
+    }
+    return (struct evexec_group *)c;
+}
+
+EVEXEC_API int evexec_group_add(struct evexec_group *g, struct evexec_future *f)
+{
+    if (!g || !f || f == &g->c.fut || f->ex != g->c.fut.ex)
+        return EINVAL;
+    if (g->stopping || g->c.fut.state != EVEXEC__PENDING)
+        return ESHUTDOWN;
+    if (g->c.n == g->cap) {
+        size_t cap = g->cap ? 2 * g->cap : 4;
+        struct evexec_future **in =
+            cap <= SIZE_MAX / sizeof *in ? realloc(g->c.in, cap * sizeof *in) : NULL;
+        if (!in)
+            return ENOMEM;
+        g->c.in = in;
+        g->cap = cap;
+    }
+    int rc = comb_watch(&g->c, f);
+    if (rc)
+        return rc;
+    g->c.in[g->c.n++] = evexec_future_ref(f);
+    g->npending++;
+    return 0;
+}
+
+/* Close the group: it ends once no member is pending, on the next turn at
+ * the earliest. */
+static void group_close(struct evexec_group *g)
+{
+    g->closed = 1;
+    if (g->c.fut.state == EVEXEC__PENDING && g->npending == 0)
+        comb_arm(&g->c, &zero_tv);
+}
+
+EVEXEC_API struct evexec_future *evexec_group_future(struct evexec_group *g)
+{
+    if (!g) {
+        errno = EINVAL;
+        return NULL;
+    }
+    group_close(g);
+    return evexec_future_ref(&g->c.fut);
+}
+
+EVEXEC_API void evexec_group_free(struct evexec_group *g)
+{
+    if (!g)
+        return;
+    if (g->c.fut.state == EVEXEC__PENDING && g->npending > 0) {
+        g->cancelled = 1;
+        group_stop(g);
+    } else {
+        group_close(g);
+    }
+    evexec_future_unref(&g->c.fut);     /* the handle's reference */
+}
+
+/* ---- waiting for cancellation on a worker --------------------------------- */
+
+/* Waiters sleep on a condition variable chosen by the job's address, so no
+ * field is added to the job.  The core calls evexec__job_cancel_notify()
+ * after it sets job->cancelled; a waiter checks the flag under the stripe's
+ * mutex, so the broadcast cannot fall between its check and its sleep.  The
+ * sleep is also cut into slices that re-read the flag, which bounds the
+ * delay should a cancel ever come without a notify. */
+#define CANCEL_STRIPES 16
+#define CANCEL_SLICE_NS 20000000L   /* 20 ms */
+
+static struct cancel_stripe {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} cancel_stripes[CANCEL_STRIPES];
+static pthread_once_t cancel_once = PTHREAD_ONCE_INIT;
+
+static void cancel_stripes_init(void)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    for (int i = 0; i < CANCEL_STRIPES; i++) {
+        pthread_mutex_init(&cancel_stripes[i].mu, NULL);
+        pthread_cond_init(&cancel_stripes[i].cv, &ca);
+    }
+    pthread_condattr_destroy(&ca);
+}
+
+static struct cancel_stripe *cancel_stripe_of(const struct evexec_job *job)
+{
+    pthread_once(&cancel_once, cancel_stripes_init);
+    uintptr_t h = (uintptr_t)job;
+    h ^= h >> 12;
+    return &cancel_stripes[(h >> 6) % CANCEL_STRIPES];
+}
+
+void evexec__job_cancel_notify(struct evexec_job *job)
+{
+    struct cancel_stripe *s = cancel_stripe_of(job);
+    pthread_mutex_lock(&s->mu);
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void timespec_add(struct timespec *t, long sec, long nsec)
+{
+    t->tv_sec += sec;
+    t->tv_nsec += nsec;
+    if (t->tv_nsec >= 1000000000L) {
+        t->tv_sec++;
+        t->tv_nsec -= 1000000000L;
+    }
+}
+
+static int timespec_before(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+EVEXEC_API int evexec_job_wait_cancel(struct evexec_job *job,
+                                      const struct timespec *timeout)
+{
+    if (!job || (timeout && (timeout->tv_sec < 0 || timeout->tv_nsec < 0 ||
+                             timeout->tv_nsec >= 1000000000L)))
+        return EINVAL;
+    struct cancel_stripe *s = cancel_stripe_of(job);
+    struct timespec now, end;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    end = now;
+    if (timeout)
+        timespec_add(&end, (long)timeout->tv_sec, timeout->tv_nsec);
+
+    int rc;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        if (evexec_job_cancelled(job)) {
+            rc = ECANCELED;
+            break;
+        }
+        if (timeout && !timespec_before(&now, &end)) {
+            rc = ETIMEDOUT;
+            break;
+        }
+        struct timespec until = now;
+        timespec_add(&until, 0, CANCEL_SLICE_NS);
+        if (timeout && timespec_before(&end, &until))
+            until = end;
+        pthread_cond_timedwait(&s->cv, &s->mu, &until);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* ---- failures nobody read ------------------------------------------------- */
+
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static evexec_log_fn log_fn;
+static void *log_arg;
+
+EVEXEC_API void evexec_set_log_fn(evexec_log_fn fn, void *arg)
+{
+    pthread_mutex_lock(&log_mu);
+    log_fn = fn;
+    log_arg = fn ? arg : NULL;
+    pthread_mutex_unlock(&log_mu);
+}
+
+static void log_line(int error, const char *msg)
+{
+    pthread_mutex_lock(&log_mu);
+    evexec_log_fn fn = log_fn;
+    void *arg = log_arg;
+    pthread_mutex_unlock(&log_mu);
+    if (fn)
+        fn(error, msg, arg);
+    else
+        fprintf(stderr, "%s\n", msg);
+}
+
+static const char *future_kind_name(const struct evexec_future *f)
+{
+    static const struct comb_kind *const kinds[] = {
+        &gather_kind, &wait_kind, &as_completed_kind, &wait_for_kind,
+        &group_kind,
+    };
+    if (f->kind == EVEXEC__F_JOB)
+        return "job";
+    if (f->kind == EVEXEC__F_USER)
+        return "hand-made";
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (f->ops == &kinds[i]->ops)
+            return kinds[i]->name;
+    return "other";
+}
+
+void evexec__report_unobserved(struct evexec_future *f)
+{
+    if (f->state == EVEXEC__PENDING || f->error == 0 || f->error == ECANCELED ||
+        f->observed)
+        return;
+    char msg[200];
+    snprintf(msg, sizeof msg,
+             "evexec: error never retrieved from a %s future: %s (%d)",
+             future_kind_name(f), evexec_strerror(f->error), f->error);
+    log_line(f->error, msg);
+}

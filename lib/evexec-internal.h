@@ -74,6 +74,14 @@ struct evexec_job {
 /* Queue a job.  Returns 0, ESHUTDOWN, EAGAIN (full, or no thread at all). */
 int evexec__pool_submit(struct evexec_pool *pool, struct evexec_job *job);
 
+/* Queue a chain of jobs linked through qnext (a batch made on one loop).
+ * Returns 0, ESHUTDOWN, or EAGAIN when no thread at all can be made. */
+int evexec__pool_submit_batch(struct evexec_pool *pool, struct evexec_job *head);
+
+/* Hand this thread's pending batch of submissions to its pool now (before
+ * a shutdown or a stats snapshot made on a loop thread). */
+void evexec__flush_thread_batch(void);
+
 /* Take a queued job off the queue.  Returns 1 if it was queued (it will
  * never run), 0 if it is running or done. */
 int evexec__pool_unqueue(struct evexec_pool *pool, struct evexec_job *job);
@@ -82,6 +90,9 @@ int evexec__pool_unqueue(struct evexec_pool *pool, struct evexec_job *job);
  * through node.next. */
 struct evexec__node *evexec__pool_unqueue_core(struct evexec_pool *pool,
                                                const struct evexec__core *core);
+
+/* 1 if the pool has a bounded queue. */
+int evexec__pool_is_bounded(const struct evexec_pool *pool);
 
 /* 1 if the pool refuses new work. */
 int evexec__pool_is_shutdown(struct evexec_pool *pool);
@@ -131,6 +142,7 @@ struct evexec_future {
     unsigned char in_ready;
     unsigned char cancel_taken;    /* a cancel was accepted */
     unsigned char outstanding;     /* job: not yet back from the pool */
+    unsigned char batched;         /* job: in ex->batch, not yet queued */
     unsigned char observed;        /* error was read */
 };
 
@@ -181,7 +193,11 @@ struct evexec {
     struct evexec_future *ready_head, *ready_tail;
     struct evexec__jobfut *free_jobs;  /* recycled blocks (linked by job.node.next) */
     size_t nfree_jobs;
+    struct evexec_job *batch_head, *batch_tail;  /* submissions made in our
+                                                    callbacks, not yet queued */
     size_t inflight;                /* jobs and loop-thread calls not drained */
+    unsigned in_handler;            /* inside on_wake/on_ready */
+    int pool_bounded;               /* pool has max_queued */
     unsigned keepalive;             /* run_until_complete nesting */
     unsigned depth;                 /* inside our own libevent callbacks */
     pthread_t loop_thread;

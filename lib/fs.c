@@ -1,2 +1,630 @@
-/* placeholder: being written */
-typedef int evexec_placeholder_t;
+/*
+ * fs.c -- file system calls on the pool, and the job shape that every
+ * offloaded I/O call (these and dns.c's) shares.
+ *
+ * Design.  An I/O call copies its arguments into one malloc() block, a
+ * request whose first member is the function that does the work on the
+ * worker, and hands it to evexec__io_submit().  The job owns the request:
+ *  - a job that runs frees it on the worker as soon as the function
+ *    returns (io_job);
+ *  - a job that never runs (cancelled while queued, its evexec freed, the
+ *    pool shut down with CANCEL) has its future ended on the loop, and the
+ *    request is freed there by a done callback (io_done).
+ * The callback tells the two apart with the job's `ran` flag, which the
+ * worker sets before the function and which the loop may read once the job
+ * is back (f->outstanding clear).  A job still running when evexec_free()
+ * ends its future is the one case where the callback runs first: it leaves
+ * the request to the worker.
+ *
+ * Results that are not pointers travel in the result pointer itself: a
+ * descriptor or a byte count n is stored as n + 1, so that it is never
+ * NULL, and the destructor stored with it says what it is (fs_fd_close
+ * closes a descriptor, fs_count_tag marks a byte count and owns nothing).
+ * The accessors check that destructor, so a future of another kind is
+ * EINVAL, not a wrong number.  A descriptor owned by the future is closed
+ * by the destructor: a cancelled open does not leak.
+ *
+ * Threads: the public calls and the accessors run on the loop thread; the
+ * fs_do_* functions on a worker, touching only their request, the job and
+ * the caller's borrowed buffers.
+ */
+#define _GNU_SOURCE
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "evexec-internal.h"
+
+/* ---- the shared job shape ------------------------------------------------ */
+
+/* The first member of every request: does the work, on the worker.
+ * Returns 0 or an error code, as an evexec_fn. */
+typedef int (*evexec__io_fn)(struct evexec_job *job, void *req);
+
+static int io_job(struct evexec_job *job, void *req)
+{
+    evexec__io_fn run = *(evexec__io_fn *)req;
+    int rc = run(job, req);
+    free(req);
+    return rc;
+}
+
+/* Loop thread, once the future has ended. */
+static void io_done(struct evexec_future *f, void *req)
+{
+    struct evexec__jobfut *jf = EVEXEC__CONTAINER_OF(f, struct evexec__jobfut, fut);
+    /* outstanding: left running by evexec_free(), io_job will free it. */
+    if (!f->outstanding && !jf->job.ran)
+        free(req);
+}
+
+/* Run a request (a malloc() block starting with its evexec__io_fn) on
+ * `lane`.  The job owns req from here on, also when this fails.  Returns a
+ * new future, or NULL with errno as evexec_run_opts().  Loop thread. */
+struct evexec_future *evexec__io_submit(struct evexec *ex, void *req, int lane)
+{
+    struct evexec_run_opts opts = { .lane = lane };
+    struct evexec_future *f = evexec_run_opts(ex, io_job, req, &opts);
+    if (!f) {
+        int err = errno;
+        free(req);
+        errno = err;
+        return NULL;
+    }
+    /* The first callback of a new future is stored inline: this cannot
+     * fail, and it runs before any callback the caller adds. */
+    evexec_future_on_done(f, io_done, req);
+    return f;
+}
+
+/* ---- results that are not pointers --------------------------------------- */
+
+static void fs_fd_close(void *p)
+{
+    close((int)((intptr_t)p - 1));
+}
+
+static void fs_count_tag(void *p)
+{
+    (void)p;
+}
+
+static void fs_set_scalar(struct evexec_job *job, intptr_t v, void (*tag)(void *))
+{
+    evexec_job_set_result(job, (void *)(v + 1), tag);
+}
+
+/* Read a scalar result stored by fs_set_scalar() with `tag`.  Returns it,
+ * or -1 with errno set. */
+static intptr_t fs_get_scalar(const struct evexec_future *f, void (*tag)(void *))
+{
+    int err = evexec_future_error(f);
+    if (err == 0 && (!f->result || f->free_fn != tag))
+        err = EINVAL;
+    if (err) {
+        errno = err;
+        return -1;
+    }
+    return (intptr_t)f->result - 1;
+}
+
+EVEXEC_API ssize_t evexec_fs_count(const struct evexec_future *f)
+{
+    return (ssize_t)fs_get_scalar(f, fs_count_tag);
+}
+
+EVEXEC_API int evexec_fs_fd(const struct evexec_future *f)
+{
+    return (int)fs_get_scalar(f, fs_fd_close);
+}
+
+EVEXEC_API int evexec_fs_take_fd(struct evexec_future *f)
+{
+    int fd = evexec_fs_fd(f);
+    if (fd >= 0)
+        evexec_future_take_result(f);
+    return fd;
+}
+
+/* ---- requests ------------------------------------------------------------- */
+
+struct fs_req {
+    evexec__io_fn run;          /* first: see evexec__io_submit() */
+    int fd;
+    int flags;
+    mode_t mode;
+    void *buf;                  /* borrowed; only read by writes */
+    size_t len;
+    off_t off;
+    const char *path, *path2;   /* copies, in `names` */
+    char names[];
+};
+
+/* What fs_call() checks before anything is queued. */
+enum {
+    NEED_PATH = 1 << 0,
+    NEED_PATH2 = 1 << 1,
+    NEED_FD = 1 << 2,
+    NEED_BUF = 1 << 3,          /* buf/len, for read and write calls */
+    NEED_OFF = 1 << 4,
+};
+
+/* Check the arguments in *t (and the paths, which it copies), then queue a
+ * copy of it.  Loop thread. */
+static struct evexec_future *fs_call(struct evexec *ex, int need, const struct fs_req *t,
+                                     const char *path, const char *path2)
+{
+    if (!ex || ((need & NEED_PATH) && !path) || ((need & NEED_PATH2) && !path2) ||
+        ((need & NEED_FD) && t->fd < 0) ||
+        ((need & NEED_BUF) && ((!t->buf && t->len > 0) || t->len > SSIZE_MAX)) ||
+        ((need & NEED_OFF) && t->off < 0)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    size_t l1 = path ? strlen(path) + 1 : 0;
+    size_t l2 = path2 ? strlen(path2) + 1 : 0;
+    struct fs_req *r = malloc(sizeof *r + l1 + l2);
+    if (!r) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    *r = *t;
+    r->path = path ? memcpy(r->names, path, l1) : NULL;
+    r->path2 = path2 ? memcpy(r->names + l1, path2, l2) : NULL;
+    return evexec__io_submit(ex, r, EVEXEC_LANE_DEFAULT);
+}
+
+/* ---- the calls, on the worker --------------------------------------------- */
+
+#define FS_RETRY(expr) ({                                   \
+    __typeof__(expr) fs_rc_;                                \
+    do                                                      \
+        fs_rc_ = (expr);                                    \
+    while (fs_rc_ == -1 && errno == EINTR);                 \
+    fs_rc_;                                                 \
+})
+
+/* Read and write at most this much per system call, so long transfers look
+ * at evexec_job_cancelled() now and then. */
+#define FS_CHUNK ((size_t)8 << 20)
+
+static int fs_status(int rc)
+{
+    return rc == 0 ? 0 : errno;
+}
+
+static int fs_count_result(struct evexec_job *job, ssize_t n)
+{
+    if (n < 0)
+        return errno;
+    fs_set_scalar(job, n, fs_count_tag);
+    return 0;
+}
+
+static int fs_do_open(struct evexec_job *job, void *arg)
+{
+    struct fs_req *r = arg;
+    int fd = FS_RETRY(open(r->path, r->flags | O_CLOEXEC, r->mode));
+    if (fd < 0)
+        return errno;
+    fs_set_scalar(job, fd, fs_fd_close);
+    return 0;
+}
+
+static int fs_do_close(struct evexec_job *job, void *arg)
+{
+    struct fs_req *r = arg;
+    (void)job;
+    /* Linux releases the descriptor even when close(2) says EINTR: never
+     * retry, that could close someone else's new descriptor. */
+    if (close(r->fd) != 0 && errno != EINTR)
+        return errno;
+    return 0;
+}
+
+static int fs_do_read(struct evexec_job *job, void *arg)
+{
+    struct fs_req *r = arg;
+    return fs_count_result(job, FS_RETRY(read(r->fd, r->buf, r->len)));
+}
+
+static int fs_do_write(struct evexec_job *job, void *arg)
+{
+    struct fs_req *r = arg;
+    return fs_count_result(job, FS_RETRY(write(r->fd, r->buf, r->len)));
+}
+
+static int fs_do_pread(struct evexec_job *job, void *arg)
+{
+    struct fs_req *r = arg;
+    return fs_count_result(job, FS_RETRY(pread(r->fd, r->buf, r->len, r->off)));
+}
+
+static int fs_do_pwrite(struct evexec_job *job, void *arg)
+{
+    struct fs_req *r = arg;
+    return fs_count_result(job, FS_RETRY(pwrite(r->fd, r->buf, r->len, r->off)));
+}
+
+static int fs_do_stat(struct evexec_job *job, void *arg)
+{
+    struct fs_req *r = arg;
+    struct stat *st = malloc(sizeof *st);
+    if (!st)
+        return ENOMEM;
+    if ((r->path ? stat(r->path, st) : fstat(r->fd, st)) != 0) {
+        int err = errno;
+        free(st);
+        return err;
+    }
+    evexec_job_set_result(job, st, free);
+    return 0;
+}
+
+static int fs_do_fsync(struct evexec_job *job, void *arg)
+{
+    struct fs_req *r = arg;
+    (void)job;
+    return fs_status(FS_RETRY(fsync(r->fd)));
+}
+
+static int fs_do_fdatasync(struct evexec_job *job, void *arg)
+{
+    struct fs_req *r = arg;
+    (void)job;
+    return fs_status(FS_RETRY(fdatasync(r->fd)));
+}
+
+static int fs_do_unlink(struct evexec_job *job, void *arg)
+{
+    struct fs_req *r = arg;
+    (void)job;
+    return fs_status(unlink(r->path));
+}
+
+static int fs_do_rename(struct evexec_job *job, void *arg)
+{
+    struct fs_req *r = arg;
+    (void)job;
+    return fs_status(rename(r->path, r->path2));
+}
+
+static int fs_do_mkdir(struct evexec_job *job, void *arg)
+{
+    struct fs_req *r = arg;
+    (void)job;
+    return fs_status(mkdir(r->path, r->mode));
+}
+
+static int fs_do_rmdir(struct evexec_job *job, void *arg)
+{
+    struct fs_req *r = arg;
+    (void)job;
+    return fs_status(rmdir(r->path));
+}
+
+static int not_dots(const struct dirent *d)
+{
+    const char *n = d->d_name;
+    return !(n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0')));
+}
+
+static int by_name(const struct dirent **a, const struct dirent **b)
+{
+    return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+static int fs_do_scandir(struct evexec_job *job, void *arg)
+{
+    struct fs_req *r = arg;
+    struct dirent **ents;
+    int n = scandir(r->path, &ents, not_dots, by_name);
+    if (n < 0)
+        return errno;
+
+    /* One block: the list, the name pointers, the names. */
+    size_t count = (size_t)n;
+    size_t bytes = sizeof(struct evexec_dirlist) + (count + 1) * sizeof(char *);
+    for (size_t i = 0; i < count; i++)
+        bytes += strlen(ents[i]->d_name) + 1;
+    struct evexec_dirlist *dl = malloc(bytes);
+    if (dl) {
+        dl->count = count;
+        dl->names = (char **)(dl + 1);
+        char *p = (char *)(dl->names + count + 1);
+        for (size_t i = 0; i < count; i++) {
+            size_t l = strlen(ents[i]->d_name) + 1;
+            dl->names[i] = memcpy(p, ents[i]->d_name, l);
+            p += l;
+        }
+        dl->names[count] = NULL;
+        evexec_job_set_result(job, dl, free);
+    }
+    for (size_t i = 0; i < count; i++)
+        free(ents[i]);
+    free(ents);
+    return dl ? 0 : ENOMEM;
+}
+
+static int fs_do_read_file(struct evexec_job *job, void *arg)
+{
+    struct fs_req *r = arg;
+    struct evexec_buf *b = NULL;
+    struct stat st;
+    int err = 0;
+    int fd = FS_RETRY(open(r->path, O_RDONLY | O_CLOEXEC));
+    if (fd < 0)
+        return errno;
+    if (fstat(fd, &st) != 0) {
+        err = errno;
+        goto out;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        err = EISDIR;
+        goto out;
+    }
+    /* A regular file is read into a buffer of its size plus one spare
+     * byte: the read that comes back 0 into the spare byte ends it without
+     * growing.  Anything else (pipes, /proc) grows as it goes. */
+    size_t cap = 4096;
+    if (S_ISREG(st.st_mode) && st.st_size > 0) {
+        if ((uintmax_t)st.st_size > SIZE_MAX - sizeof *b - 1) {
+            err = ENOMEM;
+            goto out;
+        }
+        cap = (size_t)st.st_size;
+    }
+    size_t len = 0;
+    for (;;) {
+        if (!b || len == cap + 1) {
+            if (b && cap > (SIZE_MAX - sizeof *b - 1) / 2) {
+                err = ENOMEM;
+                goto out;
+            }
+            cap = b ? cap * 2 : cap;
+            struct evexec_buf *nb = realloc(b, sizeof *b + cap + 1);
+            if (!nb) {
+                err = ENOMEM;
+                goto out;
+            }
+            b = nb;
+        }
+        if (evexec_job_cancelled(job)) {
+            err = ECANCELED;
+            goto out;
+        }
+        char *data = (char *)(b + 1);
+        size_t want = cap + 1 - len < FS_CHUNK ? cap + 1 - len : FS_CHUNK;
+        ssize_t n = FS_RETRY(read(fd, data + len, want));
+        if (n < 0) {
+            err = errno;
+            goto out;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    b->data = b + 1;
+    b->len = len;
+    ((char *)b->data)[len] = '\0';
+    evexec_job_set_result(job, b, free);
+    b = NULL;
+out:
+    free(b);
+    close(fd);
+    return err;
+}
+
+/* Open a new temporary file next to `path`, its name written to tmp.
+ * Returns the fd, or -1 with errno. */
+static int fs_open_temp(const char *path, mode_t mode, char *tmp, size_t tmpsize)
+{
+    static atomic_uint serial;
+    const char *slash = strrchr(path, '/');
+    int dirlen = slash ? (int)(slash - path + 1) : 0;
+    const char *base = slash ? slash + 1 : path;
+
+    for (int tries = 0; tries < 100; tries++) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        unsigned x = (unsigned)getpid() * 2654435761u ^
+                     atomic_fetch_add(&serial, 1) * 0x9e3779b9u ^ (unsigned)ts.tv_nsec;
+        if ((size_t)snprintf(tmp, tmpsize, "%.*s.%.32s.%08x.tmp", dirlen, path,
+                             base, x) >= tmpsize) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        int fd = FS_RETRY(open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
+        if (fd >= 0 || errno != EEXIST)
+            return fd;
+    }
+    return -1;
+}
+
+/* Make a finished rename durable: fsync the directory that holds path. */
+static int fs_sync_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[PATH_MAX];
+    if (!slash)
+        strcpy(dir, ".");
+    else if ((size_t)(slash - path) >= sizeof dir)
+        return ENAMETOOLONG;
+    else
+        snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    int fd = FS_RETRY(open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (fd < 0)
+        return errno;
+    int err = fs_status(FS_RETRY(fsync(fd)));
+    close(fd);
+    /* Some file systems cannot sync a directory; the rename stands. */
+    return err == EINVAL ? 0 : err;
+}
+
+static int fs_do_write_file(struct evexec_job *job, void *arg)
+{
+    struct fs_req *r = arg;
+    char tmp[PATH_MAX + 64];
+    int fd = fs_open_temp(r->path, r->mode, tmp, sizeof tmp);
+    if (fd < 0)
+        return errno;
+
+    int err = 0;
+    const char *p = r->buf;
+    size_t left = r->len;
+    while (left > 0 && !err) {
+        if (evexec_job_cancelled(job)) {
+            err = ECANCELED;
+            break;
+        }
+        ssize_t n = FS_RETRY(write(fd, p, left < FS_CHUNK ? left : FS_CHUNK));
+        if (n < 0) {
+            err = errno;
+        } else {
+            p += n;
+            left -= (size_t)n;
+        }
+    }
+    if (!err)
+        err = fs_status(FS_RETRY(fsync(fd)));
+    if (close(fd) != 0 && !err && errno != EINTR)
+        err = errno;
+    /* The last moment a cancel can still leave the old file in place. */
+    if (!err && evexec_job_cancelled(job))
+        err = ECANCELED;
+    if (!err)
+        err = fs_status(rename(tmp, r->path));
+    if (err) {
+        unlink(tmp);
+        return err;
+    }
+    return fs_sync_dir(r->path);
+}
+
+/* ---- the public calls ----------------------------------------------------- */
+
+EVEXEC_API struct evexec_future *evexec_fs_open(struct evexec *ex, const char *path,
+                                                int flags, mode_t mode)
+{
+    struct fs_req t = { .run = fs_do_open, .flags = flags, .mode = mode };
+    return fs_call(ex, NEED_PATH, &t, path, NULL);
+}
+
+EVEXEC_API struct evexec_future *evexec_fs_close(struct evexec *ex, int fd)
+{
+    struct fs_req t = { .run = fs_do_close, .fd = fd };
+    return fs_call(ex, NEED_FD, &t, NULL, NULL);
+}
+
+EVEXEC_API struct evexec_future *evexec_fs_read(struct evexec *ex, int fd,
+                                                void *buf, size_t len)
+{
+    struct fs_req t = { .run = fs_do_read, .fd = fd, .buf = buf, .len = len };
+    return fs_call(ex, NEED_FD | NEED_BUF, &t, NULL, NULL);
+}
+
+EVEXEC_API struct evexec_future *evexec_fs_write(struct evexec *ex, int fd,
+                                                 const void *buf, size_t len)
+{
+    struct fs_req t = { .run = fs_do_write, .fd = fd, .buf = (void *)buf, .len = len };
+    return fs_call(ex, NEED_FD | NEED_BUF, &t, NULL, NULL);
+}
+
+EVEXEC_API struct evexec_future *evexec_fs_pread(struct evexec *ex, int fd,
+                                                 void *buf, size_t len, off_t offset)
+{
+    struct fs_req t = { .run = fs_do_pread, .fd = fd, .buf = buf, .len = len,
+                        .off = offset };
+    return fs_call(ex, NEED_FD | NEED_BUF | NEED_OFF, &t, NULL, NULL);
+}
+
+EVEXEC_API struct evexec_future *evexec_fs_pwrite(struct evexec *ex, int fd,
+                                                  const void *buf, size_t len,
+                                                  off_t offset)
+{
+    struct fs_req t = { .run = fs_do_pwrite, .fd = fd, .buf = (void *)buf, .len = len,
+                        .off = offset };
+    return fs_call(ex, NEED_FD | NEED_BUF | NEED_OFF, &t, NULL, NULL);
+}
+
+EVEXEC_API struct evexec_future *evexec_fs_stat(struct evexec *ex, const char *path)
+{
+    struct fs_req t = { .run = fs_do_stat };
+    return fs_call(ex, NEED_PATH, &t, path, NULL);
+}
+
+EVEXEC_API struct evexec_future *evexec_fs_fstat(struct evexec *ex, int fd)
+{
+    struct fs_req t = { .run = fs_do_stat, .fd = fd };
+    return fs_call(ex, NEED_FD, &t, NULL, NULL);
+}
+
+EVEXEC_API struct evexec_future *evexec_fs_fsync(struct evexec *ex, int fd)
+{
+    struct fs_req t = { .run = fs_do_fsync, .fd = fd };
+    return fs_call(ex, NEED_FD, &t, NULL, NULL);
+}
+
+EVEXEC_API struct evexec_future *evexec_fs_fdatasync(struct evexec *ex, int fd)
+{
+    struct fs_req t = { .run = fs_do_fdatasync, .fd = fd };
+    return fs_call(ex, NEED_FD, &t, NULL, NULL);
+}
+
+EVEXEC_API struct evexec_future *evexec_fs_unlink(struct evexec *ex, const char *path)
+{
+    struct fs_req t = { .run = fs_do_unlink };
+    return fs_call(ex, NEED_PATH, &t, path, NULL);
+}
+
+EVEXEC_API struct evexec_future *evexec_fs_rename(struct evexec *ex, const char *from,
+                                                  const char *to)
+{
+    struct fs_req t = { .run = fs_do_rename };
+    return fs_call(ex, NEED_PATH | NEED_PATH2, &t, from, to);
+}
+
+EVEXEC_API struct evexec_future *evexec_fs_mkdir(struct evexec *ex, const char *path,
+                                                 mode_t mode)
+{
+    struct fs_req t = { .run = fs_do_mkdir, .mode = mode };
+    return fs_call(ex, NEED_PATH, &t, path, NULL);
+}
+
+EVEXEC_API struct evexec_future *evexec_fs_rmdir(struct evexec *ex, const char *path)
+{
+    struct fs_req t = { .run = fs_do_rmdir };
+    return fs_call(ex, NEED_PATH, &t, path, NULL);
+}
+
+EVEXEC_API struct evexec_future *evexec_fs_scandir(struct evexec *ex, const char *path)
+{
+    struct fs_req t = { .run = fs_do_scandir };
+    return fs_call(ex, NEED_PATH, &t, path, NULL);
+}
+
+EVEXEC_API struct evexec_future *evexec_fs_read_file(struct evexec *ex, const char *path)
+{
+    struct fs_req t = { .run = fs_do_read_file };
+    return fs_call(ex, NEED_PATH, &t, path, NULL);
+}
+
+EVEXEC_API struct evexec_future *evexec_fs_write_file(struct evexec *ex, const char *path,
+                                                      const void *data, size_t len,
+                                                      mode_t mode)
+{
+    struct fs_req t = { .run = fs_do_write_file, .buf = (void *)data, .len = len,
+                        .mode = mode };
+    return fs_call(ex, NEED_PATH | NEED_BUF, &t, path, NULL);
+}

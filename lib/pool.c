@@ -7,6 +7,9 @@
  * shutdown state.  A job's qstate is also guarded by pool->lock; its other
  * fields belong to whoever holds the job (see evexec-internal.h).
  *
+ * A loop hands the jobs it submitted inside its own callbacks over in one
+ * batch when the callback returns (bridge.c): one lock for many jobs.
+ *
  * Threads start lazily: a submission starts one when the runnable queued
  * jobs outnumber the threads that are free to take them (`free_threads`:
  * alive and not running a job) and max_threads allows.  A submission
@@ -249,18 +252,29 @@ EVEXEC_API struct evexec_pool *evexec_pool_new(const struct evexec_pool_config *
         errno = EINVAL;
         return NULL;
     }
+    int rc;
     struct evexec_pool *pool = calloc(1, sizeof *pool);
     if (!pool) {
         errno = ENOMEM;
         return NULL;
     }
     pthread_condattr_t ca;
-    if (pthread_mutex_init(&pool->lock, NULL) != 0)
+    pthread_mutexattr_t ma;
+    if (pthread_mutexattr_init(&ma) != 0)
+        goto fail_mutex;
+#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+    /* Critical sections are a few dozen instructions: spin briefly before
+     * sleeping in the kernel. */
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+#endif
+    rc = pthread_mutex_init(&pool->lock, &ma);
+    pthread_mutexattr_destroy(&ma);
+    if (rc != 0)
         goto fail_mutex;
     if (pthread_condattr_init(&ca) != 0)
         goto fail_cond;
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    int rc = pthread_cond_init(&pool->work_cv, &ca);
+    rc = pthread_cond_init(&pool->work_cv, &ca);
     pthread_condattr_destroy(&ca);
     if (rc)
         goto fail_cond;
@@ -319,6 +333,46 @@ int evexec__pool_submit(struct evexec_pool *pool, struct evexec_job *job)
     return 0;
 }
 
+/* Wake up to `n` waiting workers.  Caller holds pool->lock. */
+static void signal_workers(struct evexec_pool *pool, size_t n)
+{
+    if (n >= pool->waiting) {
+        if (pool->waiting > 0)
+            pthread_cond_broadcast(&pool->work_cv);
+        return;
+    }
+    while (n-- > 0)
+        pthread_cond_signal(&pool->work_cv);
+}
+
+int evexec__pool_submit_batch(struct evexec_pool *pool, struct evexec_job *head)
+{
+    struct evexec_job *job, *next;
+
+    pthread_mutex_lock(&pool->lock);
+    if (pool->shutdown) {
+        pthread_mutex_unlock(&pool->lock);
+        return ESHUTDOWN;
+    }
+    /* Not one thread, and none can be made: nothing would ever run them. */
+    if (pool->nthreads == 0 && spawn(pool) != 0) {
+        pthread_mutex_unlock(&pool->lock);
+        return EAGAIN;
+    }
+    for (job = head; job; job = next) {
+        next = job->qnext;
+        queue_push(&pool->q[job->lane], job);
+        job->qstate = EVEXEC__Q_QUEUED;
+    }
+    size_t want = runnable(pool);
+    while (want > pool->free_threads && pool->nthreads < pool->max_threads &&
+           spawn(pool) == 0)
+        continue;
+    signal_workers(pool, want);
+    pthread_mutex_unlock(&pool->lock);
+    return 0;
+}
+
 int evexec__pool_unqueue(struct evexec_pool *pool, struct evexec_job *job)
 {
     int removed = 0;
@@ -369,6 +423,11 @@ struct evexec__node *evexec__pool_unqueue_core(struct evexec_pool *pool,
     return out;
 }
 
+int evexec__pool_is_bounded(const struct evexec_pool *pool)
+{
+    return pool->max_queued != 0;   /* set once, before any thread */
+}
+
 int evexec__pool_is_shutdown(struct evexec_pool *pool)
 {
     pthread_mutex_lock(&pool->lock);
@@ -391,6 +450,8 @@ EVEXEC_API int evexec_pool_shutdown(struct evexec_pool *pool, int flags)
         return EINVAL;
     if ((flags & EVEXEC_SHUTDOWN_WAIT) && evexec__current_pool == pool)
         return EDEADLK;
+    /* Submissions this loop thread already made count as made before. */
+    evexec__flush_thread_batch();
 
     struct evexec__node *cancelled = NULL;
     pthread_mutex_lock(&pool->lock);
@@ -440,6 +501,7 @@ EVEXEC_API int evexec_pool_stats(const struct evexec_pool *cpool,
     if (!cpool || !out)
         return EINVAL;
     struct evexec_pool *pool = (struct evexec_pool *)cpool;
+    evexec__flush_thread_batch();
     pthread_mutex_lock(&pool->lock);
     out->threads = pool->nthreads;
     out->idle = pool->waiting;
