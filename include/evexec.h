@@ -236,6 +236,13 @@ struct evexec_run_opts {
  * Returns NULL with errno EINVAL (NULL ex or fn), EAGAIN (bounded queue
  * full, or no worker thread can be made), ESHUTDOWN (pool shut down or
  * evexec being freed), ENOMEM.  `arg` stays the caller's.  Loop thread.
+ *
+ * Jobs submitted from inside evexec callbacks are handed to the pool
+ * together, under one lock, when that pass of callbacks ends (so do not
+ * block a callback waiting for a job it just submitted; nothing should
+ * block a loop callback anyway).  If the pool is shut down in between,
+ * such a job never runs and its future ends ESHUTDOWN.  Jobs submitted
+ * anywhere else are queued before evexec_run returns.
  */
 EVEXEC_API struct evexec_future *evexec_run(struct evexec *ex, evexec_fn fn,
                                             void *arg);

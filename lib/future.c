@@ -33,15 +33,21 @@
 void evexec__future_init(struct evexec *ex, struct evexec_future *f, int kind,
                          const struct evexec__future_ops *ops)
 {
-    memset(f, 0, sizeof *f);
+    /* Field by field: this runs once per job. */
     f->ex = ex;
     f->ops = ops;
-    f->kind = (unsigned char)kind;
+    f->all_prev = NULL;
+    f->result = NULL;
+    f->free_fn = NULL;
+    f->cbs = &f->cb0;
     f->refs = 1;
+    f->ncb = f->cbnext = 0;
+    f->cbcap = 1;
     f->error = EINPROGRESS;
     f->state = EVEXEC__PENDING;
-    f->cbs = &f->cb0;
-    f->cbcap = 1;
+    f->kind = (unsigned char)kind;
+    f->in_ready = f->cancel_taken = f->outstanding = f->batched = 0;
+    f->observed = 0;
     f->all_next = ex->all;
     if (ex->all)
         ex->all->all_prev = f;

@@ -26,9 +26,10 @@
  * completion to an evexec (evexec__core_push is lock-free), so the pool
  * lock is never held together with any other lock.
  *
- * Threads are detached.  The last thing an exiting worker does to the pool
- * is drop nthreads under the lock and signal `exit_cv`; whoever frees the
- * pool waits for nthreads == 0 under the same lock first.
+ * Threads are joinable.  An exiting worker puts its handle on `exited`,
+ * drops nthreads and signals `exit_cv`, all under the lock, and touches the
+ * pool no more; the next spawn and evexec_pool_free join what is there, so
+ * no thread outlives the pool and none is left unjoined.
  */
 #define _GNU_SOURCE
 #ifdef HAVE_CONFIG_H
@@ -68,9 +69,17 @@ struct evexec_pool {
     uint64_t completed, cancelled, started;
     int shutdown;                /* refuses new work */
     int spawn_errno;             /* last pthread_create failure */
+    struct evexec__thread *exited;   /* to be joined */
     char name[16];
     void (*thread_init)(void *);
     void *thread_init_arg;
+};
+
+/* A worker's handle, kept for pthread_join. */
+struct evexec__thread {
+    struct evexec__thread *next;
+    struct evexec_pool *pool;
+    pthread_t tid;
 };
 
 /* The pool whose worker this thread is, for EDEADLK. */
@@ -156,7 +165,8 @@ static void deadline_after(struct timespec *ts, unsigned ms)
 
 static void *worker_main(void *arg)
 {
-    struct evexec_pool *pool = arg;
+    struct evexec__thread *self = arg;
+    struct evexec_pool *pool = self->pool;
     struct evexec_job *job = NULL;
     unsigned long serial;
 
@@ -204,6 +214,8 @@ static void *worker_main(void *arg)
     }
     pool->nthreads--;
     pool->free_threads--;
+    self->next = pool->exited;
+    pool->exited = self;
     /* Wakes shutdown(WAIT)/free, and waiting peers that may now exit. */
     pthread_cond_broadcast(&pool->exit_cv);
     if (pool->shutdown)
@@ -212,21 +224,34 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* Join the workers that have exited.  Caller holds pool->lock; they no
+ * longer need it. */
+static void reap(struct evexec_pool *pool)
+{
+    while (pool->exited) {
+        struct evexec__thread *t = pool->exited;
+        pool->exited = t->next;
+        pthread_join(t->tid, NULL);
+        free(t);
+    }
+}
+
 /* Start one worker.  Caller holds pool->lock.  Returns 0 or an errno. */
 static int spawn(struct evexec_pool *pool)
 {
-    pthread_attr_t attr;
-    pthread_t tid;
-    int rc = pthread_attr_init(&attr);
-    if (rc)
-        return rc;
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    reap(pool);
+    struct evexec__thread *t = malloc(sizeof *t);
+    if (!t) {
+        pool->spawn_errno = ENOMEM;
+        return ENOMEM;
+    }
+    t->pool = pool;
     pool->started++;
-    rc = pthread_create(&tid, &attr, worker_main, pool);
-    pthread_attr_destroy(&attr);
+    int rc = pthread_create(&t->tid, NULL, worker_main, t);
     if (rc) {
         pool->started--;
         pool->spawn_errno = rc;
+        free(t);
         return rc;
     }
     pool->nthreads++;
@@ -485,6 +510,7 @@ EVEXEC_API void evexec_pool_free(struct evexec_pool *pool)
     pthread_mutex_lock(&pool->lock);
     pool->shutdown = 1;
     wait_for_exit(pool);
+    reap(pool);
     pthread_mutex_unlock(&pool->lock);
     pthread_cond_destroy(&pool->work_cv);
     pthread_cond_destroy(&pool->exit_cv);
