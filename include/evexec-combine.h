@@ -23,16 +23,17 @@
  * timer.  NULL means none.  A pending timer keeps event_base_dispatch()
  * running; a combinator waiting only on hand-made futures does not.
  *
- * Teardown.  evexec_free() ends pending combinators ECANCELED, like every
- * other future; a combinator cancelled that way does not cancel inputs it
- * would not cancel otherwise (they end ECANCELED anyway).
+ * Teardown.  evexec_free() ends pending combinators ECANCELED at once, like
+ * every other pending future, and releases them.
  *
- * Everything here is loop-thread only, except evexec_job_wait_cancel()
- * (the worker running the job) and evexec_set_log_fn() (any thread).
+ * Everything here is loop-thread only, except evexec_job_wait_cancel() and
+ * evexec_job_poll() (the worker running the job) and evexec_set_log_fn()
+ * (any thread).
  */
 #ifndef EVEXEC_COMBINE_H
 #define EVEXEC_COMBINE_H
 
+#include <poll.h>
 #include <stddef.h>
 #include <time.h>
 #include <sys/time.h>
@@ -146,8 +147,9 @@ EVEXEC_API struct evexec_future *evexec_wait(struct evexec *ex,
  * Call each(f, arg) once per input, in the order the inputs end, from the
  * loop's dispatch (never inside this call).  `f` is borrowed (the
  * as_completed future keeps it referenced during the call); each() may
- * take a reference, read, cancel or unref anything, and may cancel the
- * as_completed future.  An input given twice is delivered twice.
+ * take a reference to it, read it, drop references of its own, cancel any
+ * future (this one included) and call evexec_free().  An input given twice
+ * is delivered twice.
  *
  * Returns a future, not a status: it ends 0 right after the last each()
  * call returns, so "all delivered" can be waited on, combined (wrap it in
@@ -176,6 +178,9 @@ EVEXEC_API struct evexec_future *evexec_as_completed(struct evexec *ex,
  * first: then it ends ETIMEDOUT and cancels f.  A NULL timeout means none.
  * If f has ended by the time the timer fires, its outcome wins, so an f
  * already done gives its outcome even with a zero timeout.
+ *
+ * The result stays f's: evexec_future_take_result() on the wait_for hands
+ * out f's pointer but takes nothing from f, so never free it.
  *
  * Cancelling the wait_for cancels f and ends the wait_for ECANCELED at
  * once (a running job's future itself ends when its function returns).
@@ -216,6 +221,9 @@ EVEXEC_API struct evexec_group *evexec_group_new(struct evexec *ex);
  * its own).  Members may be added while the group's future is pending,
  * also after it was closed (a member may start more work), but not once
  * the group is shutting down.
+ *
+ * A group must not hold its own future, directly (EINVAL) or through
+ * other groups (it would never end before evexec_free()).
  *
  * Returns 0; EINVAL (NULL arguments, a future of another evexec, or the
  * group's own future); ESHUTDOWN when the group takes no more members (a
@@ -260,6 +268,23 @@ EVEXEC_API void evexec_group_free(struct evexec_group *g);
  */
 EVEXEC_API int evexec_job_wait_cancel(struct evexec_job *job,
                                       const struct timespec *timeout);
+
+/**
+ * poll(2) that also returns when cancellation of `job` is asked: wait until
+ * one of the n `fds` is ready, cancellation is asked, or `timeout`
+ * (relative; NULL: no limit) passes.  For jobs that block on their own
+ * sockets or pipes and want to stop when their future is cancelled.
+ * With n == 0 it is evexec_job_wait_cancel().
+ *
+ * Returns 0 when some fd is ready (their revents are set as by poll();
+ * only then); ECANCELED as soon as cancellation is asked (at once if it
+ * already was); ETIMEDOUT; EINVAL (NULL job, NULL fds with n > 0, a
+ * malformed timeout); ENOMEM; or poll()'s own error.  The wake-up uses one
+ * fd per worker thread, made on first use and closed when the thread
+ * exits.  Worker thread running this job.
+ */
+EVEXEC_API int evexec_job_poll(struct evexec_job *job, struct pollfd *fds, nfds_t n,
+                               const struct timespec *timeout);
 
 /* ------------------------------------------------------------------ */
 /* Failures nobody looked at                                           */

@@ -123,8 +123,9 @@ EVEXEC_API struct evexec_future *evexec_getnameinfo(struct evexec *ex,
 
 /*
  * Each evexec_fs_X() runs the system call X(2) on the pool, retrying it
- * when a signal interrupts it (EINTR), and ends its future with 0 or the
- * call's errno.  Results, where there is one, are listed with each call.
+ * when a signal interrupts it (EINTR; close(2) excepted), and ends its
+ * future with 0 or the call's errno.  Results, where there is one, are
+ * listed with each call.
  */
 
 /**
@@ -276,8 +277,9 @@ EVEXEC_API struct evexec_future *evexec_fs_read_file(struct evexec *ex, const ch
  * data is borrowed (see evexec_fs_read()); it may be NULL when len is 0.
  *
  * On error or cancel before the rename, the temporary file is removed and
- * path is left as it was.  A cancel that comes after the rename ends the
- * future ECANCELED with the new content in place.
+ * path is left as it was.  After the rename the new content stays: a
+ * cancel taken then still ends the future ECANCELED, and a failure to
+ * fsync the directory is reported as the future's error.
  *
  * No result.  Errors of the future: those of open(2), write(2), fsync(2)
  * and rename(2) (ENOENT for a missing directory, EACCES, ENOSPC, EISDIR,

@@ -345,7 +345,9 @@ EVEXEC_API int evexec_future_on_done(struct evexec_future *f, evexec_done_cb cb,
 EVEXEC_API struct evexec_future *evexec_future_ref(struct evexec_future *f);
 
 /** Drop a reference; the last one releases the future and its result.
- *  NULL is ignored. */
+ *  A pending future that still has done callbacks to run is kept until it
+ *  ends (at the latest in evexec_free) and they have run.  NULL is
+ *  ignored. */
 EVEXEC_API void evexec_future_unref(struct evexec_future *f);
 
 /** The evexec a future belongs to (borrowed), or NULL for NULL. */

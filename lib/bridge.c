@@ -449,6 +449,13 @@ fail:
     return NULL;
 }
 
+/* Ask a running job to stop, and wake it if it waits for that. */
+static void set_cancelled(struct evexec_job *job)
+{
+    atomic_store_explicit(&job->cancelled, 1, memory_order_release);
+    evexec__job_cancel_notify(job);
+}
+
 static int job_running(const struct evexec_future *f)
 {
     return f->kind == EVEXEC__F_JOB && f->outstanding;
@@ -465,9 +472,7 @@ static void teardown(struct evexec *ex)
     /* Running jobs should stop early. */
     for (f = ex->all; f; f = f->all_next)
         if (job_running(f))
-            atomic_store_explicit(
-                &EVEXEC__CONTAINER_OF(f, struct evexec__jobfut, fut)->job.cancelled,
-                1, memory_order_relaxed);
+            set_cancelled(&EVEXEC__CONTAINER_OF(f, struct evexec__jobfut, fut)->job);
 
     /* Jobs not yet handed over, and queued jobs, never run. */
     struct evexec_job *bj = ex->batch_head, *bnext;
@@ -511,14 +516,18 @@ static void teardown(struct evexec *ex)
      * release may still look at another future. */
     for (f = ex->all; f; f = f->all_next)
         evexec__future_release(f);
-    for (f = ex->all; f; f = next) {
+    /* Everything goes, so nothing is unlinked: a block handed to its
+     * worker below may be gone before the next one is looked at. */
+    for (f = ex->all, ex->all = NULL; f; f = next) {
         next = f->all_next;
         if (job_running(f)) {
             struct evexec__jobfut *jf = EVEXEC__CONTAINER_OF(f, struct evexec__jobfut, fut);
             if (atomic_exchange_explicit(&jf->job.orphan, 1, memory_order_acq_rel))
                 free(jf);
+        } else if (f->kind == EVEXEC__F_JOB) {
+            free(EVEXEC__CONTAINER_OF(f, struct evexec__jobfut, fut));
         } else {
-            evexec__future_free_mem(f);
+            free(f);
         }
     }
     while (ex->free_jobs) {
@@ -616,13 +625,16 @@ EVEXEC_API struct evexec_future *evexec_run_opts(struct evexec *ex, evexec_fn fn
     f->outstanding = 1;
     f->refs++;                          /* the in-flight reference */
 
+    int rc;
     if (ex->in_handler && !ex->pool_bounded) {
-        f->batched = 1;
-        batch_add(ex, job);
-        ex->inflight++;
-        return f;
+        rc = evexec__pool_is_shutdown(ex->pool) ? ESHUTDOWN : 0;
+        if (rc == 0) {
+            f->batched = 1;
+            batch_add(ex, job);
+        }
+    } else {
+        rc = evexec__pool_submit(ex->pool, job);
     }
-    int rc = evexec__pool_submit(ex->pool, job);
     if (rc) {
         f->outstanding = 0;
         f->refs = 0;
@@ -656,7 +668,7 @@ int evexec__job_cancel(struct evexec_future *f)
         evexec__maybe_idle(ex);
     } else {
         /* Running, or back but not yet delivered: delivery ends it. */
-        atomic_store_explicit(&jf->job.cancelled, 1, memory_order_relaxed);
+        set_cancelled(&jf->job);
     }
     return 0;
 }

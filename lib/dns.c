@@ -30,11 +30,6 @@
 
 #include "evexec-internal.h"
 
-/* From fs.c: the job shape of offloaded I/O.  A request is a malloc()
- * block whose first member is the evexec__io_fn that runs it; the job owns
- * it once it is submitted. */
-typedef int (*evexec__io_fn)(struct evexec_job *job, void *req);
-struct evexec_future *evexec__io_submit(struct evexec *ex, void *req, int lane);
 
 static int dns_error(int rc)
 {

@@ -181,6 +181,26 @@ void evexec__future_free_mem(struct evexec_future *f);
 /* Run every due done callback.  Loop thread, from a libevent callback. */
 void evexec__run_ready(struct evexec *ex);
 
+/* ---- combine.c hooks ---------------------------------------------------- */
+
+/* Report a failed future released without its error having been read
+ * (checks that itself).  Called by evexec__future_release. */
+void evexec__report_unobserved(struct evexec_future *f);
+
+/* Wake a worker waiting in evexec_job_wait_cancel/poll for this job.
+ * Called right after job->cancelled is set. */
+void evexec__job_cancel_notify(struct evexec_job *job);
+
+/* ---- fs.c / dns.c: offloaded I/O ---------------------------------------- */
+
+/* An I/O request block starts with the function that runs it; the job owns
+ * the block and frees it once, whether or not the job ran. */
+typedef int (*evexec__io_fn)(struct evexec_job *job, void *req);
+
+/* Run the request block `req` (malloc'd, evexec__io_fn first) on `lane`.
+ * Returns the future, or NULL + errno (the block is freed then). */
+struct evexec_future *evexec__io_submit(struct evexec *ex, void *req, int lane);
+
 /* ---- bridge.c: struct evexec ------------------------------------------- */
 
 struct evexec {

@@ -7,9 +7,10 @@
  * worker, and hands it to evexec__io_submit().  The job owns the request:
  *  - a job that runs frees it on the worker as soon as the function
  *    returns (io_job);
- *  - a job that never runs (cancelled while queued, its evexec freed, the
- *    pool shut down with CANCEL) has its future ended on the loop, and the
- *    request is freed there by a done callback (io_done).
+ *  - a job that never runs (cancelled while queued or batched, its evexec
+ *    freed, the pool shut down with CANCEL or before a batch reached it)
+ *    has its future ended on the loop, and the request is freed there by a
+ *    done callback (io_done).
  * The callback tells the two apart with the job's `ran` flag, which the
  * worker sets before the function and which the loop may read once the job
  * is back (f->outstanding clear).  A job still running when evexec_free()
@@ -141,6 +142,7 @@ EVEXEC_API int evexec_fs_take_fd(struct evexec_future *f)
 
 struct fs_req {
     evexec__io_fn run;          /* first: see evexec__io_submit() */
+    int kind;                   /* which call, for a run that does several */
     int fd;
     int flags;
     mode_t mode;
@@ -150,6 +152,8 @@ struct fs_req {
     const char *path, *path2;   /* copies, in `names` */
     char names[];
 };
+
+enum { FS_READ = 1, FS_WRITE, FS_PREAD, FS_PWRITE, FS_DATASYNC };
 
 /* What fs_call() checks before anything is queued. */
 enum {
@@ -187,13 +191,11 @@ static struct evexec_future *fs_call(struct evexec *ex, int need, const struct f
 
 /* ---- the calls, on the worker --------------------------------------------- */
 
-#define FS_RETRY(expr) ({                                   \
-    __typeof__(expr) fs_rc_;                                \
-    do                                                      \
-        fs_rc_ = (expr);                                    \
-    while (fs_rc_ == -1 && errno == EINTR);                 \
-    fs_rc_;                                                 \
-})
+/* rc = call, again while a signal interrupts it. */
+#define FS_RETRY(rc, call)                  \
+    do                                      \
+        (rc) = (call);                      \
+    while ((rc) == -1 && errno == EINTR)
 
 /* Read and write at most this much per system call, so long transfers look
  * at evexec_job_cancelled() now and then. */
@@ -204,18 +206,11 @@ static int fs_status(int rc)
     return rc == 0 ? 0 : errno;
 }
 
-static int fs_count_result(struct evexec_job *job, ssize_t n)
-{
-    if (n < 0)
-        return errno;
-    fs_set_scalar(job, n, fs_count_tag);
-    return 0;
-}
-
 static int fs_do_open(struct evexec_job *job, void *arg)
 {
     struct fs_req *r = arg;
-    int fd = FS_RETRY(open(r->path, r->flags | O_CLOEXEC, r->mode));
+    int fd;
+    FS_RETRY(fd, open(r->path, r->flags | O_CLOEXEC, r->mode));
     if (fd < 0)
         return errno;
     fs_set_scalar(job, fd, fs_fd_close);
@@ -233,28 +228,29 @@ static int fs_do_close(struct evexec_job *job, void *arg)
     return 0;
 }
 
-static int fs_do_read(struct evexec_job *job, void *arg)
+/* read, write, pread or pwrite, as r->kind says; the count is the result. */
+static int fs_do_xfer(struct evexec_job *job, void *arg)
 {
     struct fs_req *r = arg;
-    return fs_count_result(job, FS_RETRY(read(r->fd, r->buf, r->len)));
-}
-
-static int fs_do_write(struct evexec_job *job, void *arg)
-{
-    struct fs_req *r = arg;
-    return fs_count_result(job, FS_RETRY(write(r->fd, r->buf, r->len)));
-}
-
-static int fs_do_pread(struct evexec_job *job, void *arg)
-{
-    struct fs_req *r = arg;
-    return fs_count_result(job, FS_RETRY(pread(r->fd, r->buf, r->len, r->off)));
-}
-
-static int fs_do_pwrite(struct evexec_job *job, void *arg)
-{
-    struct fs_req *r = arg;
-    return fs_count_result(job, FS_RETRY(pwrite(r->fd, r->buf, r->len, r->off)));
+    ssize_t n;
+    switch (r->kind) {
+    case FS_READ:
+        FS_RETRY(n, read(r->fd, r->buf, r->len));
+        break;
+    case FS_WRITE:
+        FS_RETRY(n, write(r->fd, r->buf, r->len));
+        break;
+    case FS_PREAD:
+        FS_RETRY(n, pread(r->fd, r->buf, r->len, r->off));
+        break;
+    default:
+        FS_RETRY(n, pwrite(r->fd, r->buf, r->len, r->off));
+        break;
+    }
+    if (n < 0)
+        return errno;
+    fs_set_scalar(job, n, fs_count_tag);
+    return 0;
 }
 
 static int fs_do_stat(struct evexec_job *job, void *arg)
@@ -272,18 +268,17 @@ static int fs_do_stat(struct evexec_job *job, void *arg)
     return 0;
 }
 
-static int fs_do_fsync(struct evexec_job *job, void *arg)
+/* fsync, or fdatasync when r->kind is FS_DATASYNC. */
+static int fs_do_sync(struct evexec_job *job, void *arg)
 {
     struct fs_req *r = arg;
+    int rc;
     (void)job;
-    return fs_status(FS_RETRY(fsync(r->fd)));
-}
-
-static int fs_do_fdatasync(struct evexec_job *job, void *arg)
-{
-    struct fs_req *r = arg;
-    (void)job;
-    return fs_status(FS_RETRY(fdatasync(r->fd)));
+    if (r->kind == FS_DATASYNC)
+        FS_RETRY(rc, fdatasync(r->fd));
+    else
+        FS_RETRY(rc, fsync(r->fd));
+    return fs_status(rc);
 }
 
 static int fs_do_unlink(struct evexec_job *job, void *arg)
@@ -363,7 +358,8 @@ static int fs_do_read_file(struct evexec_job *job, void *arg)
     struct evexec_buf *b = NULL;
     struct stat st;
     int err = 0;
-    int fd = FS_RETRY(open(r->path, O_RDONLY | O_CLOEXEC));
+    int fd;
+    FS_RETRY(fd, open(r->path, O_RDONLY | O_CLOEXEC));
     if (fd < 0)
         return errno;
     if (fstat(fd, &st) != 0) {
@@ -406,7 +402,8 @@ static int fs_do_read_file(struct evexec_job *job, void *arg)
         }
         char *data = (char *)(b + 1);
         size_t want = cap + 1 - len < FS_CHUNK ? cap + 1 - len : FS_CHUNK;
-        ssize_t n = FS_RETRY(read(fd, data + len, want));
+        ssize_t n;
+        FS_RETRY(n, read(fd, data + len, want));
         if (n < 0) {
             err = errno;
             goto out;
@@ -445,7 +442,8 @@ static int fs_open_temp(const char *path, mode_t mode, char *tmp, size_t tmpsize
             errno = ENAMETOOLONG;
             return -1;
         }
-        int fd = FS_RETRY(open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
+        int fd;
+        FS_RETRY(fd, open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
         if (fd >= 0 || errno != EEXIST)
             return fd;
     }
@@ -463,10 +461,12 @@ static int fs_sync_dir(const char *path)
         return ENAMETOOLONG;
     else
         snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
-    int fd = FS_RETRY(open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    int fd, rc;
+    FS_RETRY(fd, open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (fd < 0)
         return errno;
-    int err = fs_status(FS_RETRY(fsync(fd)));
+    FS_RETRY(rc, fsync(fd));
+    int err = fs_status(rc);
     close(fd);
     /* Some file systems cannot sync a directory; the rename stands. */
     return err == EINVAL ? 0 : err;
@@ -488,7 +488,8 @@ static int fs_do_write_file(struct evexec_job *job, void *arg)
             err = ECANCELED;
             break;
         }
-        ssize_t n = FS_RETRY(write(fd, p, left < FS_CHUNK ? left : FS_CHUNK));
+        ssize_t n;
+        FS_RETRY(n, write(fd, p, left < FS_CHUNK ? left : FS_CHUNK));
         if (n < 0) {
             err = errno;
         } else {
@@ -496,8 +497,11 @@ static int fs_do_write_file(struct evexec_job *job, void *arg)
             left -= (size_t)n;
         }
     }
-    if (!err)
-        err = fs_status(FS_RETRY(fsync(fd)));
+    if (!err) {
+        int rc;
+        FS_RETRY(rc, fsync(fd));
+        err = fs_status(rc);
+    }
     if (close(fd) != 0 && !err && errno != EINTR)
         err = errno;
     /* The last moment a cancel can still leave the old file in place. */
@@ -530,22 +534,24 @@ EVEXEC_API struct evexec_future *evexec_fs_close(struct evexec *ex, int fd)
 EVEXEC_API struct evexec_future *evexec_fs_read(struct evexec *ex, int fd,
                                                 void *buf, size_t len)
 {
-    struct fs_req t = { .run = fs_do_read, .fd = fd, .buf = buf, .len = len };
+    struct fs_req t = { .run = fs_do_xfer, .kind = FS_READ, .fd = fd, .buf = buf,
+                        .len = len };
     return fs_call(ex, NEED_FD | NEED_BUF, &t, NULL, NULL);
 }
 
 EVEXEC_API struct evexec_future *evexec_fs_write(struct evexec *ex, int fd,
                                                  const void *buf, size_t len)
 {
-    struct fs_req t = { .run = fs_do_write, .fd = fd, .buf = (void *)buf, .len = len };
+    struct fs_req t = { .run = fs_do_xfer, .kind = FS_WRITE, .fd = fd, .buf = (void *)buf,
+                        .len = len };
     return fs_call(ex, NEED_FD | NEED_BUF, &t, NULL, NULL);
 }
 
 EVEXEC_API struct evexec_future *evexec_fs_pread(struct evexec *ex, int fd,
                                                  void *buf, size_t len, off_t offset)
 {
-    struct fs_req t = { .run = fs_do_pread, .fd = fd, .buf = buf, .len = len,
-                        .off = offset };
+    struct fs_req t = { .run = fs_do_xfer, .kind = FS_PREAD, .fd = fd, .buf = buf,
+                        .len = len, .off = offset };
     return fs_call(ex, NEED_FD | NEED_BUF | NEED_OFF, &t, NULL, NULL);
 }
 
@@ -553,8 +559,8 @@ EVEXEC_API struct evexec_future *evexec_fs_pwrite(struct evexec *ex, int fd,
                                                   const void *buf, size_t len,
                                                   off_t offset)
 {
-    struct fs_req t = { .run = fs_do_pwrite, .fd = fd, .buf = (void *)buf, .len = len,
-                        .off = offset };
+    struct fs_req t = { .run = fs_do_xfer, .kind = FS_PWRITE, .fd = fd,
+                        .buf = (void *)buf, .len = len, .off = offset };
     return fs_call(ex, NEED_FD | NEED_BUF | NEED_OFF, &t, NULL, NULL);
 }
 
@@ -572,13 +578,13 @@ EVEXEC_API struct evexec_future *evexec_fs_fstat(struct evexec *ex, int fd)
 
 EVEXEC_API struct evexec_future *evexec_fs_fsync(struct evexec *ex, int fd)
 {
-    struct fs_req t = { .run = fs_do_fsync, .fd = fd };
+    struct fs_req t = { .run = fs_do_sync, .fd = fd };
     return fs_call(ex, NEED_FD, &t, NULL, NULL);
 }
 
 EVEXEC_API struct evexec_future *evexec_fs_fdatasync(struct evexec *ex, int fd)
 {
-    struct fs_req t = { .run = fs_do_fdatasync, .fd = fd };
+    struct fs_req t = { .run = fs_do_sync, .kind = FS_DATASYNC, .fd = fd };
     return fs_call(ex, NEED_FD, &t, NULL, NULL);
 }
 

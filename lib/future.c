@@ -12,7 +12,8 @@
  * References.  The caller's reference, one for being on the ready queue,
  * and for a job one while it is in the pool.  The last unref releases the
  * result (its destructor), the kind's own state (ops->release) and the
- * memory.  While the evexec is being freed, unref releases nothing:
+ * memory; but a pending future with callbacks is kept until it ends, so
+ * that they run.  While the evexec is being freed, unref releases nothing:
  * teardown frees every future itself at the end.
  *
  * Callbacks.  Stored in call order: the first inline, more in an array.
@@ -124,6 +125,7 @@ void evexec__run_ready(struct evexec *ex)
 
 void evexec__future_release(struct evexec_future *f)
 {
+    evexec__report_unobserved(f);
     if (f->result && f->free_fn)
         f->free_fn(f->result);
     f->result = NULL;
@@ -270,6 +272,10 @@ EVEXEC_API void evexec_future_unref(struct evexec_future *f)
     if (!f || f->ex->closing)
         return;
     if (--f->refs > 0)
+        return;
+    /* Pending with callbacks to run: kept until it ends (at the latest in
+     * evexec_free); the ready queue's reference frees it after them. */
+    if (f->state == EVEXEC__PENDING && f->cbnext < f->ncb)
         return;
     evexec__future_release(f);
     evexec__future_free_mem(f);

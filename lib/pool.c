@@ -65,9 +65,11 @@ struct evexec_pool {
     unsigned max_threads, min_threads, slow_max;
     unsigned idle_timeout_ms;
     size_t max_queued;
-    size_t running;
-    uint64_t completed, cancelled, started;
-    int shutdown;                /* refuses new work */
+    uint64_t cancelled, started;
+    uint64_t taken;              /* jobs ever taken by a worker */
+    atomic_uint_fast64_t completed;  /* counted before the loop can see it */
+    atomic_int shutdown;         /* refuses new work; written under lock,
+                                    read without it by evexec__pool_is_shutdown */
     int spawn_errno;             /* last pthread_create failure */
     struct evexec__thread *exited;   /* to be joined */
     char name[16];
@@ -135,7 +137,7 @@ static struct evexec_job *take(struct evexec_pool *pool)
     }
     job->qstate = EVEXEC__Q_RUNNING;
     pool->free_threads--;
-    pool->running++;
+    pool->taken++;
     return job;
 }
 
@@ -187,11 +189,10 @@ static void *worker_main(void *arg)
             job->ran = 1;
             job->error = job->fn(job, job->arg);
             int slow = job->lane == EVEXEC_LANE_SLOW;
+            atomic_fetch_add_explicit(&pool->completed, 1, memory_order_relaxed);
             evexec__core_push(job->core, &job->node);
             pthread_mutex_lock(&pool->lock);
-            pool->running--;
             pool->free_threads++;
-            pool->completed++;
             if (slow)
                 pool->slow_running--;
             continue;
@@ -455,10 +456,7 @@ int evexec__pool_is_bounded(const struct evexec_pool *pool)
 
 int evexec__pool_is_shutdown(struct evexec_pool *pool)
 {
-    pthread_mutex_lock(&pool->lock);
-    int s = pool->shutdown;
-    pthread_mutex_unlock(&pool->lock);
-    return s;
+    return atomic_load_explicit(&pool->shutdown, memory_order_acquire);
 }
 
 /* Wait until every worker has exited.  Caller holds pool->lock. */
@@ -480,7 +478,7 @@ EVEXEC_API int evexec_pool_shutdown(struct evexec_pool *pool, int flags)
 
     struct evexec__node *cancelled = NULL;
     pthread_mutex_lock(&pool->lock);
-    pool->shutdown = 1;
+    atomic_store_explicit(&pool->shutdown, 1, memory_order_release);
     if (flags & EVEXEC_SHUTDOWN_CANCEL)
         cancelled = unqueue_matching(pool, NULL);
     pthread_cond_broadcast(&pool->work_cv);
@@ -508,7 +506,7 @@ EVEXEC_API void evexec_pool_free(struct evexec_pool *pool)
     if (!pool)
         return;
     pthread_mutex_lock(&pool->lock);
-    pool->shutdown = 1;
+    atomic_store_explicit(&pool->shutdown, 1, memory_order_release);
     wait_for_exit(pool);
     reap(pool);
     pthread_mutex_unlock(&pool->lock);
@@ -532,8 +530,10 @@ EVEXEC_API int evexec_pool_stats(const struct evexec_pool *cpool,
     out->threads = pool->nthreads;
     out->idle = pool->waiting;
     out->queued = pool->q[0].len + pool->q[1].len;
-    out->running = pool->running;
-    out->completed = pool->completed;
+    /* A worker counts a job completed before handing it back, so a loop
+     * that has seen it done also sees it counted, not running. */
+    out->completed = atomic_load_explicit(&pool->completed, memory_order_relaxed);
+    out->running = (size_t)(pool->taken - out->completed);
     out->cancelled = pool->cancelled;
     out->threads_started = pool->started;
     pthread_mutex_unlock(&pool->lock);

@@ -1,0 +1,1361 @@
+/*
+ * test_bridge.c -- evexec_run() and the bridge between pool and loop:
+ * results and their destructors, error codes, cancel in every state of a
+ * job, re-entrancy, run_until_complete, sleep, call_soon_threadsafe, two
+ * loops on one pool, and teardown with work in flight.
+ *
+ * Every test runs twice: once with the default wake-up channel (eventfd)
+ * and once with EVEXEC_WAKEUP=pipe, set by the second group's setup.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "evexec.h"
+#include "testutil.h"
+
+#define NWORKERS 4
+
+static int setup(void **state)
+{
+    return tu_fx_setup(state, NWORKERS);
+}
+
+static int teardown(void **state)
+{
+    return tu_fx_teardown(state);
+}
+
+static int setup_pipe_group(void **state)
+{
+    (void)state;
+    return setenv("EVEXEC_WAKEUP", "pipe", 1);
+}
+
+static int teardown_pipe_group(void **state)
+{
+    (void)state;
+    return unsetenv("EVEXEC_WAKEUP");
+}
+
+static void dispatch(struct tu_fx *fx)
+{
+    assert_int_not_equal(event_base_dispatch(fx->base), -1);
+}
+
+/* ---- jobs ---------------------------------------------------------------- */
+
+static struct evexec_future *submit(struct tu_fx *fx, struct tu_job *j)
+{
+    struct evexec_future *f = evexec_run(fx->ex, tu_job_fn, j);
+    assert_non_null(f);
+    return f;
+}
+
+/* Occupy every worker with a job parked at fx->gate, so the next job
+ * submitted is certainly queued.  Returns when all have arrived. */
+static void park_workers(struct tu_fx *fx, struct tu_job jobs[NWORKERS],
+                         struct evexec_future *futs[NWORKERS], int nresults)
+{
+    for (int i = 0; i < NWORKERS; i++) {
+        tu_job_init(&jobs[i], &fx->frees, nresults, 0);
+        jobs[i].gate = &fx->gate;
+        futs[i] = submit(fx, &jobs[i]);
+    }
+    assert_int_equal(tu_gate_wait_arrived(&fx->gate, NWORKERS), 0);
+}
+
+static void unref_all(struct evexec_future **futs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        evexec_future_unref(futs[i]);
+}
+
+static void watch(struct evexec_future *f, struct tu_rec *rec)
+{
+    tu_rec_init(rec);
+    assert_int_equal(evexec_future_on_done(f, tu_rec_cb, rec), 0);
+}
+
+static void assert_rec(const struct tu_rec *rec, int error, const void *result)
+{
+    const char *bad = tu_rec_check(rec, error, result);
+    if (bad)
+        fail_msg("%s", bad);
+}
+
+/* Submit j, watch it, run the loop dry, check the outcome. */
+static struct evexec_future *run_and_check(struct tu_fx *fx, struct tu_job *j, int error)
+{
+    struct tu_rec rec;
+    struct evexec_future *f = submit(fx, j);
+    watch(f, &rec);
+    dispatch(fx);
+    assert_rec(&rec, error, evexec_future_result(f));
+    assert_int_equal(evexec_future_error(f), error);
+    assert_int_equal(atomic_load(&j->ran), 1);
+    return f;
+}
+
+/* ---- the wake-up channel ------------------------------------------------- */
+
+/* The /proc link of fd into buf ("" when not open). */
+static void fd_link(int fd, char buf[128])
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    ssize_t len = readlink(path, buf, 127);
+    buf[len > 0 ? len : 0] = '\0';
+}
+
+/* "eventfd", "pipe" or "other" for an open fd; NULL when it is not open. */
+static const char *fd_kind(int fd)
+{
+    char link[128];
+    fd_link(fd, link);
+    if (!link[0])
+        return NULL;
+    if (strcmp(link, "anon_inode:[eventfd]") == 0)
+        return "eventfd";
+    return strncmp(link, "pipe:", 5) == 0 ? "pipe" : "other";
+}
+
+#define MAX_FD 256
+
+struct new_fds {
+    int fd[4];
+    int n;
+};
+
+static int new_fds_closed(void *arg)
+{
+    const struct new_fds *nf = arg;
+    for (int i = 0; i < nf->n; i++)
+        if (fd_kind(nf->fd[i]))
+            return 0;
+    return 1;
+}
+
+/* EVEXEC_WAKEUP=pipe really selects a pipe, and otherwise an eventfd is
+ * used (Linux); either way jobs complete, and the fds are closed once the
+ * evexec is freed (a worker may drop the last reference a moment later).
+ * An fd is new when its /proc link changed: pipes carry their inode there,
+ * so a number freed and reused meanwhile is still told apart. */
+static void test_wakeup_channel(void **state)
+{
+    struct tu_fx *fx = *state;
+    if (!fd_kind(0) && !fd_kind(1) && !fd_kind(2))
+        skip();     /* no /proc */
+    const char *env = getenv("EVEXEC_WAKEUP");
+    const char *want_kind = env && strcmp(env, "pipe") == 0 ? "pipe" : "eventfd";
+    static char before[MAX_FD][128];
+    for (int fd = 0; fd < MAX_FD; fd++)
+        fd_link(fd, before[fd]);
+    struct evexec *ex2 = evexec_new(fx->base, fx->pool);
+    assert_non_null(ex2);
+    struct new_fds nf = { { 0 }, 0 };
+    for (int fd = 0; fd < MAX_FD; fd++) {
+        char now[128];
+        fd_link(fd, now);
+        if (!now[0] || strcmp(now, before[fd]) == 0)
+            continue;
+        if (strcmp(fd_kind(fd), want_kind) != 0)
+            fail_msg("evexec_new opened %s, wanted a %s", now, want_kind);
+        assert_true(nf.n < 4);
+        nf.fd[nf.n++] = fd;
+    }
+    assert_int_equal(nf.n, strcmp(want_kind, "pipe") == 0 ? 2 : 1);
+
+    struct tu_job *j = tu_fx_job(fx, 1, 0);
+    struct tu_rec rec;
+    struct evexec_future *f = evexec_run(ex2, tu_job_fn, j);
+    assert_non_null(f);
+    watch(f, &rec);
+    assert_int_equal(evexec_run_until_complete(ex2, f), 0);
+    assert_rec(&rec, 0, evexec_future_result(f));
+    evexec_future_unref(f);
+    evexec_free(ex2);
+    assert_int_equal(atomic_load(&fx->frees), 1);
+    if (tu_poll(new_fds_closed, &nf) != 0)
+        fail_msg("fd %d (a %s) is still open after evexec_free", nf.fd[0], want_kind);
+}
+
+/* ---- results and errors -------------------------------------------------- */
+
+static void test_result(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct tu_job *j = tu_fx_job(fx, 1, 0);
+    struct evexec_future *f = run_and_check(fx, j, 0);
+    struct tu_result *r = evexec_future_result(f);
+    assert_non_null(r);
+    assert_int_equal(r->value, 0);
+    assert_int_equal(atomic_load(&j->saw_cancel), 0);
+    assert_int_equal(atomic_load(&fx->frees), 0);
+    evexec_future_unref(f);
+    assert_int_equal(atomic_load(&fx->frees), 1);
+}
+
+/* A job without a result ends 0 with a NULL result. */
+static void test_no_result(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct tu_job *j = tu_fx_job(fx, 0, 0);
+    struct evexec_future *f = run_and_check(fx, j, 0);
+    assert_null(evexec_future_result(f));
+    evexec_future_unref(f);
+}
+
+/* A second set_result releases the first result at once. */
+static void test_result_set_twice(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct tu_job *j = tu_fx_job(fx, 2, 0);
+    struct evexec_future *f = run_and_check(fx, j, 0);
+    assert_int_equal(atomic_load(&fx->frees), 1);
+    struct tu_result *r = evexec_future_result(f);
+    assert_non_null(r);
+    assert_int_equal(r->value, 1);
+    evexec_future_unref(f);
+    assert_int_equal(atomic_load(&fx->frees), 2);
+}
+
+static void test_take_result(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct tu_job *j = tu_fx_job(fx, 1, 0);
+    struct evexec_future *f = run_and_check(fx, j, 0);
+    struct tu_result *r = evexec_future_take_result(f);
+    assert_non_null(r);
+    assert_null(evexec_future_result(f));
+    evexec_future_unref(f);
+    assert_int_equal(atomic_load(&fx->frees), 0);
+    tu_result_free(r);
+}
+
+/* The job's return code is the future's error; a result it set anyway is
+ * released by the library, exactly once. */
+static void test_error_code(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct tu_job *plain = tu_fx_job(fx, 0, EIO);
+    struct tu_job *with_result = tu_fx_job(fx, 1, ENOENT);
+    struct evexec_future *f1 = run_and_check(fx, plain, EIO);
+    struct evexec_future *f2 = run_and_check(fx, with_result, ENOENT);
+    assert_null(evexec_future_result(f2));
+    assert_null(evexec_future_take_result(f2));
+    evexec_future_unref(f1);
+    evexec_future_unref(f2);
+    assert_int_equal(atomic_load(&fx->frees), 1);
+}
+
+/* A job's negative EAI_* code passes through unchanged. */
+static void test_error_code_negative(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct tu_job *j = tu_fx_job(fx, 0, EAI_AGAIN);
+    evexec_future_unref(run_and_check(fx, j, EAI_AGAIN));
+}
+
+/* A job's future is pending while the job is queued or running. */
+static void test_pending_while_running(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct tu_job *jobs = tu_fx_jobs(fx, NWORKERS);
+    struct tu_job *queued = tu_fx_job(fx, 0, 0);
+    struct evexec_future *futs[NWORKERS];
+    park_workers(fx, jobs, futs, 0);
+    struct evexec_future *q = submit(fx, queued);
+    for (int i = 0; i < NWORKERS; i++) {
+        assert_int_equal(evexec_future_done(futs[i]), 0);
+        assert_int_equal(evexec_future_error(futs[i]), EINPROGRESS);
+        assert_null(evexec_future_result(futs[i]));
+    }
+    assert_int_equal(evexec_future_error(q), EINPROGRESS);
+    tu_gate_open(&fx->gate);
+    assert_int_equal(evexec_run_until_complete(fx->ex, q), 0);
+    dispatch(fx);
+    for (int i = 0; i < NWORKERS; i++)
+        assert_int_equal(evexec_future_error(futs[i]), 0);
+    unref_all(futs, NWORKERS);
+    evexec_future_unref(q);
+}
+
+/* ---- cancel -------------------------------------------------------------- */
+
+/* Cancelled while queued: taken, ends ECANCELED at once, never runs; its
+ * callback runs once, later; a second cancel is EALREADY. */
+static void test_cancel_queued(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct tu_job *jobs = tu_fx_jobs(fx, NWORKERS);
+    struct tu_job *queued = tu_fx_job(fx, 1, 0);
+    struct evexec_future *futs[NWORKERS];
+    struct tu_rec rec;
+    park_workers(fx, jobs, futs, 0);
+    uint64_t cancelled0 = tu_stats(fx->pool).cancelled;
+
+    struct evexec_future *q = submit(fx, queued);
+    watch(q, &rec);
+    tu_in_api = 1;
+    assert_int_equal(evexec_future_cancel(q), 0);
+    tu_in_api = 0;
+    assert_int_equal(evexec_future_done(q), 1);
+    assert_int_equal(evexec_future_error(q), ECANCELED);
+    assert_int_equal(evexec_future_cancelled(q), 1);
+    assert_null(evexec_future_result(q));
+    assert_int_equal(evexec_future_cancel(q), EALREADY);
+    assert_int_equal(evexec_future_error(q), ECANCELED);
+    assert_int_equal(tu_stats(fx->pool).cancelled, cancelled0 + 1);
+
+    tu_gate_open(&fx->gate);
+    dispatch(fx);
+    assert_rec(&rec, ECANCELED, NULL);
+    assert_int_equal(atomic_load(&queued->ran), 0);
+    for (int i = 0; i < NWORKERS; i++)
+        assert_int_equal(evexec_future_error(futs[i]), 0);
+    unref_all(futs, NWORKERS);
+    evexec_future_unref(q);
+    assert_int_equal(evexec_pool_shutdown(fx->pool, EVEXEC_SHUTDOWN_WAIT), 0);
+    assert_int_equal(atomic_load(&queued->ran), 0);
+    assert_int_equal(atomic_load(&fx->frees), 0);
+}
+
+/* Cancelled while running: the job sees evexec_job_cancelled(), the future
+ * stays pending until fn returns, then ends ECANCELED; the result it set
+ * is released exactly once. */
+static void test_cancel_running(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct tu_job *j = tu_fx_job(fx, 1, 0);
+    struct tu_rec rec;
+    tu_gate_open(&fx->gate);            /* an open gate only counts arrivals */
+    j->gate = &fx->gate;
+    j->wait_cancel = 1;
+    struct evexec_future *f = submit(fx, j);
+    watch(f, &rec);
+    assert_int_equal(tu_gate_wait_arrived(&fx->gate, 1), 0);
+
+    assert_int_equal(evexec_future_cancel(f), 0);
+    /* Whether fn has returned yet is up to the worker; either way the
+     * callback has not run. */
+    assert_int_equal(rec.calls, 0);
+    dispatch(fx);
+    assert_rec(&rec, ECANCELED, NULL);
+    assert_int_equal(atomic_load(&j->ran), 1);
+    assert_int_equal(atomic_load(&j->saw_cancel), 1);
+    assert_int_equal(evexec_future_cancel(f), EALREADY);
+    evexec_future_unref(f);
+    assert_int_equal(atomic_load(&fx->frees), 1);
+}
+
+/* The running job's future stays pending until fn returns. */
+static void test_cancel_running_stays_pending(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct tu_job *j = tu_fx_job(fx, 1, 0);
+    struct tu_rec rec;
+    j->gate = &fx->gate;
+    struct evexec_future *f = submit(fx, j);
+    watch(f, &rec);
+    assert_int_equal(tu_gate_wait_arrived(&fx->gate, 1), 0);
+    assert_int_equal(evexec_future_cancel(f), 0);
+    assert_int_equal(evexec_future_done(f), 0);
+    assert_int_equal(evexec_future_error(f), EINPROGRESS);
+    /* A second request while it runs is not an error for a pending future. */
+    int again = evexec_future_cancel(f);
+    assert_true(again == 0 || again == EALREADY);
+    tu_gate_open(&fx->gate);
+    dispatch(fx);
+    assert_rec(&rec, ECANCELED, NULL);
+    assert_int_equal(atomic_load(&j->saw_cancel), 1);
+    evexec_future_unref(f);
+    assert_int_equal(atomic_load(&fx->frees), 1);
+}
+
+static int stats_completed_at_least(void *arg)
+{
+    struct tu_fx *fx = arg;
+    return tu_stats(fx->pool).completed >= 1;
+}
+
+/* The function returned but the loop has not drained its completion yet:
+ * a cancel is still taken and the future ends ECANCELED, its result
+ * released once. */
+static void test_cancel_returned_undelivered(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct tu_job *j = tu_fx_job(fx, 1, 0);
+    struct tu_rec rec;
+    struct evexec_future *f = submit(fx, j);
+    watch(f, &rec);
+    /* The loop does not run, so the completion cannot be delivered. */
+    assert_int_equal(tu_poll(stats_completed_at_least, fx), 0);
+    assert_int_equal(evexec_future_cancel(f), 0);
+    assert_int_equal(rec.calls, 0);
+    dispatch(fx);
+    assert_rec(&rec, ECANCELED, NULL);
+    assert_int_equal(evexec_future_error(f), ECANCELED);
+    assert_int_equal(atomic_load(&j->ran), 1);
+    evexec_future_unref(f);
+    assert_int_equal(atomic_load(&fx->frees), 1);
+}
+
+/* A delivered job: cancel is EALREADY and changes nothing. */
+static void test_cancel_done(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct tu_job *j = tu_fx_job(fx, 1, 0);
+    struct evexec_future *f = run_and_check(fx, j, 0);
+    void *r = evexec_future_result(f);
+    assert_int_equal(evexec_future_cancel(f), EALREADY);
+    assert_int_equal(evexec_future_error(f), 0);
+    assert_ptr_equal(evexec_future_result(f), r);
+    assert_int_equal(evexec_future_cancelled(f), 0);
+    evexec_future_unref(f);
+    assert_int_equal(atomic_load(&fx->frees), 1);
+}
+
+/* ---- re-entrancy --------------------------------------------------------- */
+
+static void count_call(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+/* None of run, future_new, set_result, cancel, on_done or
+ * call_soon_threadsafe runs a callback that is already due. */
+static void test_no_inline_callbacks(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct tu_rec rec;
+    int calls = 0;
+    struct tu_job *j = tu_fx_job(fx, 0, 0);
+    struct evexec_future *due = evexec_future_new(fx->ex);
+    assert_non_null(due);
+    watch(due, &rec);
+    assert_int_equal(evexec_future_set_error(due, EIO), 0);
+
+    tu_in_api = 1;
+    struct evexec_future *f = submit(fx, j);
+    struct evexec_future *u = evexec_future_new(fx->ex);
+    struct evexec_future *c = evexec_future_new(fx->ex);
+    assert_int_equal(evexec_future_set_result(u, NULL, NULL), 0);
+    assert_int_equal(evexec_future_cancel(c), 0);
+    assert_int_equal(evexec_future_on_done(due, tu_rec_cb, &rec), 0);
+    assert_int_equal(evexec_call_soon_threadsafe(fx->ex, count_call, &calls), 0);
+    tu_in_api = 0;
+    assert_int_equal(rec.calls, 0);
+    assert_int_equal(calls, 0);
+
+    dispatch(fx);
+    assert_int_equal(rec.calls, 2);
+    assert_int_equal(rec.inline_calls, 0);
+    assert_int_equal(calls, 1);
+    evexec_future_unref(f);
+    evexec_future_unref(u);
+    evexec_future_unref(c);
+    evexec_future_unref(due);
+}
+
+/* Callbacks submit the next job and drop their own future: a chain of
+ * jobs, each callback once, all inside one dispatch. */
+struct chain {
+    struct tu_fx *fx;
+    struct tu_job *job;     /* one job, run again by each link */
+    int left;
+    int callbacks;
+    int failures;
+};
+
+static void chain_cb(struct evexec_future *f, void *arg)
+{
+    struct chain *c = arg;
+    c->callbacks++;
+    if (evexec_future_error(f) != 0)
+        c->failures++;
+    evexec_future_unref(f);
+    if (--c->left > 0) {
+        struct evexec_future *next = evexec_run(c->fx->ex, tu_job_fn, c->job);
+        if (!next || evexec_future_on_done(next, chain_cb, c) != 0)
+            c->failures++;
+    }
+}
+
+static void test_callback_submits_work(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct chain c;
+    memset(&c, 0, sizeof c);
+    c.fx = fx;
+    c.job = tu_fx_job(fx, 1, 0);
+    c.left = 200;
+    struct evexec_future *f = submit(fx, c.job);
+    assert_int_equal(evexec_future_on_done(f, chain_cb, &c), 0);
+    dispatch(fx);
+    assert_int_equal(c.failures, 0);
+    assert_int_equal(c.callbacks, 200);
+    assert_int_equal(atomic_load(&c.job->ran), 200);
+    assert_int_equal(atomic_load(&fx->frees), 200);
+}
+
+/* A callback that runs with no job in flight (a hand-made future's, a
+ * sleep's) submits a job: the loop stays alive until it is delivered. */
+struct submit_from_cb {
+    struct tu_fx *fx;
+    struct tu_job *job;
+    struct evexec_future *f;
+    struct tu_rec rec;
+};
+
+static void submit_from_cb(struct evexec_future *trigger, void *arg)
+{
+    (void)trigger;
+    struct submit_from_cb *s = arg;
+    s->f = evexec_run(s->fx->ex, tu_job_fn, s->job);
+    if (s->f)
+        evexec_future_on_done(s->f, tu_rec_cb, &s->rec);
+}
+
+static void check_submit_from_cb(struct tu_fx *fx, struct evexec_future *trigger)
+{
+    struct submit_from_cb s = { fx, tu_fx_job(fx, 1, 0), NULL, { 0 } };
+    tu_rec_init(&s.rec);
+    assert_int_equal(evexec_future_on_done(trigger, submit_from_cb, &s), 0);
+    dispatch(fx);
+    evexec_future_unref(trigger);
+    assert_non_null(s.f);
+    /* EINPROGRESS here: the loop returned with the job in flight. */
+    assert_int_equal(evexec_future_error(s.f), 0);
+    assert_int_equal(atomic_load(&s.job->ran), 1);
+    assert_rec(&s.rec, 0, evexec_future_result(s.f));
+    evexec_future_unref(s.f);
+    assert_int_equal(atomic_load(&fx->frees), 1);
+}
+
+static void test_user_callback_submits_work(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct evexec_future *trigger = evexec_future_new(fx->ex);
+    assert_non_null(trigger);
+    assert_int_equal(evexec_future_set_error(trigger, EIO), 0);
+    check_submit_from_cb(fx, trigger);
+}
+
+static struct evexec_future *sleep_ms(struct tu_fx *fx, long ms);
+
+static void test_sleep_callback_submits_work(void **state)
+{
+    struct tu_fx *fx = *state;
+    check_submit_from_cb(fx, sleep_ms(fx, 1));
+}
+
+/* ---- run_until_complete -------------------------------------------------- */
+
+static void test_run_until_complete(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct tu_job *ok = tu_fx_job(fx, 1, 0);
+    struct tu_job *bad = tu_fx_job(fx, 0, EIO);
+    struct tu_rec rec_ok, rec_bad;
+    struct evexec_future *f_ok = submit(fx, ok);
+    struct evexec_future *f_bad = submit(fx, bad);
+    watch(f_ok, &rec_ok);
+    watch(f_bad, &rec_bad);
+    /* Returns the future's error, after its callbacks ran. */
+    assert_int_equal(evexec_run_until_complete(fx->ex, f_bad), EIO);
+    assert_rec(&rec_bad, EIO, NULL);
+    assert_int_equal(evexec_run_until_complete(fx->ex, f_ok), 0);
+    assert_rec(&rec_ok, 0, evexec_future_result(f_ok));
+    /* Already done: returns at once with the same error. */
+    assert_int_equal(evexec_run_until_complete(fx->ex, f_bad), EIO);
+    assert_int_equal(rec_bad.calls, 1);
+    evexec_future_unref(f_ok);
+    evexec_future_unref(f_bad);
+}
+
+/* A hand-made future set by a call made from another thread keeps the loop
+ * alive until then. */
+struct setter {
+    struct evexec *ex;
+    struct evexec_future *f;
+    int rc;
+};
+
+static void set_future_call(void *arg)
+{
+    struct setter *s = arg;
+    s->rc = evexec_future_set_error(s->f, ETIMEDOUT);
+}
+
+static void *setter_thread(void *arg)
+{
+    struct setter *s = arg;
+    tu_sleep_us(20000);     /* let the loop block first; not needed for correctness */
+    if (evexec_call_soon_threadsafe(s->ex, set_future_call, s) != 0)
+        s->rc = -1;
+    return NULL;
+}
+
+static void test_run_until_complete_keeps_loop(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct setter s = { fx->ex, evexec_future_new(fx->ex), -2 };
+    assert_non_null(s.f);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, setter_thread, &s), 0);
+    int rc = evexec_run_until_complete(fx->ex, s.f);
+    pthread_join(t, NULL);
+    assert_int_equal(rc, ETIMEDOUT);
+    assert_int_equal(s.rc, 0);
+    evexec_future_unref(s.f);
+}
+
+static void test_run_until_complete_bad(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct evexec_future *f = evexec_future_new(fx->ex);
+    assert_non_null(f);
+    assert_int_equal(evexec_run_until_complete(NULL, f), EINVAL);
+    assert_int_equal(evexec_run_until_complete(fx->ex, NULL), EINVAL);
+
+    /* A future of another evexec, on the same base. */
+    struct evexec *ex2 = evexec_new(fx->base, fx->pool);
+    assert_non_null(ex2);
+    struct evexec_future *f2 = evexec_future_new(ex2);
+    assert_non_null(f2);
+    assert_int_equal(evexec_run_until_complete(fx->ex, f2), EINVAL);
+    assert_int_equal(evexec_run_until_complete(ex2, f), EINVAL);
+    assert_int_equal(evexec_future_done(f2), 0);
+    evexec_future_unref(f2);
+    evexec_free(ex2);
+    assert_int_equal(evexec_future_done(f), 0);
+    evexec_future_unref(f);
+}
+
+/* From inside one of the evexec's callbacks, and from any other callback
+ * of the running base: EDEADLK. */
+struct nested_ruc {
+    struct evexec *ex;
+    struct evexec_future *target;
+    int rc;
+    int calls;
+};
+
+static void nested_ruc_cb(struct evexec_future *f, void *arg)
+{
+    (void)f;
+    struct nested_ruc *n = arg;
+    n->calls++;
+    n->rc = evexec_run_until_complete(n->ex, n->target);
+}
+
+static void nested_ruc_event(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    nested_ruc_cb(NULL, arg);
+}
+
+static void test_run_until_complete_nested(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct evexec_future *target = evexec_future_new(fx->ex);
+    struct evexec_future *trigger = evexec_future_new(fx->ex);
+    assert_non_null(target);
+    assert_non_null(trigger);
+    struct nested_ruc in_cb = { fx->ex, target, -1, 0 };
+    struct nested_ruc in_event = { fx->ex, target, -1, 0 };
+    assert_int_equal(evexec_future_on_done(trigger, nested_ruc_cb, &in_cb), 0);
+    assert_int_equal(evexec_future_set_error(trigger, EIO), 0);
+    struct timeval zero = { 0, 0 };
+    assert_int_equal(event_base_once(fx->base, -1, EV_TIMEOUT, nested_ruc_event,
+                                     &in_event, &zero), 0);
+    dispatch(fx);
+    assert_int_equal(in_cb.calls, 1);
+    assert_int_equal(in_cb.rc, EDEADLK);
+    assert_int_equal(in_event.calls, 1);
+    assert_int_equal(in_event.rc, EDEADLK);
+    assert_int_equal(evexec_future_done(target), 0);
+    evexec_future_unref(target);
+    evexec_future_unref(trigger);
+}
+
+/* ---- sleep --------------------------------------------------------------- */
+
+static struct evexec_future *sleep_ms(struct tu_fx *fx, long ms)
+{
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    struct evexec_future *f = evexec_sleep(fx->ex, &tv);
+    assert_non_null(f);
+    return f;
+}
+
+static void test_sleep(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct tu_rec rec;
+    int64_t t0 = tu_now_us();
+    struct evexec_future *f = sleep_ms(fx, 30);
+    watch(f, &rec);
+    assert_int_equal(evexec_future_done(f), 0);
+    dispatch(fx);
+    assert_rec(&rec, 0, NULL);
+    /* A timer never fires early. */
+    assert_true(tu_now_us() - t0 >= 25000);
+    /* Not hand-made: set_* is refused. */
+    assert_int_equal(evexec_future_set_error(f, EIO), EINVAL);
+    evexec_future_unref(f);
+}
+
+/* Cancelling a sleep ends it ECANCELED and stops its timer: the loop does
+ * not wait for it. */
+static void test_sleep_cancel(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct tu_rec rec;
+    int64_t t0 = tu_now_us();
+    struct evexec_future *f = sleep_ms(fx, 60000);
+    watch(f, &rec);
+    assert_int_equal(evexec_future_cancel(f), 0);
+    assert_int_equal(evexec_future_error(f), ECANCELED);
+    dispatch(fx);
+    assert_rec(&rec, ECANCELED, NULL);
+    assert_true(tu_now_us() - t0 < 20 * 1000000);
+    evexec_future_unref(f);
+}
+
+/* Ten sleeps of 200 ms at once take far less than 2 s. */
+static void test_sleeps_overlap(void **state)
+{
+    struct tu_fx *fx = *state;
+    enum { N = 10 };
+    struct evexec_future *f[N];
+    int64_t t0 = tu_now_us();
+    for (int i = 0; i < N; i++)
+        f[i] = sleep_ms(fx, 200);
+    dispatch(fx);
+    int64_t elapsed = tu_now_us() - t0;
+    for (int i = 0; i < N; i++)
+        assert_int_equal(evexec_future_error(f[i]), 0);
+    unref_all(f, N);
+    assert_true(elapsed < 1500000);
+}
+
+static void test_sleep_bad(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct timeval neg = { -1, 0 }, neg_us = { 0, -5 }, ok = { 0, 1000 };
+    errno = 0;
+    assert_null(evexec_sleep(fx->ex, NULL));
+    assert_int_equal(errno, EINVAL);
+    errno = 0;
+    assert_null(evexec_sleep(fx->ex, &neg));
+    assert_int_equal(errno, EINVAL);
+    errno = 0;
+    assert_null(evexec_sleep(fx->ex, &neg_us));
+    assert_int_equal(errno, EINVAL);
+    errno = 0;
+    assert_null(evexec_sleep(NULL, &ok));
+    assert_int_equal(errno, EINVAL);
+}
+
+/* ---- call_soon_threadsafe ------------------------------------------------ */
+
+enum { PRODUCERS = 4 };
+
+struct soon_ctx {
+    struct evexec *ex;
+    struct evexec_future *done;     /* set by the last call */
+    int per_thread;
+    int total_run;                  /* loop thread only */
+    int out_of_order;               /* loop thread only */
+    int last_seq[PRODUCERS];        /* loop thread only */
+    int off_loop;                   /* loop thread only */
+    pthread_t loop;
+    atomic_int call_failures;
+    struct soon_arg *args;
+};
+
+struct soon_arg {
+    struct soon_ctx *ctx;
+    int thread, seq;
+};
+
+static void soon_fn(void *p)
+{
+    struct soon_arg *a = p;
+    struct soon_ctx *c = a->ctx;
+    if (!pthread_equal(pthread_self(), c->loop))
+        c->off_loop++;
+    if (c->last_seq[a->thread] != a->seq - 1)
+        c->out_of_order++;
+    c->last_seq[a->thread] = a->seq;
+    if (++c->total_run == PRODUCERS * c->per_thread)
+        evexec_future_set_result(c->done, NULL, NULL);
+}
+
+struct producer {
+    struct soon_ctx *ctx;
+    int thread;
+};
+
+static void *producer_main(void *p)
+{
+    struct producer *pr = p;
+    struct soon_ctx *c = pr->ctx;
+    for (int s = 0; s < c->per_thread; s++) {
+        struct soon_arg *a = &c->args[pr->thread * c->per_thread + s];
+        if (evexec_call_soon_threadsafe(c->ex, soon_fn, a) != 0)
+            atomic_fetch_add(&c->call_failures, 1);
+    }
+    return NULL;
+}
+
+/* Many threads call at once: each call runs once, on the loop thread, in
+ * the order its thread made them. */
+static void test_call_soon_many_threads(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct soon_ctx c;
+    memset(&c, 0, sizeof c);
+    c.ex = fx->ex;
+    c.loop = pthread_self();
+    c.per_thread = TU_SCALE(5000);
+    c.done = evexec_future_new(fx->ex);
+    assert_non_null(c.done);
+    c.args = calloc((size_t)PRODUCERS * c.per_thread, sizeof *c.args);
+    assert_non_null(c.args);
+    for (int t = 0; t < PRODUCERS; t++) {
+        c.last_seq[t] = -1;
+        for (int s = 0; s < c.per_thread; s++)
+            c.args[t * c.per_thread + s] = (struct soon_arg){ &c, t, s };
+    }
+    pthread_t th[PRODUCERS];
+    struct producer pr[PRODUCERS];
+    for (int t = 0; t < PRODUCERS; t++) {
+        pr[t] = (struct producer){ &c, t };
+        assert_int_equal(pthread_create(&th[t], NULL, producer_main, &pr[t]), 0);
+    }
+    int rc = evexec_run_until_complete(fx->ex, c.done);
+    for (int t = 0; t < PRODUCERS; t++)
+        pthread_join(th[t], NULL);
+    assert_int_equal(rc, 0);
+    assert_int_equal(atomic_load(&c.call_failures), 0);
+    dispatch(fx);   /* nothing more may run */
+    assert_int_equal(c.total_run, PRODUCERS * c.per_thread);
+    assert_int_equal(c.out_of_order, 0);
+    assert_int_equal(c.off_loop, 0);
+    for (int t = 0; t < PRODUCERS; t++)
+        assert_int_equal(c.last_seq[t], c.per_thread - 1);
+    evexec_future_unref(c.done);
+    free(c.args);
+}
+
+/* Called on the loop thread: never inline, runs from the loop (which it
+ * keeps alive), in order; a call made by a call runs after it returns. */
+struct soon_log {
+    struct evexec *ex;
+    int log[8];
+    int n;
+    int depth;
+    int nested;
+};
+
+struct soon_item {
+    struct soon_log *log;
+    int id;
+    int again;      /* make one more call, id + 100 */
+};
+
+static void logging_call(void *p)
+{
+    struct soon_item *it = p;
+    struct soon_log *l = it->log;
+    if (l->depth)
+        l->nested++;
+    l->depth++;
+    if (l->n < 8)
+        l->log[l->n++] = it->id;
+    if (it->again) {
+        it->again = 0;
+        it->id += 100;
+        if (evexec_call_soon_threadsafe(l->ex, logging_call, it) != 0)
+            l->nested += 1000;
+    }
+    l->depth--;
+}
+
+static void test_call_soon_loop_thread(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct soon_log l;
+    memset(&l, 0, sizeof l);
+    l.ex = fx->ex;
+    struct soon_item items[3] = { { &l, 1, 1 }, { &l, 2, 0 }, { &l, 3, 0 } };
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(evexec_call_soon_threadsafe(fx->ex, logging_call, &items[i]), 0);
+    assert_int_equal(l.n, 0);
+    dispatch(fx);
+    assert_int_equal(l.nested, 0);
+    assert_int_equal(l.n, 4);
+    assert_int_equal(l.log[0], 1);
+    assert_int_equal(l.log[1], 2);
+    assert_int_equal(l.log[2], 3);
+    assert_int_equal(l.log[3], 101);
+}
+
+/* ---- two loops in two threads on one pool ---------------------------------- */
+
+struct loop_work {
+    struct tu_fx *fx;          /* for the shared frees counter */
+    int njobs;
+    struct tu_job *jobs;
+    /* written by the loop thread, read after join */
+    int callbacks, wrong_error, wrong_result, submit_failures;
+};
+
+static void loop_work_cb(struct evexec_future *f, void *arg)
+{
+    struct loop_work *w = arg;
+    w->callbacks++;
+    evexec_future_unref(f);
+}
+
+static void loop_work_body(struct evexec *ex, void *arg)
+{
+    struct loop_work *w = arg;
+    struct evexec_future **futs = calloc((size_t)w->njobs, sizeof *futs);
+    if (!futs) {
+        w->submit_failures = w->njobs;
+        return;
+    }
+    for (int i = 0; i < w->njobs; i++) {
+        futs[i] = evexec_run(ex, tu_job_fn, &w->jobs[i]);
+        if (!futs[i])
+            w->submit_failures++;
+    }
+    /* Check the outcome from a first callback, count from a second one
+     * that drops the future. */
+    for (int i = 0; i < w->njobs; i++) {
+        if (!futs[i])
+            continue;
+        evexec_future_ref(futs[i]);
+        evexec_future_on_done(futs[i], loop_work_cb, w);
+    }
+    event_base_dispatch(evexec_get_base(ex));
+    for (int i = 0; i < w->njobs; i++) {
+        if (!futs[i])
+            continue;
+        struct tu_result *r = evexec_future_result(futs[i]);
+        if (evexec_future_error(futs[i]) != w->jobs[i].ret)
+            w->wrong_error++;
+        if ((w->jobs[i].nresults && w->jobs[i].ret == 0) != (r != NULL))
+            w->wrong_result++;
+        evexec_future_unref(futs[i]);
+    }
+    free(futs);
+}
+
+static void test_two_loops_one_pool(void **state)
+{
+    struct tu_fx *fx = *state;
+    enum { LOOPS = 2 };
+    struct loop_work w[LOOPS];
+    struct tu_loop loops[LOOPS];
+    int n = TU_SCALE(2000);
+    int results = 0;    /* over both loops */
+    for (int l = 0; l < LOOPS; l++) {
+        memset(&w[l], 0, sizeof w[l]);
+        w[l].fx = fx;
+        w[l].njobs = n;
+        w[l].jobs = calloc((size_t)n, sizeof *w[l].jobs);
+        assert_non_null(w[l].jobs);
+        for (int i = 0; i < n; i++) {
+            tu_job_init(&w[l].jobs[i], &fx->frees, i % 3 == 0, i % 5 == 0 ? EIO : 0);
+            results += i % 3 == 0;
+        }
+        loops[l] = (struct tu_loop){ .pool = fx->pool, .body = loop_work_body, .arg = &w[l] };
+        assert_int_equal(tu_loop_start(&loops[l]), 0);
+    }
+    for (int l = 0; l < LOOPS; l++)
+        assert_int_equal(tu_loop_join(&loops[l]), 0);
+    for (int l = 0; l < LOOPS; l++) {
+        assert_int_equal(w[l].submit_failures, 0);
+        assert_int_equal(w[l].callbacks, n);
+        assert_int_equal(w[l].wrong_error, 0);
+        assert_int_equal(w[l].wrong_result, 0);
+        for (int i = 0; i < n; i++)
+            assert_int_equal(atomic_load(&w[l].jobs[i].ran), 1);
+        free(w[l].jobs);
+    }
+    assert_int_equal(atomic_load(&fx->frees), results);
+}
+
+/* ---- teardown ------------------------------------------------------------ */
+
+/* evexec_free with tu_in_api set: the recorders count the callbacks that
+ * run inside it as inline_calls. */
+static void free_ex(struct tu_fx *fx)
+{
+    tu_in_api = 1;
+    evexec_free(fx->ex);
+    tu_in_api = 0;
+    fx->ex = NULL;
+}
+
+/* The callback ran exactly once, inside evexec_free. */
+static void assert_ran_in_free(const struct tu_rec *rec, int error)
+{
+    assert_int_equal(rec->calls, 1);
+    assert_int_equal(rec->inline_calls, 1);
+    assert_int_equal(rec->error, error);
+    assert_int_equal(rec->off_loop, 0);
+}
+
+/* What a callback run by evexec_free may still ask for. */
+struct in_free {
+    struct evexec *ex;
+    struct tu_rec rec;
+    int new_errno, run_errno, soon_rc;
+    int late_calls;     /* count_call runs of the refused call: must stay 0 */
+    int on_done_rc;     /* adding a callback to its own future */
+    struct tu_rec added;
+};
+
+static int noop_job(struct evexec_job *job, void *arg)
+{
+    (void)job;
+    (void)arg;
+    return 0;
+}
+
+static void in_free_cb(struct evexec_future *f, void *arg)
+{
+    struct in_free *s = arg;
+    tu_rec_cb(f, &s->rec);
+    errno = 0;
+    struct evexec_future *g = evexec_future_new(s->ex);
+    s->new_errno = g ? 0 : errno;
+    evexec_future_unref(g);
+    errno = 0;
+    g = evexec_run(s->ex, noop_job, NULL);
+    s->run_errno = g ? 0 : errno;
+    evexec_future_unref(g);
+    s->soon_rc = evexec_call_soon_threadsafe(s->ex, count_call, &s->late_calls);
+    tu_rec_init(&s->added);
+    s->on_done_rc = evexec_future_on_done(f, tu_rec_cb, &s->added);
+}
+
+/* Hand-made futures: pending ones end ECANCELED, an ended one keeps its
+ * outcome, every callback runs once inside evexec_free, the references the
+ * test still holds are released (the result with them), and no new work
+ * can start from those callbacks. */
+static void test_free_user_futures(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct tu_rec pending_rec, done_rec;
+    struct in_free s;
+    memset(&s, 0, sizeof s);
+    s.ex = fx->ex;
+    tu_rec_init(&s.rec);
+    struct evexec_future *pending = evexec_future_new(fx->ex);
+    struct evexec_future *done = evexec_future_new(fx->ex);
+    assert_non_null(pending);
+    assert_non_null(done);
+    struct tu_result *r = tu_result_new(&fx->frees, 1);
+    watch(pending, &pending_rec);
+    watch(done, &done_rec);
+    assert_int_equal(evexec_future_on_done(pending, in_free_cb, &s), 0);
+    assert_int_equal(evexec_future_set_result(done, r, tu_result_free), 0);
+    /* A future with no callback and an extra reference. */
+    struct evexec_future *extra = evexec_future_new(fx->ex);
+    assert_non_null(extra);
+    evexec_future_ref(extra);
+
+    free_ex(fx);
+    assert_ran_in_free(&pending_rec, ECANCELED);
+    assert_ran_in_free(&done_rec, 0);
+    assert_ptr_equal(done_rec.result, r);
+    assert_ran_in_free(&s.rec, ECANCELED);
+    assert_int_equal(s.new_errno, ESHUTDOWN);
+    assert_int_equal(s.run_errno, ESHUTDOWN);
+    assert_int_equal(s.soon_rc, ESHUTDOWN);
+    assert_int_equal(s.late_calls, 0);
+    /* A callback added during the free either runs once or is refused. */
+    if (s.on_done_rc == 0)
+        assert_ran_in_free(&s.added, ECANCELED);
+    else
+        assert_int_equal(s.on_done_rc, ESHUTDOWN);
+    assert_int_equal(s.added.calls, s.on_done_rc == 0);
+    assert_int_equal(atomic_load(&fx->frees), 1);
+}
+
+/* Jobs in flight: the queued one never runs, the running ones see
+ * evexec_job_cancelled() and finish later on a living pool, their results
+ * released once on the worker; every callback runs once inside the free. */
+static void test_free_with_jobs(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct tu_job *running = tu_fx_jobs(fx, NWORKERS);
+    struct tu_job *queued = tu_fx_job(fx, 1, 0);
+    struct evexec_future *futs[NWORKERS];
+    struct tu_rec rrec[NWORKERS], qrec;
+    park_workers(fx, running, futs, 1);
+    for (int i = 0; i < NWORKERS; i++)
+        watch(futs[i], &rrec[i]);
+    struct evexec_future *q = submit(fx, queued);
+    watch(q, &qrec);
+
+    free_ex(fx);
+    for (int i = 0; i < NWORKERS; i++)
+        assert_ran_in_free(&rrec[i], ECANCELED);
+    assert_ran_in_free(&qrec, ECANCELED);
+
+    tu_gate_open(&fx->gate);
+    assert_int_equal(evexec_pool_shutdown(fx->pool, EVEXEC_SHUTDOWN_WAIT), 0);
+    for (int i = 0; i < NWORKERS; i++) {
+        assert_int_equal(atomic_load(&running[i].ran), 1);
+        assert_int_equal(atomic_load(&running[i].saw_cancel), 1);
+    }
+    assert_int_equal(atomic_load(&queued->ran), 0);
+    assert_int_equal(atomic_load(&fx->frees), NWORKERS);
+    assert_int_equal(tu_stats(fx->pool).running, 0);
+}
+
+/* A job that returned before the free but was never delivered: its
+ * callback runs in the free with its real outcome or ECANCELED (it had
+ * ended on the worker, not on the loop), and its result goes once. */
+static void test_free_undelivered_job(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct tu_job *j = tu_fx_job(fx, 1, 0);
+    struct tu_rec rec;
+    struct evexec_future *f = submit(fx, j);
+    watch(f, &rec);
+    assert_int_equal(tu_poll(stats_completed_at_least, fx), 0);
+    free_ex(fx);
+    assert_int_equal(rec.calls, 1);
+    assert_int_equal(rec.inline_calls, 1);
+    assert_true(rec.error == 0 || rec.error == ECANCELED);
+    assert_int_equal(evexec_pool_shutdown(fx->pool, EVEXEC_SHUTDOWN_WAIT), 0);
+    assert_int_equal(atomic_load(&fx->frees), 1);
+}
+
+/* A pending sleep ends ECANCELED inside the free; calls already made run
+ * there too. */
+static void test_free_sleep_and_calls(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct tu_rec rec;
+    int calls = 0;
+    struct evexec_future *f = sleep_ms(fx, 60000);
+    watch(f, &rec);
+    assert_int_equal(evexec_call_soon_threadsafe(fx->ex, count_call, &calls), 0);
+    assert_int_equal(evexec_call_soon_threadsafe(fx->ex, count_call, &calls), 0);
+    int64_t t0 = tu_now_us();
+    free_ex(fx);
+    assert_ran_in_free(&rec, ECANCELED);
+    assert_int_equal(calls, 2);
+    /* The base no longer holds the timer. */
+    dispatch(fx);
+    assert_true(tu_now_us() - t0 < 20 * 1000000);
+}
+
+/* evexec_free from inside one of its own callbacks: the teardown finishes
+ * when that callback returns; every other callback still runs once; the
+ * loop then has nothing left and returns. */
+struct free_in_cb {
+    struct tu_fx *fx;
+    int calls;
+};
+
+static void free_in_cb(struct evexec_future *f, void *arg)
+{
+    (void)f;
+    struct free_in_cb *c = arg;
+    c->calls++;
+    evexec_free(c->fx->ex);
+}
+
+static void test_free_inside_callback(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct free_in_cb c = { fx, 0 };
+    struct tu_rec after, pending_rec, job_rec;
+    struct tu_job *parked = tu_fx_job(fx, 1, 0);
+    struct evexec_future *trigger = evexec_future_new(fx->ex);
+    struct evexec_future *pending = evexec_future_new(fx->ex);
+    assert_non_null(trigger);
+    assert_non_null(pending);
+    assert_int_equal(evexec_future_on_done(trigger, free_in_cb, &c), 0);
+    watch(trigger, &after);
+    watch(pending, &pending_rec);
+    parked->gate = &fx->gate;
+    struct evexec_future *jf = submit(fx, parked);
+    watch(jf, &job_rec);
+    assert_int_equal(tu_gate_wait_arrived(&fx->gate, 1), 0);
+    assert_int_equal(evexec_future_set_result(trigger, tu_result_new(&fx->frees, 0),
+                                              tu_result_free), 0);
+    dispatch(fx);
+    fx->ex = NULL;
+    assert_int_equal(c.calls, 1);
+    assert_int_equal(after.calls, 1);
+    assert_int_equal(after.error, 0);
+    assert_int_equal(pending_rec.calls, 1);
+    assert_int_equal(pending_rec.error, ECANCELED);
+    assert_int_equal(job_rec.calls, 1);
+    assert_int_equal(job_rec.error, ECANCELED);
+    tu_gate_open(&fx->gate);
+    assert_int_equal(evexec_pool_shutdown(fx->pool, EVEXEC_SHUTDOWN_WAIT), 0);
+    assert_int_equal(atomic_load(&parked->saw_cancel), 1);
+    assert_int_equal(atomic_load(&fx->frees), 2);
+}
+
+/* ---- bad input and defaults ---------------------------------------------- */
+
+static void test_null_arguments(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct evexec_pool_stats before = tu_stats(fx->pool);
+    struct tu_job *j = tu_fx_job(fx, 0, 0);
+
+    errno = 0;
+    assert_null(evexec_new(NULL, fx->pool));
+    assert_int_equal(errno, EINVAL);
+    errno = 0;
+    assert_null(evexec_run(NULL, tu_job_fn, j));
+    assert_int_equal(errno, EINVAL);
+    errno = 0;
+    assert_null(evexec_run(fx->ex, NULL, j));
+    assert_int_equal(errno, EINVAL);
+    errno = 0;
+    assert_null(evexec_run_opts(NULL, tu_job_fn, j, NULL));
+    assert_int_equal(errno, EINVAL);
+    struct evexec_run_opts bad_lane = { .lane = 7 };
+    errno = 0;
+    assert_null(evexec_run_opts(fx->ex, tu_job_fn, j, &bad_lane));
+    assert_int_equal(errno, EINVAL);
+    bad_lane.lane = -1;
+    errno = 0;
+    assert_null(evexec_run_opts(fx->ex, tu_job_fn, j, &bad_lane));
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(evexec_call_soon_threadsafe(NULL, count_call, NULL), EINVAL);
+    assert_int_equal(evexec_call_soon_threadsafe(fx->ex, NULL, NULL), EINVAL);
+    assert_null(evexec_get_base(NULL));
+    assert_null(evexec_get_pool(NULL));
+    evexec_free(NULL);
+    evexec_job_set_result(NULL, NULL, NULL);
+
+    /* Nothing was queued or started by the refused calls. */
+    dispatch(fx);
+    struct evexec_pool_stats after = tu_stats(fx->pool);
+    assert_int_equal(after.threads_started, before.threads_started);
+    assert_int_equal(after.completed, before.completed);
+    assert_int_equal(after.queued, 0);
+    assert_int_equal(atomic_load(&j->ran), 0);
+
+    assert_ptr_equal(evexec_get_base(fx->ex), fx->base);
+    assert_ptr_equal(evexec_get_pool(fx->ex), fx->pool);
+}
+
+/* opts NULL and an explicit default lane both run like evexec_run. */
+static void test_run_opts(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct tu_job *a = tu_fx_job(fx, 0, 0);
+    struct tu_job *b = tu_fx_job(fx, 0, EIO);
+    struct evexec_run_opts slow = { .lane = EVEXEC_LANE_SLOW };
+    struct evexec_future *fa = evexec_run_opts(fx->ex, tu_job_fn, a, NULL);
+    struct evexec_future *fb = evexec_run_opts(fx->ex, tu_job_fn, b, &slow);
+    assert_non_null(fa);
+    assert_non_null(fb);
+    assert_int_equal(evexec_run_until_complete(fx->ex, fa), 0);
+    assert_int_equal(evexec_run_until_complete(fx->ex, fb), EIO);
+    evexec_future_unref(fa);
+    evexec_future_unref(fb);
+}
+
+/* pool NULL is the process-wide default pool, which works. */
+static void test_default_pool(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct evexec_pool *def = evexec_pool_default();
+    assert_non_null(def);
+    assert_ptr_equal(evexec_pool_default(), def);
+    struct evexec *ex = evexec_new(fx->base, NULL);
+    assert_non_null(ex);
+    assert_ptr_equal(evexec_get_pool(ex), def);
+    struct tu_job *j = tu_fx_job(fx, 1, 0);
+    struct evexec_future *f = evexec_run(ex, tu_job_fn, j);
+    assert_non_null(f);
+    assert_int_equal(evexec_run_until_complete(ex, f), 0);
+    assert_non_null(evexec_future_result(f));
+    evexec_future_unref(f);
+    evexec_free(ex);
+    assert_int_equal(atomic_load(&fx->frees), 1);
+}
+
+#define TESTS(X) \
+    X(test_wakeup_channel) \
+    X(test_result) \
+    X(test_no_result) \
+    X(test_result_set_twice) \
+    X(test_take_result) \
+    X(test_error_code) \
+    X(test_error_code_negative) \
+    X(test_pending_while_running) \
+    X(test_cancel_queued) \
+    X(test_cancel_running) \
+    X(test_cancel_running_stays_pending) \
+    X(test_cancel_returned_undelivered) \
+    X(test_cancel_done) \
+    X(test_no_inline_callbacks) \
+    X(test_callback_submits_work) \
+    X(test_user_callback_submits_work) \
+    X(test_sleep_callback_submits_work) \
+    X(test_run_until_complete) \
+    X(test_run_until_complete_keeps_loop) \
+    X(test_run_until_complete_bad) \
+    X(test_run_until_complete_nested) \
+    X(test_sleep) \
+    X(test_sleep_cancel) \
+    X(test_sleeps_overlap) \
+    X(test_sleep_bad) \
+    X(test_call_soon_many_threads) \
+    X(test_call_soon_loop_thread) \
+    X(test_two_loops_one_pool) \
+    X(test_free_user_futures) \
+    X(test_free_with_jobs) \
+    X(test_free_undelivered_job) \
+    X(test_free_sleep_and_calls) \
+    X(test_free_inside_callback) \
+    X(test_null_arguments) \
+    X(test_run_opts) \
+    X(test_default_pool)
+
+TESTS(TU_WRAP)
+
+#define ENTRY(name) TU_ENTRY(name, setup, teardown),
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = { TESTS(ENTRY) };
+    int failed = cmocka_run_group_tests_name("bridge-eventfd", tests, NULL, NULL);
+    failed += cmocka_run_group_tests_name("bridge-pipe", tests, setup_pipe_group,
+                                          teardown_pipe_group);
+    return failed;
+}

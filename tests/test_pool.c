@@ -1,0 +1,778 @@
+/*
+ * test_pool.c -- the worker pool: configuration, lazy start and idle
+ * shrink, thread_init and thread names, submission order with one worker,
+ * the bounded queue, the slow lane, statistics, and the three shutdown
+ * modes.
+ *
+ * Each test makes the pool it needs (fx_pool); the fixture owns the base,
+ * and frees the evexec and the pool after the test.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE     /* pthread_getname_np */
+#endif
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "evexec.h"
+#include "testutil.h"
+
+static int setup(void **state)
+{
+    return tu_fx_setup(state, 0);
+}
+
+static int teardown(void **state)
+{
+    return tu_fx_teardown(state);
+}
+
+/* Make the test's pool from cfg and an evexec on it. */
+static void fx_pool(struct tu_fx *fx, const struct evexec_pool_config *cfg)
+{
+    fx->pool = evexec_pool_new(cfg);
+    assert_non_null(fx->pool);
+    fx->ex = evexec_new(fx->base, fx->pool);
+    assert_non_null(fx->ex);
+}
+
+static struct evexec_pool_config config(unsigned max_threads, size_t max_queued)
+{
+    struct evexec_pool_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.max_threads = max_threads;
+    cfg.max_queued = max_queued;
+    return cfg;
+}
+
+static void dispatch(struct tu_fx *fx)
+{
+    assert_int_not_equal(event_base_dispatch(fx->base), -1);
+}
+
+static struct evexec_future *submit_fn(struct tu_fx *fx, evexec_fn fn, void *arg)
+{
+    struct evexec_future *f = evexec_run(fx->ex, fn, arg);
+    assert_non_null(f);
+    return f;
+}
+
+static struct evexec_future *submit(struct tu_fx *fx, struct tu_job *j)
+{
+    return submit_fn(fx, tu_job_fn, j);
+}
+
+/* Submit n jobs parked at fx->gate and wait until `running` of them run. */
+static void park(struct tu_fx *fx, struct tu_job *jobs, struct evexec_future **futs,
+                 int n, unsigned running)
+{
+    for (int i = 0; i < n; i++) {
+        tu_job_init(&jobs[i], &fx->frees, 0, 0);
+        jobs[i].gate = &fx->gate;
+        futs[i] = submit(fx, &jobs[i]);
+    }
+    assert_int_equal(tu_gate_wait_arrived(&fx->gate, running), 0);
+}
+
+/* Every future ended with `error`; drop them. */
+static void expect_all(struct evexec_future **futs, int n, int error)
+{
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(evexec_future_error(futs[i]), error);
+        evexec_future_unref(futs[i]);
+    }
+}
+
+static void assert_refused(struct evexec_future *f, int err)
+{
+    int saved = errno;
+    assert_null(f);
+    assert_int_equal(saved, err);
+}
+
+/* ---- configuration ------------------------------------------------------- */
+
+static void expect_config_refused(struct evexec_pool_config cfg)
+{
+    errno = 0;
+    struct evexec_pool *p = evexec_pool_new(&cfg);
+    assert_null(p);
+    assert_int_equal(errno, EINVAL);
+}
+
+static void test_config(void **state)
+{
+    (void)state;
+    struct evexec_pool_config cfg = config(2, 0);
+    cfg.min_threads = 3;
+    expect_config_refused(cfg);
+    expect_config_refused(config(1025, 0));
+
+    /* Edges that are fine, and the all-default NULL config. */
+    cfg = config(1024, 0);
+    cfg.min_threads = 1024;
+    struct evexec_pool *big = evexec_pool_new(&cfg);
+    assert_non_null(big);
+    evexec_pool_free(big);
+    struct evexec_pool *dflt = evexec_pool_new(NULL);
+    assert_non_null(dflt);
+    struct evexec_pool_stats st = tu_stats(dflt);
+    assert_int_equal(st.threads, 0);
+    evexec_pool_free(dflt);
+    /* min_threads with max_threads 0 (the default maximum) is fine. */
+    cfg = config(0, 0);
+    cfg.min_threads = 1;
+    struct evexec_pool *p = evexec_pool_new(&cfg);
+    assert_non_null(p);
+    evexec_pool_free(p);
+}
+
+static void test_null_arguments(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct evexec_pool_config cfg = config(2, 0);
+    fx_pool(fx, &cfg);
+    struct evexec_pool_stats st;
+    assert_int_equal(evexec_pool_shutdown(NULL, 0), EINVAL);
+    assert_int_equal(evexec_pool_shutdown(NULL, EVEXEC_SHUTDOWN_WAIT), EINVAL);
+    assert_int_equal(evexec_pool_stats(NULL, &st), EINVAL);
+    assert_int_equal(evexec_pool_stats(fx->pool, NULL), EINVAL);
+    evexec_pool_free(NULL);
+
+    /* Unknown flag bits are refused and change nothing: work still runs. */
+    assert_int_equal(evexec_pool_shutdown(fx->pool, 0x4), EINVAL);
+    assert_int_equal(evexec_pool_shutdown(fx->pool, -1), EINVAL);
+    assert_int_equal(evexec_pool_shutdown(fx->pool, EVEXEC_SHUTDOWN_WAIT | 0x100), EINVAL);
+    struct tu_job *j = tu_fx_job(fx, 0, 0);
+    struct evexec_future *f = submit(fx, j);
+    assert_int_equal(evexec_run_until_complete(fx->ex, f), 0);
+    evexec_future_unref(f);
+    assert_int_equal(atomic_load(&j->ran), 1);
+}
+
+/* ---- threads ------------------------------------------------------------- */
+
+/* No thread before work arrives, even with min_threads. */
+static void test_lazy_start(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct evexec_pool_config cfg = config(4, 0);
+    cfg.min_threads = 2;
+    fx_pool(fx, &cfg);
+    struct evexec_pool_stats st = tu_stats(fx->pool);
+    assert_int_equal(st.threads, 0);
+    assert_int_equal(st.threads_started, 0);
+    assert_int_equal(st.idle, 0);
+    assert_int_equal(st.queued, 0);
+    assert_int_equal(st.running, 0);
+    assert_int_equal(st.completed, 0);
+
+    struct tu_job *j = tu_fx_job(fx, 0, 0);
+    struct evexec_future *f = submit(fx, j);
+    assert_int_equal(evexec_run_until_complete(fx->ex, f), 0);
+    evexec_future_unref(f);
+    st = tu_stats(fx->pool);
+    assert_true(st.threads_started >= 1 && st.threads_started <= 4);
+    assert_true(st.threads >= 1 && st.threads <= 4);
+    assert_int_equal(st.completed, 1);
+}
+
+struct shrink {
+    struct evexec_pool *pool;
+    unsigned want;
+};
+
+static int threads_are(void *arg)
+{
+    struct shrink *s = arg;
+    struct evexec_pool_stats st = tu_stats(s->pool);
+    return st.threads == s->want && st.idle == s->want;
+}
+
+/* Threads grow to max under load, and those above min_threads exit after
+ * idle_timeout_ms; min_threads stay. */
+static void test_idle_shrink(void **state)
+{
+    struct tu_fx *fx = *state;
+    enum { MAX = 3 };
+    struct evexec_pool_config cfg = config(MAX, 0);
+    cfg.min_threads = 1;
+    cfg.idle_timeout_ms = 50;
+    fx_pool(fx, &cfg);
+    struct tu_job *jobs = tu_fx_jobs(fx, MAX);
+    struct evexec_future *futs[MAX];
+    park(fx, jobs, futs, MAX, MAX);
+    struct evexec_pool_stats st = tu_stats(fx->pool);
+    assert_int_equal(st.threads, MAX);
+    assert_int_equal(st.running, MAX);
+    assert_int_equal(st.idle, 0);
+    tu_gate_open(&fx->gate);
+    dispatch(fx);
+    expect_all(futs, MAX, 0);
+
+    struct shrink s = { fx->pool, 1 };
+    assert_int_equal(tu_poll(threads_are, &s), 0);
+    /* Well past the timeout, the last one is still there. */
+    tu_sleep_us(300 * 1000);
+    st = tu_stats(fx->pool);
+    assert_int_equal(st.threads, 1);
+    assert_int_equal(st.idle, 1);
+    assert_int_equal(st.threads_started, MAX);
+
+    /* And the pool still works after shrinking. */
+    struct tu_job *j = tu_fx_job(fx, 0, 0);
+    struct evexec_future *f = submit(fx, j);
+    assert_int_equal(evexec_run_until_complete(fx->ex, f), 0);
+    evexec_future_unref(f);
+}
+
+/* Without min_threads, every idle thread exits. */
+static void test_idle_shrink_to_zero(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct evexec_pool_config cfg = config(2, 0);
+    cfg.idle_timeout_ms = 50;
+    fx_pool(fx, &cfg);
+    struct tu_job *j = tu_fx_job(fx, 0, 0);
+    struct evexec_future *f = submit(fx, j);
+    assert_int_equal(evexec_run_until_complete(fx->ex, f), 0);
+    evexec_future_unref(f);
+    struct shrink s = { fx->pool, 0 };
+    assert_int_equal(tu_poll(threads_are, &s), 0);
+}
+
+/* thread_init runs once per worker, before that worker's first job. */
+static _Thread_local int tl_inited;
+static atomic_int init_calls, init_wrong_arg, job_before_init;
+static int init_token;
+
+static void thread_init(void *arg)
+{
+    if (arg != &init_token)
+        atomic_fetch_add(&init_wrong_arg, 1);
+    if (tl_inited)
+        atomic_fetch_add(&init_calls, 1000);   /* a second call: shows up */
+    tl_inited = 1;
+    atomic_fetch_add(&init_calls, 1);
+}
+
+static int check_init_job(struct evexec_job *job, void *arg)
+{
+    if (!tl_inited)
+        atomic_fetch_add(&job_before_init, 1);
+    return tu_job_fn(job, arg);
+}
+
+static void test_thread_init(void **state)
+{
+    struct tu_fx *fx = *state;
+    enum { MAX = 3, MORE = 50 };
+    struct evexec_pool_config cfg = config(MAX, 0);
+    cfg.thread_init = thread_init;
+    cfg.thread_init_arg = &init_token;
+    fx_pool(fx, &cfg);
+    atomic_store(&init_calls, 0);
+    struct tu_job *parked = tu_fx_jobs(fx, MAX);
+    struct tu_job *more = tu_fx_jobs(fx, MORE);
+    struct evexec_future *pf[MAX], *mf[MORE];
+    for (int i = 0; i < MAX; i++) {
+        tu_job_init(&parked[i], &fx->frees, 0, 0);
+        parked[i].gate = &fx->gate;
+        pf[i] = submit_fn(fx, check_init_job, &parked[i]);
+    }
+    assert_int_equal(tu_gate_wait_arrived(&fx->gate, MAX), 0);
+    tu_gate_open(&fx->gate);
+    for (int i = 0; i < MORE; i++) {
+        tu_job_init(&more[i], &fx->frees, 0, 0);
+        mf[i] = submit_fn(fx, check_init_job, &more[i]);
+    }
+    dispatch(fx);
+    expect_all(pf, MAX, 0);
+    expect_all(mf, MORE, 0);
+    struct evexec_pool_stats st = tu_stats(fx->pool);
+    assert_int_equal(atomic_load(&job_before_init), 0);
+    assert_int_equal(atomic_load(&init_wrong_arg), 0);
+    assert_int_equal(st.threads_started, MAX);
+    assert_int_equal(atomic_load(&init_calls), (int)st.threads_started);
+}
+
+/* Worker names start with thread_name (NULL: "evexec"). */
+struct name_job {
+    char name[32];
+    int rc;
+};
+
+static int name_job_fn(struct evexec_job *job, void *arg)
+{
+    (void)job;
+    struct name_job *n = arg;
+    n->rc = pthread_getname_np(pthread_self(), n->name, sizeof n->name);
+    return 0;
+}
+
+/* Runs one job on a pool named thread_name and checks the worker's name
+ * starts with prefix.  The caller's string is scribbled over once the pool
+ * is made (before any thread starts), to show the pool keeps a copy. */
+static void check_thread_name(struct tu_fx *fx, const char *thread_name, const char *prefix)
+{
+    char buf[64] = "";
+    struct evexec_pool_config cfg = config(1, 0);
+    if (thread_name) {
+        strncpy(buf, thread_name, sizeof buf - 1);
+        cfg.thread_name = buf;
+    }
+    fx_pool(fx, &cfg);
+    memset(buf, 'X', sizeof buf - 1);
+    struct name_job n;
+    memset(&n, 0, sizeof n);
+    struct evexec_future *f = submit_fn(fx, name_job_fn, &n);
+    assert_int_equal(evexec_run_until_complete(fx->ex, f), 0);
+    evexec_future_unref(f);
+    assert_int_equal(n.rc, 0);
+    if (strncmp(n.name, prefix, strlen(prefix)) != 0)
+        fail_msg("worker name \"%s\" does not start with \"%s\"", n.name, prefix);
+}
+
+static void test_thread_name(void **state)
+{
+    check_thread_name(*state, "tpname", "tpname");
+}
+
+static void test_thread_name_default(void **state)
+{
+    check_thread_name(*state, NULL, "evexec");
+}
+
+/* A name too long for the kernel's 15 bytes is cut, not refused. */
+static void test_thread_name_long(void **state)
+{
+    check_thread_name(*state, "averyveryverylongname", "averyvery");
+}
+
+/* ---- order, bounds, lanes ------------------------------------------------ */
+
+struct order {
+    atomic_int next;
+    int *seen;          /* seen[k]: the index of the k-th job run */
+};
+
+struct order_job {
+    struct order *o;
+    int index;
+};
+
+static int order_job_fn(struct evexec_job *job, void *arg)
+{
+    (void)job;
+    struct order_job *oj = arg;
+    oj->o->seen[atomic_fetch_add(&oj->o->next, 1)] = oj->index;
+    return 0;
+}
+
+/* One worker runs jobs in submission order. */
+static void test_single_worker_order(void **state)
+{
+    struct tu_fx *fx = *state;
+    int n = TU_SCALE(2000);
+    struct evexec_pool_config cfg = config(1, 0);
+    fx_pool(fx, &cfg);
+    struct order o;
+    atomic_init(&o.next, 0);
+    o.seen = calloc((size_t)n, sizeof *o.seen);
+    struct order_job *jobs = calloc((size_t)n, sizeof *jobs);
+    struct evexec_future **futs = calloc((size_t)n, sizeof *futs);
+    assert_non_null(o.seen);
+    assert_non_null(jobs);
+    assert_non_null(futs);
+    for (int i = 0; i < n; i++) {
+        jobs[i] = (struct order_job){ &o, i };
+        futs[i] = submit_fn(fx, order_job_fn, &jobs[i]);
+    }
+    dispatch(fx);
+    expect_all(futs, n, 0);
+    assert_int_equal(atomic_load(&o.next), n);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(o.seen[i], i);
+    free(futs);
+    free(jobs);
+    free(o.seen);
+}
+
+/* max_queued counts waiting jobs only: with both workers busy, one job
+ * may wait and the next is EAGAIN (its function never runs); once the
+ * queue drains there is room again. */
+static void test_bounded_queue(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct evexec_pool_config cfg = config(2, 1);
+    fx_pool(fx, &cfg);
+    struct tu_job *jobs = tu_fx_jobs(fx, 2);
+    struct tu_job *waiting = tu_fx_job(fx, 0, 0);
+    struct tu_job *refused = tu_fx_job(fx, 0, 0);
+    struct tu_job *later = tu_fx_job(fx, 0, 0);
+    struct evexec_future *futs[3];
+    park(fx, jobs, futs, 2, 2);
+    futs[2] = submit(fx, waiting);
+    struct evexec_pool_stats st = tu_stats(fx->pool);
+    assert_int_equal(st.running, 2);
+    assert_int_equal(st.queued, 1);
+
+    errno = 0;
+    assert_refused(evexec_run(fx->ex, tu_job_fn, refused), EAGAIN);
+    assert_int_equal(tu_stats(fx->pool).queued, 1);
+
+    tu_gate_open(&fx->gate);
+    dispatch(fx);
+    expect_all(futs, 3, 0);
+    struct evexec_future *f = submit(fx, later);
+    assert_int_equal(evexec_run_until_complete(fx->ex, f), 0);
+    evexec_future_unref(f);
+    evexec_pool_shutdown(fx->pool, EVEXEC_SHUTDOWN_WAIT);
+    assert_int_equal(atomic_load(&refused->ran), 0);
+    assert_int_equal(atomic_load(&waiting->ran), 1);
+}
+
+/* Slow-lane jobs hold at most half the workers; a default job still runs
+ * while they are stuck. */
+static void test_slow_lane(void **state)
+{
+    struct tu_fx *fx = *state;
+    enum { MAX = 4, SLOW = 4 };
+    struct evexec_pool_config cfg = config(MAX, 0);
+    fx_pool(fx, &cfg);
+    struct evexec_run_opts slow = { .lane = EVEXEC_LANE_SLOW };
+    struct tu_job *sj = tu_fx_jobs(fx, SLOW);
+    struct tu_job *fast = tu_fx_job(fx, 0, 0);
+    struct evexec_future *sf[SLOW];
+    for (int i = 0; i < SLOW; i++) {
+        tu_job_init(&sj[i], &fx->frees, 0, 0);
+        sj[i].gate = &fx->gate;
+        sf[i] = evexec_run_opts(fx->ex, tu_job_fn, &sj[i], &slow);
+        assert_non_null(sf[i]);
+    }
+    assert_int_equal(tu_gate_wait_arrived(&fx->gate, MAX / 2), 0);
+    struct evexec_future *ff = submit(fx, fast);
+    /* The default job finishes while every slow job is still parked. */
+    assert_int_equal(evexec_run_until_complete(fx->ex, ff), 0);
+    evexec_future_unref(ff);
+    assert_int_equal(tu_gate_arrived(&fx->gate), MAX / 2);
+    struct evexec_pool_stats st = tu_stats(fx->pool);
+    assert_int_equal(st.running, MAX / 2);
+    assert_int_equal(st.queued, SLOW - MAX / 2);
+    tu_gate_open(&fx->gate);
+    dispatch(fx);
+    expect_all(sf, SLOW, 0);
+}
+
+/* completed counts returned functions; cancelled counts jobs taken off
+ * the queue. */
+static void test_stats_counts(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct evexec_pool_config cfg = config(1, 0);
+    fx_pool(fx, &cfg);
+    struct tu_job *parked = tu_fx_jobs(fx, 1);
+    struct tu_job *q = tu_fx_jobs(fx, 3);
+    struct evexec_future *pf[1], *qf[3];
+    park(fx, parked, pf, 1, 1);
+    for (int i = 0; i < 3; i++) {
+        tu_job_init(&q[i], &fx->frees, 0, 0);
+        qf[i] = submit(fx, &q[i]);
+    }
+    struct evexec_pool_stats st = tu_stats(fx->pool);
+    assert_int_equal(st.queued, 3);
+    assert_int_equal(st.running, 1);
+    assert_int_equal(st.threads, 1);
+    assert_int_equal(st.idle, 0);
+    assert_int_equal(evexec_future_cancel(qf[1]), 0);
+    st = tu_stats(fx->pool);
+    assert_int_equal(st.queued, 2);
+    assert_int_equal(st.cancelled, 1);
+    tu_gate_open(&fx->gate);
+    dispatch(fx);
+    expect_all(pf, 1, 0);
+    assert_int_equal(evexec_future_error(qf[1]), ECANCELED);
+    evexec_future_unref(qf[1]);
+    qf[1] = qf[2];
+    expect_all(qf, 2, 0);
+    st = tu_stats(fx->pool);
+    assert_int_equal(st.completed, 3);
+    assert_int_equal(st.cancelled, 1);
+    assert_int_equal(st.queued, 0);
+    assert_int_equal(st.running, 0);
+}
+
+/* ---- shutdown ------------------------------------------------------------ */
+
+/* One worker, one job parked on it, `nqueued` more behind it. */
+struct scene {
+    struct tu_job *parked;
+    struct tu_job *queued;      /* [3] */
+    struct evexec_future *pf, *qf[3];
+    struct tu_rec prec, qrec[3];
+    int nqueued;
+};
+
+static void scene_start(struct tu_fx *fx, struct scene *s, int nqueued)
+{
+    struct evexec_pool_config cfg = config(1, 0);
+    fx_pool(fx, &cfg);
+    memset(s, 0, sizeof *s);
+    s->nqueued = nqueued;
+    s->parked = tu_fx_jobs(fx, 1);
+    s->queued = tu_fx_jobs(fx, 3);
+    park(fx, s->parked, &s->pf, 1, 1);
+    s->parked->sleep_us = 50 * 1000;     /* so a shutdown that waits has to */
+    tu_rec_init(&s->prec);
+    assert_int_equal(evexec_future_on_done(s->pf, tu_rec_cb, &s->prec), 0);
+    for (int i = 0; i < nqueued; i++) {
+        tu_job_init(&s->queued[i], &fx->frees, 1, 0);
+        s->qf[i] = submit(fx, &s->queued[i]);
+        tu_rec_init(&s->qrec[i]);
+        assert_int_equal(evexec_future_on_done(s->qf[i], tu_rec_cb, &s->qrec[i]), 0);
+    }
+}
+
+/* After any shutdown: new work is refused with ESHUTDOWN and never runs,
+ * a new evexec on the pool too, and shutdown may be called again. */
+static void expect_refusing(struct tu_fx *fx)
+{
+    struct tu_job *j = tu_fx_job(fx, 0, 0);
+    errno = 0;
+    assert_refused(evexec_run(fx->ex, tu_job_fn, j), ESHUTDOWN);
+    errno = 0;
+    assert_refused(evexec_run_opts(fx->ex, tu_job_fn, j, NULL), ESHUTDOWN);
+    errno = 0;
+    struct evexec *ex2 = evexec_new(fx->base, fx->pool);
+    int saved = errno;
+    assert_null(ex2);
+    assert_int_equal(saved, ESHUTDOWN);
+    assert_int_equal(evexec_pool_shutdown(fx->pool, 0), 0);
+    dispatch(fx);
+    assert_int_equal(evexec_pool_shutdown(fx->pool, EVEXEC_SHUTDOWN_WAIT), 0);
+    assert_int_equal(atomic_load(&j->ran), 0);
+}
+
+/* The recorders and the futures in the scene: parked ended `perr`, each
+ * queued one `qerr`.  Drops the futures. */
+static void scene_check(struct scene *s, int perr, int qerr)
+{
+    assert_int_equal(s->prec.calls, 1);
+    assert_int_equal(s->prec.error, perr);
+    assert_int_equal(s->prec.off_loop, 0);
+    evexec_future_unref(s->pf);
+    for (int i = 0; i < s->nqueued; i++) {
+        assert_int_equal(s->qrec[i].calls, 1);
+        assert_int_equal(s->qrec[i].error, qerr);
+        assert_int_equal(s->qrec[i].off_loop, 0);
+        assert_int_equal(atomic_load(&s->queued[i].ran), qerr == ECANCELED ? 0 : 1);
+        evexec_future_unref(s->qf[i]);
+    }
+}
+
+/* flags 0: returns at once, refuses new work, queued jobs still run. */
+static void test_shutdown_refuse_only(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct scene s;
+    scene_start(fx, &s, 3);
+    assert_int_equal(evexec_pool_shutdown(fx->pool, 0), 0);   /* parked: no wait */
+    errno = 0;
+    struct tu_job *j = tu_fx_job(fx, 0, 0);
+    assert_refused(evexec_run(fx->ex, tu_job_fn, j), ESHUTDOWN);
+    tu_gate_open(&fx->gate);
+    dispatch(fx);
+    scene_check(&s, 0, 0);
+    expect_refusing(fx);
+    assert_int_equal(atomic_load(&fx->frees), 3);
+    assert_int_equal(atomic_load(&j->ran), 0);
+}
+
+/* WAIT: returns when every queued and running job has finished. */
+static void test_shutdown_wait(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct scene s;
+    scene_start(fx, &s, 3);
+    tu_gate_open(&fx->gate);
+    assert_int_equal(evexec_pool_shutdown(fx->pool, EVEXEC_SHUTDOWN_WAIT), 0);
+    assert_int_equal(atomic_load(&s.parked->finished), 1);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(atomic_load(&s.queued[i].finished), 1);
+    struct evexec_pool_stats st = tu_stats(fx->pool);
+    assert_int_equal(st.queued, 0);
+    assert_int_equal(st.running, 0);
+    assert_int_equal(st.completed, 4);
+    /* The results reach the loop afterwards. */
+    dispatch(fx);
+    scene_check(&s, 0, 0);
+    expect_refusing(fx);
+}
+
+/* CANCEL: queued jobs never run and end ECANCELED on their loop; the
+ * running one is not waited for and keeps its outcome. */
+static void test_shutdown_cancel(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct scene s;
+    scene_start(fx, &s, 3);
+    /* The parked job holds the only worker: if this waited, it would hang. */
+    assert_int_equal(evexec_pool_shutdown(fx->pool, EVEXEC_SHUTDOWN_CANCEL), 0);
+    assert_int_equal(tu_stats(fx->pool).queued, 0);
+    assert_int_equal(tu_stats(fx->pool).cancelled, 3);
+    tu_gate_open(&fx->gate);
+    dispatch(fx);
+    scene_check(&s, 0, ECANCELED);
+    expect_refusing(fx);
+    assert_int_equal(atomic_load(&fx->frees), 0);
+}
+
+/* CANCEL|WAIT: queued jobs are cancelled and the running one waited for. */
+static void test_shutdown_cancel_wait(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct scene s;
+    scene_start(fx, &s, 2);
+    assert_int_equal(evexec_pool_shutdown(fx->pool, EVEXEC_SHUTDOWN_CANCEL), 0);
+    tu_gate_open(&fx->gate);
+    assert_int_equal(evexec_pool_shutdown(fx->pool,
+                                          EVEXEC_SHUTDOWN_CANCEL | EVEXEC_SHUTDOWN_WAIT), 0);
+    assert_int_equal(atomic_load(&s.parked->finished), 1);
+    assert_int_equal(tu_stats(fx->pool).running, 0);
+    dispatch(fx);
+    scene_check(&s, 0, ECANCELED);
+}
+
+/* Inside a done callback too: a job submitted before the shutdown still
+ * runs, one submitted after it is refused at the call. */
+struct cb_submit {
+    struct evexec *ex;
+    struct evexec_pool *pool;
+    struct tu_job *before, *after;
+    struct evexec_future *fbefore, *fafter;
+    int after_errno, shutdown_rc, calls;
+};
+
+static void cb_submit(struct evexec_future *f, void *arg)
+{
+    (void)f;
+    struct cb_submit *c = arg;
+    c->calls++;
+    c->fbefore = evexec_run(c->ex, tu_job_fn, c->before);
+    c->shutdown_rc = evexec_pool_shutdown(c->pool, 0);
+    errno = 0;
+    c->fafter = evexec_run(c->ex, tu_job_fn, c->after);
+    c->after_errno = errno;
+}
+
+static void test_shutdown_inside_callback(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct evexec_pool_config cfg = config(2, 0);
+    fx_pool(fx, &cfg);
+    struct cb_submit c = { fx->ex, fx->pool, tu_fx_job(fx, 1, 0), tu_fx_job(fx, 1, 0),
+                           NULL, NULL, 0, -1, 0 };
+    struct evexec_future *trigger = evexec_future_new(fx->ex);
+    assert_non_null(trigger);
+    assert_int_equal(evexec_future_on_done(trigger, cb_submit, &c), 0);
+    assert_int_equal(evexec_future_set_error(trigger, EIO), 0);
+    dispatch(fx);
+    evexec_future_unref(trigger);
+    assert_int_equal(c.calls, 1);
+    assert_int_equal(c.shutdown_rc, 0);
+    assert_non_null(c.fbefore);
+    assert_int_equal(evexec_future_error(c.fbefore), 0);
+    evexec_future_unref(c.fbefore);
+    assert_null(c.fafter);
+    assert_int_equal(c.after_errno, ESHUTDOWN);
+    assert_int_equal(evexec_pool_shutdown(fx->pool, EVEXEC_SHUTDOWN_WAIT), 0);
+    assert_int_equal(atomic_load(&c.before->ran), 1);
+    assert_int_equal(atomic_load(&c.after->ran), 0);
+}
+
+/* WAIT from one of the pool's own workers would wait for itself. */
+struct self_wait {
+    struct evexec_pool *pool;
+};
+
+static int self_wait_job(struct evexec_job *job, void *arg)
+{
+    (void)job;
+    struct self_wait *sw = arg;
+    return evexec_pool_shutdown(sw->pool, EVEXEC_SHUTDOWN_WAIT);
+}
+
+static void test_shutdown_wait_from_worker(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct evexec_pool_config cfg = config(2, 0);
+    fx_pool(fx, &cfg);
+    struct self_wait sw = { fx->pool };
+    struct evexec_future *f = submit_fn(fx, self_wait_job, &sw);
+    assert_int_equal(evexec_run_until_complete(fx->ex, f), EDEADLK);
+    evexec_future_unref(f);
+}
+
+/* evexec_pool_free without a shutdown waits for the jobs still running,
+ * including those of an evexec freed before them. */
+static void test_pool_free_waits(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct evexec_pool_config cfg = config(2, 0);
+    fx_pool(fx, &cfg);
+    struct tu_job *j = tu_fx_job(fx, 1, 0);
+    j->gate = &fx->gate;
+    j->sleep_us = 50 * 1000;
+    struct evexec_future *f = submit(fx, j);
+    assert_int_equal(tu_gate_wait_arrived(&fx->gate, 1), 0);
+    evexec_future_unref(f);
+    evexec_free(fx->ex);
+    fx->ex = NULL;
+    tu_gate_open(&fx->gate);
+    evexec_pool_free(fx->pool);
+    fx->pool = NULL;
+    assert_int_equal(atomic_load(&j->finished), 1);
+    assert_int_equal(atomic_load(&j->saw_cancel), 1);
+    assert_int_equal(atomic_load(&fx->frees), 1);
+}
+
+#define TESTS(X) \
+    X(test_config) \
+    X(test_null_arguments) \
+    X(test_lazy_start) \
+    X(test_idle_shrink) \
+    X(test_idle_shrink_to_zero) \
+    X(test_thread_init) \
+    X(test_thread_name) \
+    X(test_thread_name_default) \
+    X(test_thread_name_long) \
+    X(test_single_worker_order) \
+    X(test_bounded_queue) \
+    X(test_slow_lane) \
+    X(test_stats_counts) \
+    X(test_shutdown_refuse_only) \
+    X(test_shutdown_wait) \
+    X(test_shutdown_cancel) \
+    X(test_shutdown_cancel_wait) \
+    X(test_shutdown_inside_callback) \
+    X(test_shutdown_wait_from_worker) \
+    X(test_pool_free_waits)
+
+TESTS(TU_WRAP)
+
+#define ENTRY(name) TU_ENTRY(name, setup, teardown),
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = { TESTS(ENTRY) };
+    return cmocka_run_group_tests_name("pool", tests, NULL, NULL);
+}

@@ -1,0 +1,146 @@
+/*
+ * bench-evexec.c -- evexec as an evexec-bench backend, through the public
+ * API only: evexec_run() per job, one done callback per future, the
+ * future's reference dropped in that callback.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1   /* POSIX and Linux calls under -std=c11 */
+#endif
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include <event2/event.h>
+
+#include "evexec.h"
+#include "bench.h"
+
+struct evb {
+    struct bench *b;
+    struct event_base *base;
+    struct evexec_pool *pool;
+    struct evexec *ex;
+    void (*start)(struct bench *b);
+};
+
+static int evb_noop(struct evexec_job *job, void *arg)
+{
+    (void)job;
+    (void)arg;
+    bench_job_noop();
+    return 0;
+}
+
+static int evb_sleep(struct evexec_job *job, void *arg)
+{
+    (void)job;
+    (void)arg;
+    bench_job_sleep();
+    return 0;
+}
+
+static int evb_gate(struct evexec_job *job, void *arg)
+{
+    (void)job;
+    (void)arg;
+    bench_job_gate();
+    return 0;
+}
+
+static void evb_done(struct evexec_future *f, void *arg)
+{
+    struct bench *b = arg;
+    int ok = evexec_future_error(f) == 0;
+    evexec_future_unref(f);
+    bench_delivered(b, ok);
+}
+
+static int evb_open(struct bench *b)
+{
+    struct evb *e = calloc(1, sizeof *e);
+    if (e == NULL)
+        return ENOMEM;
+    e->b = b;
+    struct evexec_pool_config cfg = { 0 };
+    cfg.max_threads = b->threads;
+    int rc = ENOMEM;
+    e->base = event_base_new();
+    if (e->base == NULL)
+        goto fail;
+    e->pool = evexec_pool_new(&cfg);
+    if (e->pool == NULL) {
+        rc = errno;
+        goto fail;
+    }
+    e->ex = evexec_new(e->base, e->pool);
+    if (e->ex == NULL) {
+        rc = errno;
+        goto fail;
+    }
+    b->impl = e;
+    return 0;
+fail:
+    evexec_pool_free(e->pool);
+    if (e->base)
+        event_base_free(e->base);
+    free(e);
+    return rc;
+}
+
+static int evb_submit(struct bench *b, enum bench_job kind)
+{
+    struct evb *e = b->impl;
+    evexec_fn fn = kind == BENCH_SLEEP ? evb_sleep
+                 : kind == BENCH_GATE ? evb_gate : evb_noop;
+    struct evexec_future *f = evexec_run(e->ex, fn, NULL);
+    if (f == NULL)
+        return errno;
+    int rc = evexec_future_on_done(f, evb_done, b);
+    if (rc != 0) {
+        evexec_future_cancel(f);
+        evexec_future_unref(f);
+        return rc;
+    }
+    return 0;
+}
+
+static void evb_start_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct evb *e = arg;
+    (void)fd;
+    (void)what;
+    e->start(e->b);
+}
+
+static int evb_run(struct bench *b, void (*start)(struct bench *b))
+{
+    struct evb *e = b->impl;
+    struct timeval zero = { 0, 0 };
+    e->start = start;
+    if (event_base_once(e->base, -1, EV_TIMEOUT, evb_start_cb, e, &zero) != 0)
+        return EIO;
+    return event_base_dispatch(e->base) < 0 ? EIO : 0;
+}
+
+static void evb_close(struct bench *b)
+{
+    struct evb *e = b->impl;
+    if (e == NULL)
+        return;
+    evexec_free(e->ex);
+    evexec_pool_free(e->pool);
+    event_base_free(e->base);
+    free(e);
+    b->impl = NULL;
+}
+
+const struct bench_backend bench_evexec = {
+    .name = "evexec",
+    .open = evb_open,
+    .submit = evb_submit,
+    .run = evb_run,
+    .close = evb_close,
+};

@@ -1,0 +1,120 @@
+/*
+ * bench-libuv.c -- libuv's thread pool (uv_queue_work + uv_run) as an
+ * evexec-bench backend.
+ *
+ * Used as a libuv program would: one malloc'd uv_work_t per job, freed in
+ * the after-work callback.  libuv's pool is process-wide and sized once
+ * from UV_THREADPOOL_SIZE, which is set before its first use; every
+ * measured run is its own process, so each gets the size it asks for.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1   /* POSIX and Linux calls under -std=c11 */
+#endif
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#ifdef HAVE_LIBUV
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <uv.h>
+
+#include "bench.h"
+
+struct uvb {
+    struct bench *b;
+    uv_loop_t loop;
+    uv_timer_t start_timer;
+    void (*start)(struct bench *b);
+};
+
+static void uvb_noop(uv_work_t *req) { (void)req; bench_job_noop(); }
+static void uvb_sleep(uv_work_t *req) { (void)req; bench_job_sleep(); }
+static void uvb_gate(uv_work_t *req) { (void)req; bench_job_gate(); }
+
+static void uvb_after(uv_work_t *req, int status)
+{
+    struct bench *b = req->data;
+    free(req);
+    bench_delivered(b, status == 0);
+}
+
+static int uvb_open(struct bench *b)
+{
+    char n[16];
+    snprintf(n, sizeof n, "%u", b->threads);
+    if (setenv("UV_THREADPOOL_SIZE", n, 1) != 0)
+        return errno;
+    struct uvb *u = calloc(1, sizeof *u);
+    if (u == NULL)
+        return ENOMEM;
+    u->b = b;
+    int rc = uv_loop_init(&u->loop);
+    if (rc != 0) {
+        free(u);
+        return -rc;
+    }
+    b->impl = u;
+    return 0;
+}
+
+static int uvb_submit(struct bench *b, enum bench_job kind)
+{
+    struct uvb *u = b->impl;
+    uv_work_t *req = malloc(sizeof *req);
+    if (req == NULL)
+        return ENOMEM;
+    req->data = b;
+    uv_work_cb fn = kind == BENCH_SLEEP ? uvb_sleep
+                  : kind == BENCH_GATE ? uvb_gate : uvb_noop;
+    int rc = uv_queue_work(&u->loop, req, fn, uvb_after);
+    if (rc != 0) {
+        free(req);
+        return -rc;
+    }
+    return 0;
+}
+
+static void uvb_start_cb(uv_timer_t *t)
+{
+    struct uvb *u = t->data;
+    uv_close((uv_handle_t *)t, NULL);
+    u->start(u->b);
+}
+
+static int uvb_run(struct bench *b, void (*start)(struct bench *b))
+{
+    struct uvb *u = b->impl;
+    u->start = start;
+    uv_timer_init(&u->loop, &u->start_timer);
+    u->start_timer.data = u;
+    uv_timer_start(&u->start_timer, uvb_start_cb, 0, 0);
+    uv_run(&u->loop, UV_RUN_DEFAULT);
+    return 0;
+}
+
+static void uvb_close(struct bench *b)
+{
+    struct uvb *u = b->impl;
+    if (u == NULL)
+        return;
+    uv_run(&u->loop, UV_RUN_DEFAULT);   /* finish closing handles */
+    uv_loop_close(&u->loop);
+    free(u);
+    b->impl = NULL;
+}
+
+const struct bench_backend bench_libuv = {
+    .name = "libuv",
+    .open = uvb_open,
+    .submit = uvb_submit,
+    .run = uvb_run,
+    .close = uvb_close,
+};
+
+#else
+typedef int bench_libuv_absent; /* keeps the unit non-empty (ISO C) */
+#endif /* HAVE_LIBUV */

@@ -1,0 +1,97 @@
+/*
+ * bench.h -- what evexec-bench's backends and workloads share.
+ *
+ * A backend is a thread pool that answers one event loop.  The driver
+ * (evexec-bench.c) sees it only through struct bench_backend: open a pool
+ * of `threads` workers, submit a job of one of three kinds from the loop
+ * thread, run the loop until nothing is in flight, close.  Every
+ * completion is handed to bench_delivered() on the loop thread, which
+ * counts it and calls the workload's hook (which may submit more).
+ *
+ * Everything here runs on the loop thread except the job bodies
+ * (bench_job_*), which run on workers.
+ */
+#ifndef EVEXEC_BENCH_H
+#define EVEXEC_BENCH_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+enum bench_job {
+    BENCH_NOOP = 0,   /* returns at once */
+    BENCH_SLEEP,      /* usleep(10 ms) */
+    BENCH_GATE,       /* blocks until bench_gate_open() */
+};
+
+struct bench;
+
+struct bench_backend {
+    const char *name;
+    /* Make the pool and the loop.  0 or an errno value. */
+    int (*open)(struct bench *b);
+    /* Queue one job; its completion reaches bench_delivered().  0 or an
+     * errno value.  Loop thread (also from inside bench_delivered). */
+    int (*submit)(struct bench *b, enum bench_job kind);
+    /* Run the loop: call start(b) from inside it first, return once every
+     * submitted job was delivered.  0 or an errno value. */
+    int (*run)(struct bench *b, void (*start)(struct bench *b));
+    /* Tear everything down.  No job in flight. */
+    void (*close)(struct bench *b);
+};
+
+struct bench {
+    const struct bench_backend *be;
+    void *impl;                        /* the backend's state */
+    unsigned threads;
+    void (*on_done)(struct bench *b);  /* the workload's hook */
+    uint64_t submitted;                /* counted by bench_submit() */
+    uint64_t delivered;                /* counted by bench_delivered() */
+    uint64_t failed;                   /* delivered with an error */
+    int submit_error;                  /* first submit failure */
+};
+
+/* Submit and count.  Returns 0 or the backend's error (kept in b). */
+static inline int bench_submit(struct bench *b, enum bench_job kind)
+{
+    int rc = b->be->submit(b, kind);
+    if (rc == 0)
+        b->submitted++;
+    else if (b->submit_error == 0)
+        b->submit_error = rc;
+    return rc;
+}
+
+/* A backend calls this once per completion, on the loop thread;
+ * ok is 0 when the backend reported an error for that job. */
+static inline void bench_delivered(struct bench *b, int ok)
+{
+    b->delivered++;
+    if (!ok)
+        b->failed++;
+    if (b->on_done)
+        b->on_done(b);
+}
+
+/* Job bodies, shared by every backend (evexec-bench.c). */
+extern int bench_count_runs;          /* count bench_ran (checks only) */
+extern atomic_ullong bench_ran;       /* jobs whose body ran */
+
+static inline void bench_job_noop(void)
+{
+    /* Counting costs a contended atomic per job, so it is off in timed
+     * runs; the loop-side delivered count is always checked. */
+    if (bench_count_runs)
+        atomic_fetch_add_explicit(&bench_ran, 1, memory_order_relaxed);
+}
+void bench_job_sleep(void);
+void bench_job_gate(void);
+void bench_gate_open(void);
+
+/* The backends compiled in. */
+extern const struct bench_backend bench_evexec;
+extern const struct bench_backend bench_naive;
+#ifdef HAVE_LIBUV
+extern const struct bench_backend bench_libuv;
+#endif
+
+#endif /* EVEXEC_BENCH_H */
