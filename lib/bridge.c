@@ -302,8 +302,13 @@ static void deliver_job(struct evexec *ex, struct evexec_job *job)
     } else if (job->error != 0) {
         release_job_result(job);
         evexec__future_finish(f, job->error, NULL, NULL);
-    } else {
+    } else if (ex->closing) {
         evexec__future_finish(f, 0, job->result, job->free_fn);
+        job->result = NULL;
+    } else {
+        /* The common case, from the drain: callbacks run here, in
+         * completion order, without a trip through the ready queue. */
+        evexec__future_deliver(f, 0, job->result, job->free_fn);
         job->result = NULL;
     }
     evexec_future_unref(f);          /* the in-flight reference */

@@ -178,6 +178,12 @@ void evexec__future_release(struct evexec_future *f);
 /* Unlink a released future from its evexec and free (or recycle) it. */
 void evexec__future_free_mem(struct evexec_future *f);
 
+/* End a pending future and run its callbacks now, without the ready
+ * queue: for a drain that is itself running from the loop.  The caller
+ * holds a reference across the call. */
+void evexec__future_deliver(struct evexec_future *f, int error, void *result,
+                            void (*free_fn)(void *));
+
 /* Run every due done callback.  Loop thread, from a libevent callback. */
 void evexec__run_ready(struct evexec *ex);
 

@@ -88,6 +88,31 @@ static void schedule(struct evexec_future *f)
     evexec__schedule_ready(ex);
 }
 
+/* Run the callbacks not yet run, in order.  Loop thread, from the loop. */
+static void run_callbacks(struct evexec_future *f)
+{
+    while (f->cbnext < f->ncb) {
+        /* Copy: the callback may add callbacks and move the array. */
+        struct evexec__cb cb = f->cbs[f->cbnext++];
+        cb.fn(f, cb.arg);
+    }
+}
+
+void evexec__future_deliver(struct evexec_future *f, int error, void *result,
+                            void (*free_fn)(void *))
+{
+    f->state = EVEXEC__DONE;
+    f->error = error;
+    if (error == 0) {
+        f->result = result;
+        f->free_fn = free_fn;
+    } else if (result && free_fn) {
+        free_fn(result);
+    }
+    if (!f->in_ready)
+        run_callbacks(f);
+}
+
 int evexec__future_finish(struct evexec_future *f, int error, void *result,
                           void (*free_fn)(void *))
 {
@@ -114,18 +139,15 @@ void evexec__run_ready(struct evexec *ex)
         if (!ex->ready_head)
             ex->ready_tail = NULL;
         f->in_ready = 0;
-        while (f->cbnext < f->ncb) {
-            /* Copy: the callback may add callbacks and move the array. */
-            struct evexec__cb cb = f->cbs[f->cbnext++];
-            cb.fn(f, cb.arg);
-        }
+        run_callbacks(f);
         evexec_future_unref(f);
     }
 }
 
 void evexec__future_release(struct evexec_future *f)
 {
-    evexec__report_unobserved(f);
+    if (f->error != 0 && !f->observed)      /* cheap test first: per job */
+        evexec__report_unobserved(f);
     if (f->result && f->free_fn)
         f->free_fn(f->result);
     f->result = NULL;
