@@ -77,6 +77,7 @@ struct comb_kind {
 struct comb {
     struct evexec_future fut;          /* first */
     struct event *timer;               /* NULL when the kind needs none */
+    struct timespec due;               /* when the timer is due */
     struct evexec_future **in;         /* inputs, one reference each */
     size_t n;
 };
@@ -138,6 +139,8 @@ static void comb_timer_fired(evutil_socket_t fd, short what, void *arg)
     struct comb *c = arg;
     (void)fd;
     (void)what;
+    if (evexec__timer_early(c->timer, &c->due))
+        return;
     if (c->fut.state == EVEXEC__PENDING)
         kind_of(&c->fut)->timer(c);
 }
@@ -155,6 +158,7 @@ static void comb_arm(struct comb *c, const struct timeval *tv)
 {
     /* event_add of a timer fails only without memory for the heap; then
      * act now rather than never. */
+    evexec__timer_due(&c->due, tv);
     if (event_add(c->timer, tv) != 0)
         kind_of(&c->fut)->timer(c);
 }

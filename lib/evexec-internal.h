@@ -17,10 +17,13 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "evexec.h"
+
+struct event;
 
 #define EVEXEC__CONTAINER_OF(ptr, type, member) \
     ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
@@ -183,6 +186,15 @@ void evexec__future_free_mem(struct evexec_future *f);
  * holds a reference across the call. */
 void evexec__future_deliver(struct evexec_future *f, int error, void *result,
                             void (*free_fn)(void *));
+
+/* Timers that never fire early.  libevent measures timeouts on a coarse
+ * clock unless the base was made with EVENT_BASE_FLAG_PRECISE_TIMER, so a
+ * timer may fire a tick before its time.  evexec__timer_due records when
+ * a timeout of `tv` from now is due; evexec__timer_early, called first in
+ * the timer's callback, re-adds the timer for what is left and returns 1
+ * if it fired early. */
+void evexec__timer_due(struct timespec *due, const struct timeval *tv);
+int evexec__timer_early(struct event *timer, const struct timespec *due);
 
 /* Run every due done callback.  Loop thread, from a libevent callback. */
 void evexec__run_ready(struct evexec *ex);

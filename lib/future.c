@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -308,18 +309,47 @@ EVEXEC_API struct evexec *evexec_future_get_evexec(const struct evexec_future *f
     return f ? f->ex : NULL;
 }
 
+/* ---- timers that never fire early ---------------------------------------- */
+
+void evexec__timer_due(struct timespec *due, const struct timeval *tv)
+{
+    clock_gettime(CLOCK_MONOTONIC, due);
+    due->tv_sec += tv->tv_sec;
+    due->tv_nsec += (long)tv->tv_usec * 1000L;
+    if (due->tv_nsec >= 1000000000L) {
+        due->tv_sec++;
+        due->tv_nsec -= 1000000000L;
+    }
+}
+
+int evexec__timer_early(struct event *timer, const struct timespec *due)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long left_us = (long long)(due->tv_sec - now.tv_sec) * 1000000LL +
+                        (due->tv_nsec - now.tv_nsec) / 1000;
+    if (left_us <= 0)
+        return 0;
+    struct timeval tv = { (time_t)(left_us / 1000000), (suseconds_t)(left_us % 1000000) };
+    return event_add(timer, &tv) == 0;
+}
+
 /* ---- sleep: a future on a libevent timer -------------------------------- */
 
 struct evexec__sleep {
     struct evexec_future fut;
     struct event *timer;
+    struct timespec due;
 };
 
 static void sleep_fired(evutil_socket_t fd, short what, void *arg)
 {
+    struct evexec__sleep *s = arg;
     (void)fd;
     (void)what;
-    evexec__future_finish(arg, 0, NULL, NULL);
+    if (evexec__timer_early(s->timer, &s->due))
+        return;
+    evexec__future_finish(&s->fut, 0, NULL, NULL);
 }
 
 static int sleep_cancel(struct evexec_future *f)
@@ -354,7 +384,8 @@ EVEXEC_API struct evexec_future *evexec_sleep(struct evexec *ex, const struct ti
         ex, sizeof *s, EVEXEC__F_OTHER, &sleep_ops);
     if (!s)
         return NULL;
-    s->timer = evtimer_new(ex->base, sleep_fired, &s->fut);
+    s->timer = evtimer_new(ex->base, sleep_fired, s);
+    evexec__timer_due(&s->due, delay);
     if (!s->timer || evtimer_add(s->timer, delay) != 0) {
         s->fut.refs = 0;
         evexec__future_release(&s->fut);

@@ -7,25 +7,38 @@
  * integers.  Called one after another they take the sum of their delays
  * (15 units) and block the loop all that time; handed to a thread pool
  * they overlap, take as long as the longest one (8 units), and the loop
- * stays free.  This program prints those tables, measured.
+ * stays free.  This program prints those tables, measured, then two more:
+ * the pool's results handled one by one as they complete
+ * (asyncio.as_completed), and, with --timeout, each call under a timeout
+ * that cancels the slow one (asyncio.wait_for).
  *
  * Design.  A mode is one function that runs the three calls its own way
  * and prints one table; adding a mode is one function and one line in
  * demo_modes[].  The pieces modes share:
  *  - struct demo_run: the calls of one run, their times, and a hand-made
- *    future, all_done, that ends when every call has ended.  Modes wait
- *    with evexec_run_until_complete(all_done).
+ *    future, all_done, that ends when the run is over: every call has
+ *    ended, and so has every job future the run watches apart from what
+ *    wraps it (the job inside a wait_for).  Modes wait with
+ *    evexec_run_until_complete(all_done).
  *  - call_ended(): records a call's finish time and completion order, on
- *    the loop thread, and ends all_done after the last call.
- *  - print_run(): the shared table printer.
+ *    the loop thread; job_done_cb() records when a wrapped job's own future
+ *    ended; both end all_done once the run is over.
+ *  - print_run(): the shared table printer (print_title() then
+ *    print_table(), for modes that print while they run).
  *  - a heartbeat: a plain libevent timer, one delay unit long, counting how
  *    often the loop got to run something else while the calls were busy.
+ *
+ * Clocks.  The event_base is made with EVENT_BASE_FLAG_PRECISE_TIMER.
+ * Without it libevent reads a coarse clock on Linux (a tick of a few ms),
+ * so a timer, the timeout of a wait_for included, may fire up to one tick
+ * early; at a small --scale that is a good part of a delay unit.
  *
  * Threads.  A worker running random_add_job() reads its struct demo_call
  * and writes only call->start; the loop reads that after the call's future
  * has ended, which the library orders after the function returned.  So a
  * run is over, and its calls may be reused, only once every job's own
- * future has ended, not merely something waiting on it.
+ * future has ended, not merely something waiting on it: a wait_for that
+ * timed out ends before the job it cancelled has returned.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1   /* POSIX calls under -std=c11 */
@@ -49,6 +62,7 @@
 #define DEMO_THREADS 4              /* the pool's max_threads */
 #define DEMO_DEFAULT_SCALE 0.1      /* seconds per delay unit */
 #define DEMO_MAX_SCALE 10.0
+#define DEMO_MAX_TIMEOUT 1000.0     /* --timeout, in delay units */
 #define DEMO_DEFAULT_SEED 2024
 #define DEMO_SLICE_NS 10000000      /* a job looks at cancellation this often */
 
@@ -63,7 +77,10 @@ struct demo_call {
     struct demo_run *run;
     unsigned index;               /* position in demo_units */
     unsigned units;               /* n: delay units, and how many ints */
-    struct evexec_future *future; /* the caller's reference, or NULL */
+    struct evexec_future *future; /* the caller's reference to the job's
+                                     future, or NULL */
+    struct evexec_future *wrapper;/* the caller's reference to a wait_for
+                                     around `future`, or NULL */
     /* Written by whoever runs the call (see "Threads" above). */
     double start;                 /* s since the run began; < 0: never ran */
     /* Written by call_ended() on the loop thread. */
@@ -71,6 +88,10 @@ struct demo_call {
     unsigned order;               /* 1 = ended first; 0 = not ended */
     int error;                    /* 0, or why the call failed */
     long result;                  /* the sum, when error is 0 */
+    /* Written by job_done_cb() on the loop thread, when the run watches
+     * the job's own future apart from its wrapper. */
+    double job_finish;            /* s since the run began */
+    int job_error;                /* how the job's own future ended */
 };
 
 /* One run: one mode, one table. */
@@ -80,6 +101,9 @@ struct demo_run {
     struct demo_call calls[DEMO_NCALLS];
     int64_t t0_ns;                /* when the run began (monotonic) */
     unsigned ended;               /* calls ended so far */
+    unsigned jobs_watched;        /* job futures watched apart (wait_for) */
+    unsigned jobs_ended;          /* of those, ended so far */
+    int over;                     /* every call and watched job ended */
     double total;                 /* s from the start to the last end */
     unsigned ticks;               /* heartbeats while calls were busy */
     int error;                    /* a failure seen inside a callback */
@@ -92,6 +116,7 @@ struct demo {
     double scale;                 /* seconds per delay unit */
     int64_t unit_ns;
     uint64_t seed;
+    double timeout_units;         /* --timeout; < 0: not given */
     struct evexec_pool *pool;
     struct event_base *base;
     struct evexec *ex;
@@ -234,27 +259,39 @@ random_add_job(struct evexec_job *job, void *arg)
 /* ------------------------------------------------------------------ */
 
 /*
+ * Something of the run ended at `now`.  Once every call has ended, and
+ * every job future watched apart too, the run is over: end all_done.
+ */
+static void
+run_check_over(struct demo_run *run, double now)
+{
+    int err;
+
+    if (run->over || run->ended < DEMO_NCALLS || run->jobs_ended < run->jobs_watched)
+        return;
+    run->over = 1;
+    run->total = now;
+    /* all_done is NULL once the run was ended early (a failure): the calls
+     * still in flight then end during teardown and land here. */
+    if (run->all_done == NULL)
+        return;
+    err = evexec_future_set_result(run->all_done, NULL, NULL);
+    if (err != 0 && run->error == 0)
+        run->error = fail("evexec_future_set_result", err);
+}
+
+/*
  * Record that `call` ended, on the loop thread: its finish time is when the
- * loop learnt of it.  After the last call, end the run's all_done future.
+ * loop learnt of it.
  */
 static void
 call_ended(struct demo_call *call, int error, long result)
 {
-    struct demo_run *run = call->run;
-    int err;
-
-    call->finish = run_clock(run);
-    call->order = ++run->ended;
+    call->finish = run_clock(call->run);
+    call->order = ++call->run->ended;
     call->error = error;
     call->result = error == 0 ? result : 0;
-    /* all_done is NULL once the run was ended early (a failure): the calls
-     * still in flight then end during teardown and land here. */
-    if (run->ended < DEMO_NCALLS || run->all_done == NULL)
-        return;
-    run->total = call->finish;
-    err = evexec_future_set_result(run->all_done, NULL, NULL);
-    if (err != 0 && run->error == 0)
-        run->error = fail("evexec_future_set_result", err);
+    run_check_over(call->run, call->finish);
 }
 
 /* The done callback of a call's future. */
@@ -269,7 +306,19 @@ call_done_cb(struct evexec_future *f, void *arg)
     call_ended(arg, error, error == 0 ? *sum : 0);
 }
 
-/* The heartbeat: counts only while some call is still busy. */
+/* The done callback of a job's own future, when something wraps it. */
+static void
+job_done_cb(struct evexec_future *f, void *arg)
+{
+    struct demo_call *call = arg;
+
+    call->job_finish = run_clock(call->run);
+    call->job_error = evexec_future_error(f);
+    call->run->jobs_ended++;
+    run_check_over(call->run, call->job_finish);
+}
+
+/* The heartbeat: counts only while the run is not over. */
 static void
 heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -277,7 +326,7 @@ heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (run->ended < DEMO_NCALLS)
+    if (!run->over)
         run->ticks++;
 }
 
@@ -349,6 +398,8 @@ run_end(struct demo_run *run)
         event_free(run->heartbeat);
     run->heartbeat = NULL;
     for (i = 0; i < DEMO_NCALLS; i++) {
+        evexec_future_unref(run->calls[i].wrapper);
+        run->calls[i].wrapper = NULL;
         evexec_future_unref(run->calls[i].future);
         run->calls[i].future = NULL;
     }
@@ -377,37 +428,94 @@ units_max(void)
     return max;
 }
 
+/* A call's outcome as the result column shows it. */
+static void
+format_result(const struct demo_call *c, char *buf, size_t size)
+{
+    if (c->error == 0)
+        snprintf(buf, size, "%ld", c->result);
+    else if (c->error == ETIMEDOUT)
+        snprintf(buf, size, "timed out");
+    else
+        snprintf(buf, size, "(%s)", evexec_strerror(c->error));
+}
+
+/* How a wrapped call's job ended, for the last column. */
+static void
+format_job(const struct demo_call *c, char *buf, size_t size)
+{
+    const double due = c->start + c->units * c->run->demo->scale;
+
+    if (c->job_error == 0)
+        snprintf(buf, size, "ended %.2f, done", c->job_finish);
+    else if (c->job_error == ECANCELED && c->start < 0)
+        snprintf(buf, size, "ended %.2f, cancelled before it ran", c->job_finish);
+    else if (c->job_error == ECANCELED && c->job_finish < due)
+        snprintf(buf, size, "ended %.2f, cancelled: stopped early (due %.2f)",
+                 c->job_finish, due);
+    else if (c->job_error == ECANCELED)      /* the cancel came too late */
+        snprintf(buf, size, "ended %.2f, cancelled (due %.2f)", c->job_finish, due);
+    else
+        snprintf(buf, size, "ended %.2f (%s)", c->job_finish,
+                 evexec_strerror(c->job_error));
+}
+
+/* A table's title line.  Modes that print as results come print it first. */
+static void
+print_title(const struct demo_run *run)
+{
+    printf("\n%u. %s\n", run->demo->nruns, run->title);
+}
+
 /*
- * The shared table printer.  `note` explains the total, e.g.
- * "pool: longest delay 8 units".
+ * The shared table printer, below the title.  `note` explains the total,
+ * e.g. "pool: longest delay 8 units".  A run that watched its jobs apart
+ * from what wraps them (wait_for) gets a last column: how each job's own
+ * future ended.
  */
 static void
-print_run(const struct demo_run *run, const char *note)
+print_table(const struct demo_run *run, const char *note)
 {
     const struct demo *d = run->demo;
+    const int jobs = run->jobs_watched > 0;
     unsigned i;
 
-    printf("\n%u. %s\n", d->nruns, run->title);
-    printf("  %-14s %7s %7s %6s %7s\n", "call", "start", "finish", "order", "result");
+    if (jobs)
+        printf("  %-14s %7s %7s %6s %10s  %s\n", "call", "start", "finish", "order",
+               "result", "the job's own future");
+    else
+        printf("  %-14s %7s %7s %6s %7s\n", "call", "start", "finish", "order", "result");
     for (i = 0; i < DEMO_NCALLS; i++) {
         const struct demo_call *c = &run->calls[i];
-        char name[32], start[16];
+        char name[32], start[16], result[48], job[80];
 
         snprintf(name, sizeof name, "random_add(%u)", c->units);
         if (c->start < 0)
             snprintf(start, sizeof start, "-");
         else
             snprintf(start, sizeof start, "%.2f", c->start);
+        format_result(c, result, sizeof result);
         printf("  %-14s %7s %7.2f %6u  ", name, start, c->finish, c->order);
-        if (c->error == 0)
-            printf("%6ld\n", c->result);
-        else
-            printf("(%s)\n", evexec_strerror(c->error));
+        if (jobs) {
+            format_job(c, job, sizeof job);
+            printf("%9s  %s\n", result, job);
+        } else {
+            printf("%6s\n", result);
+        }
     }
     printf("  total %.2f s (%s)\n", run->total, note);
     printf("  heartbeat: a %.2f s loop timer fired %u time%s meanwhile (%s)\n",
            d->scale, run->ticks, run->ticks == 1 ? "" : "s",
-           run->ticks == 0 ? "the loop was blocked" : "the loop stayed free");
+           run->ticks > 0 ? "the loop stayed free" :
+           run->total < d->scale ? "the run was over first" : "the loop was blocked");
+}
+
+/* Title and table, for a run printed once it is over. */
+static void
+print_run(const struct demo_run *run, const char *note)
+{
+    print_title(run);
+    print_table(run, note);
 }
 
 /* ------------------------------------------------------------------ */
@@ -502,6 +610,176 @@ out:
     return err;
 }
 
+/* each() of as_completed: one call's future has ended; the loop handles
+ * its result now, before the others are in. */
+static void
+as_completed_each(struct evexec_future *f, void *arg)
+{
+    struct demo_run *run = arg;
+    struct demo_call *call = NULL;
+    char result[48];
+    unsigned i;
+
+    for (i = 0; i < DEMO_NCALLS; i++)
+        if (run->calls[i].future == f)
+            call = &run->calls[i];
+    if (call == NULL) {           /* a future it was not given */
+        if (run->error == 0)
+            run->error = fail("evexec_as_completed", EPROTO);
+        return;
+    }
+    call_done_cb(f, call);
+    format_result(call, result, sizeof result);
+    printf("  each() at %.2f s: random_add(%u) = %s (call %u)\n",
+           call->finish, call->units, result, call->index + 1);
+    fflush(stdout);               /* show it now, even through a pipe */
+}
+
+/* 3. as_completed: evexec_run() all three at once, and let the loop handle
+ *    each result as soon as it is in. */
+static int
+mode_as_completed(struct demo *d)
+{
+    struct demo_run *run = &d->run;
+    struct evexec_future *fs[DEMO_NCALLS], *walk = NULL;
+    unsigned i;
+    int err;
+
+    err = run_begin(d, "as_completed: each result handled as it completes, "
+                       "not all at the end (asyncio.as_completed)");
+    if (err != 0)
+        return err;
+    for (i = 0; i < DEMO_NCALLS; i++) {
+        struct demo_call *c = &run->calls[i];
+
+        c->future = evexec_run(d->ex, random_add_job, c);
+        if (c->future == NULL) {
+            err = fail("evexec_run", errno);
+            goto out;
+        }
+        fs[i] = c->future;
+    }
+    walk = evexec_as_completed(d->ex, fs, DEMO_NCALLS, as_completed_each, run);
+    if (walk == NULL) {
+        err = fail("evexec_as_completed", errno);
+        goto out;
+    }
+    /* each() prints as the results come, so the title goes first. */
+    d->nruns++;
+    print_title(run);
+    /* The walk is a future too, ending right after the last each(): wait
+     * for it, as `for f in asyncio.as_completed(...)` would.  Every call
+     * has ended by then, and all_done with them. */
+    err = evexec_run_until_complete(d->ex, walk);
+    if (err != 0) {
+        fail("evexec_run_until_complete", err);
+        goto out;
+    }
+    err = run->error;
+    if (err == 0)
+        err = run_wait(run);
+    for (i = 0; err == 0 && i < DEMO_NCALLS; i++)
+        if (run->calls[i].error != 0)
+            err = fail("random_add", run->calls[i].error);
+    if (err == 0) {
+        char note[96];
+
+        snprintf(note, sizeof note,
+                 "as_completed: longest delay %u units, each result used as it came",
+                 units_max());
+        print_table(run, note);
+    }
+out:
+    evexec_future_unref(walk);
+    run_end(run);
+    return err;
+}
+
+/*
+ * 4. wait_for: evexec_run() all three at once, each under evexec_wait_for()
+ *    with the --timeout.  A call that outlasts it ends ETIMEDOUT and its job
+ *    is cancelled: random_add() sees that within 10 ms and returns, so the
+ *    job's own future ends ECANCELED soon after the timeout.  The run is
+ *    over when those have ended too.  Without --timeout, only say how.
+ */
+static int
+mode_wait_for(struct demo *d)
+{
+    struct demo_run *run = &d->run;
+    struct timeval timeout;
+    char title[128];
+    unsigned i, ntimedout = 0;
+    int err;
+
+    if (d->timeout_units < 0) {
+        printf("\nTry --timeout 6: every call under evexec_wait_for(); "
+               "random_add(%u) times out, its job cancelled.\n", units_max());
+        return 0;
+    }
+    snprintf(title, sizeof title,
+             "wait_for: each call under evexec_wait_for(), timeout %g units "
+             "(asyncio.wait_for)", d->timeout_units);
+    err = run_begin(d, title);
+    if (err != 0)
+        return err;
+    timeout = ns_to_timeval((int64_t)(d->timeout_units * (double)d->unit_ns + 0.5));
+    for (i = 0; i < DEMO_NCALLS; i++) {
+        struct demo_call *c = &run->calls[i];
+
+        c->future = evexec_run(d->ex, random_add_job, c);
+        if (c->future == NULL) {
+            err = fail("evexec_run", errno);
+            goto out;
+        }
+        err = evexec_future_on_done(c->future, job_done_cb, c);
+        if (err != 0) {
+            fail("evexec_future_on_done", err);
+            goto out;
+        }
+        run->jobs_watched++;
+        c->wrapper = evexec_wait_for(d->ex, c->future, &timeout);
+        if (c->wrapper == NULL) {
+            err = fail("evexec_wait_for", errno);
+            goto out;
+        }
+        err = evexec_future_on_done(c->wrapper, call_done_cb, c);
+        if (err != 0) {
+            fail("evexec_future_on_done", err);
+            goto out;
+        }
+    }
+    err = run_wait(run);
+    /* Timed out means: the wait_for ended ETIMEDOUT and the job ECANCELED.
+     * Anything else but success is a failure. */
+    for (i = 0; err == 0 && i < DEMO_NCALLS; i++) {
+        const struct demo_call *c = &run->calls[i];
+
+        if (c->error == ETIMEDOUT && c->job_error == ECANCELED)
+            ntimedout++;
+        else if (c->error != 0)
+            err = fail("random_add under evexec_wait_for", c->error);
+        else if (c->job_error != 0)
+            err = fail("random_add", c->job_error);
+    }
+    if (err == 0) {
+        char note[96];
+
+        if (ntimedout == 0)
+            snprintf(note, sizeof note, "wait_for: every call beat the %g-unit timeout",
+                     d->timeout_units);
+        else
+            snprintf(note, sizeof note,
+                     "wait_for: %u call%s timed out at %g units, %s cancelled",
+                     ntimedout, ntimedout == 1 ? "" : "s", d->timeout_units,
+                     ntimedout == 1 ? "its job" : "their jobs");
+        d->nruns++;
+        print_run(run, note);
+    }
+out:
+    run_end(run);
+    return err;
+}
+
 struct demo_mode {
     const char *name;
     int (*run)(struct demo *d);
@@ -511,6 +789,8 @@ struct demo_mode {
 static const struct demo_mode demo_modes[] = {
     { "sequential", mode_sequential },
     { "pool", mode_pool },
+    { "as_completed", mode_as_completed },
+    { "wait_for", mode_wait_for },
 };
 
 /* ------------------------------------------------------------------ */
@@ -521,24 +801,32 @@ static void
 usage(FILE *out)
 {
     fprintf(out,
-        "Usage: " PROGNAME " [--scale SECONDS] [--seed N]\n"
+        "Usage: " PROGNAME " [--scale SECONDS] [--seed N] [--timeout UNITS]\n"
         "\n"
         "Shows what evexec is for, the way asyncio tutorials show\n"
         "run_in_executor.  random_add(n) is a blocking call: it sleeps n\n"
         "delay units, then returns the sum of n random integers from 1 to 100.\n"
         "The demo runs random_add(5), random_add(8) and random_add(2) first one\n"
         "after another on the loop thread, then all at once on a pool of %d\n"
-        "worker threads with evexec_run(), and prints for each call when it\n"
-        "started and finished (seconds since the run began), in which order it\n"
-        "completed, and its result.\n"
+        "worker threads with evexec_run(), then on the pool again with\n"
+        "evexec_as_completed(), which hands each result to the loop as soon as\n"
+        "it is in.  For each call it prints when it started and finished\n"
+        "(seconds since the run began), in which order it completed, and its\n"
+        "result.\n"
         "\n"
         "  --scale SECONDS  length of one delay unit, at most %g (default %g)\n"
         "  --seed N         seed of the random integers (default %d)\n"
+        "  --timeout UNITS  add a table where each call runs under\n"
+        "                   evexec_wait_for() with this timeout, in delay units\n"
+        "                   (0 to %g; default: no such table).  A call that\n"
+        "                   outlasts it ends \"timed out\" and its job is\n"
+        "                   cancelled; try --timeout 6\n"
         "  -h, --help       print this help and exit\n"
         "\n"
         "Exit status: 0 on success, 1 if evexec or libevent failed, 2 for bad\n"
         "usage.\n",
-        DEMO_THREADS, DEMO_MAX_SCALE, DEMO_DEFAULT_SCALE, DEMO_DEFAULT_SEED);
+        DEMO_THREADS, DEMO_MAX_SCALE, DEMO_DEFAULT_SCALE, DEMO_DEFAULT_SEED,
+        DEMO_MAX_TIMEOUT);
 }
 
 /* Parse the options into d.  Returns 0, or the exit status to leave with. */
@@ -548,6 +836,7 @@ parse_options(struct demo *d, int argc, char **argv)
     static const struct option longopts[] = {
         { "scale", required_argument, NULL, 's' },
         { "seed", required_argument, NULL, 'r' },
+        { "timeout", required_argument, NULL, 't' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -555,6 +844,7 @@ parse_options(struct demo *d, int argc, char **argv)
 
     d->scale = DEMO_DEFAULT_SCALE;
     d->seed = DEMO_DEFAULT_SEED;
+    d->timeout_units = -1.0;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         char *end;
 
@@ -576,6 +866,17 @@ parse_options(struct demo *d, int argc, char **argv)
             if (errno != 0 || end == optarg || *end != '\0' || optarg[0] == '-') {
                 fprintf(stderr, "%s: --seed: want an unsigned integer: '%s'\n",
                         PROGNAME, optarg);
+                return 2;
+            }
+            break;
+        case 't':
+            errno = 0;
+            d->timeout_units = strtod(optarg, &end);
+            /* Written so that NaN fails too; "-0" is refused with the rest. */
+            if (errno != 0 || end == optarg || *end != '\0' || optarg[0] == '-' ||
+                !(d->timeout_units >= 0 && d->timeout_units <= DEMO_MAX_TIMEOUT)) {
+                fprintf(stderr, "%s: --timeout: want delay units, from 0 to %g: '%s'\n",
+                        PROGNAME, DEMO_MAX_TIMEOUT, optarg);
                 return 2;
             }
             break;
@@ -603,6 +904,7 @@ main(int argc, char **argv)
 {
     static struct demo d;         /* static: large, and zeroed */
     struct evexec_pool_config cfg;
+    struct event_config *ecfg;
     int status = 1;
     size_t i;
 
@@ -619,9 +921,15 @@ main(int argc, char **argv)
         fail("evexec_pool_new", errno);
         goto out;
     }
-    d.base = event_base_new();
+    /* A precise clock: timeouts then never fire early (see "Clocks"). */
+    ecfg = event_config_new();
+    if (ecfg != NULL) {
+        if (event_config_set_flag(ecfg, EVENT_BASE_FLAG_PRECISE_TIMER) == 0)
+            d.base = event_base_new_with_config(ecfg);
+        event_config_free(ecfg);
+    }
     if (d.base == NULL) {
-        fprintf(stderr, "%s: event_base_new failed\n", PROGNAME);
+        fprintf(stderr, "%s: event_base_new_with_config failed\n", PROGNAME);
         goto out;
     }
     d.ex = evexec_new(d.base, d.pool);
