@@ -89,10 +89,15 @@ EVEXEC_API struct evexec_future *evexec_getaddrinfo(struct evexec *ex,
                                                     const char *service,
                                                     const struct addrinfo *hints);
 
+/* Sizes of glibc's NI_MAXHOST and NI_MAXSERV, which <netdb.h> declares
+ * only for _DEFAULT_SOURCE/_GNU_SOURCE builds. */
+#define EVEXEC_NI_MAXHOST 1025
+#define EVEXEC_NI_MAXSERV 32
+
 /** The result of evexec_getnameinfo(): two NUL-terminated strings. */
 struct evexec_nameinfo {
-    char host[NI_MAXHOST];    /**< the host name, or the numeric address */
-    char serv[NI_MAXSERV];    /**< the service name, or the port number */
+    char host[EVEXEC_NI_MAXHOST]; /**< the host name, or the numeric address */
+    char serv[EVEXEC_NI_MAXSERV]; /**< the service name, or the port number */
 };
 
 /**

@@ -82,6 +82,7 @@ struct evexec__thread {
     struct evexec__thread *next;
     struct evexec_pool *pool;
     pthread_t tid;
+    unsigned long serial;          /* 1, 2, ...: its name's suffix */
 };
 
 /* The pool whose worker this thread is, for EDEADLK. */
@@ -170,14 +171,9 @@ static void *worker_main(void *arg)
     struct evexec__thread *self = arg;
     struct evexec_pool *pool = self->pool;
     struct evexec_job *job = NULL;
-    unsigned long serial;
-
-    pthread_mutex_lock(&pool->lock);
-    serial = (unsigned long)pool->started;
-    pthread_mutex_unlock(&pool->lock);
 
     evexec__current_pool = pool;
-    name_thread(pool, serial);
+    name_thread(pool, self->serial);
     if (pool->thread_init)
         pool->thread_init(pool->thread_init_arg);
 
@@ -247,7 +243,7 @@ static int spawn(struct evexec_pool *pool)
         return ENOMEM;
     }
     t->pool = pool;
-    pool->started++;
+    t->serial = (unsigned long)++pool->started;
     int rc = pthread_create(&t->tid, NULL, worker_main, t);
     if (rc) {
         pool->started--;

@@ -551,7 +551,7 @@ static void test_user_callback_submits_work(void **state)
     struct tu_fx *fx = *state;
     struct evexec_future *trigger = evexec_future_new(fx->ex);
     assert_non_null(trigger);
-    assert_int_equal(evexec_future_set_error(trigger, EIO), 0);
+    assert_int_equal(evexec_future_set_result(trigger, NULL, NULL), 0);
     check_submit_from_cb(fx, trigger);
 }
 
@@ -670,6 +670,12 @@ static void nested_ruc_event(evutil_socket_t fd, short what, void *arg)
     nested_ruc_cb(NULL, arg);
 }
 
+static void quiet_log(int severity, const char *msg)
+{
+    (void)severity;
+    (void)msg;
+}
+
 static void test_run_until_complete_nested(void **state)
 {
     struct tu_fx *fx = *state;
@@ -680,11 +686,13 @@ static void test_run_until_complete_nested(void **state)
     struct nested_ruc in_cb = { fx->ex, target, -1, 0 };
     struct nested_ruc in_event = { fx->ex, target, -1, 0 };
     assert_int_equal(evexec_future_on_done(trigger, nested_ruc_cb, &in_cb), 0);
-    assert_int_equal(evexec_future_set_error(trigger, EIO), 0);
+    assert_int_equal(evexec_future_set_result(trigger, NULL, NULL), 0);
     struct timeval zero = { 0, 0 };
     assert_int_equal(event_base_once(fx->base, -1, EV_TIMEOUT, nested_ruc_event,
                                      &in_event, &zero), 0);
+    event_set_log_callback(quiet_log);     /* libevent warns of the nested loop */
     dispatch(fx);
+    event_set_log_callback(NULL);
     assert_int_equal(in_cb.calls, 1);
     assert_int_equal(in_cb.rc, EDEADLK);
     assert_int_equal(in_event.calls, 1);
@@ -1155,8 +1163,22 @@ static void test_free_undelivered_job(void **state)
     assert_int_equal(atomic_load(&fx->frees), 1);
 }
 
-/* A pending sleep ends ECANCELED inside the free; calls already made run
- * there too. */
+struct calls_from_thread {
+    struct evexec *ex;
+    int *calls;     /* counted by count_call, on the loop thread */
+    int failures;
+};
+
+static void *calls_from_thread(void *arg)
+{
+    struct calls_from_thread *c = arg;
+    for (int i = 0; i < 3; i++)
+        c->failures += evexec_call_soon_threadsafe(c->ex, count_call, c->calls) != 0;
+    return NULL;
+}
+
+/* A pending sleep ends ECANCELED inside the free; calls already made, on
+ * the loop thread or another, run there too. */
 static void test_free_sleep_and_calls(void **state)
 {
     struct tu_fx *fx = *state;
@@ -1166,10 +1188,15 @@ static void test_free_sleep_and_calls(void **state)
     watch(f, &rec);
     assert_int_equal(evexec_call_soon_threadsafe(fx->ex, count_call, &calls), 0);
     assert_int_equal(evexec_call_soon_threadsafe(fx->ex, count_call, &calls), 0);
+    struct calls_from_thread c = { fx->ex, &calls, 0 };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, calls_from_thread, &c), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(c.failures, 0);
     int64_t t0 = tu_now_us();
     free_ex(fx);
     assert_ran_in_free(&rec, ECANCELED);
-    assert_int_equal(calls, 2);
+    assert_int_equal(calls, 5);
     /* The base no longer holds the timer. */
     dispatch(fx);
     assert_true(tu_now_us() - t0 < 20 * 1000000);

@@ -835,6 +835,8 @@ static void test_wait_for_timeout_cancels(void **state)
     struct tu_rec rw[2], rin[2];
     in[0] = hand(x);
     in[1] = job_waiting(x, &s, -1, 9, 0);
+    /* Running before the timeout starts: else it is cancelled queued. */
+    assert_int_equal(tu_gate_wait_arrived(&x->arrive, 1), 0);
     for (int i = 0; i < 2; i++) {
         struct evexec_future *w = evexec_wait_for(x->ex, in[i], &short_tv);
         assert_non_null(w);

@@ -282,6 +282,7 @@ static void test_take_result_of_failed(void **state)
     struct evexec_future *f = new_future(fx);
     assert_int_equal(evexec_future_set_error(f, EIO), 0);
     assert_null(evexec_future_take_result(f));
+    assert_int_equal(evexec_future_error(f), EIO);
     evexec_future_unref(f);
 }
 

@@ -652,6 +652,38 @@ static void test_shutdown_cancel_wait(void **state)
     scene_check(&s, 0, ECANCELED);
 }
 
+/* CANCEL from another thread while the loop waits: the cancelled jobs
+ * reach the loop on their own, ECANCELED. */
+struct shutter {
+    struct evexec_pool *pool;
+    struct tu_gate *gate;
+    int rc;
+};
+
+static void *shutter_main(void *arg)
+{
+    struct shutter *sh = arg;
+    sh->rc = evexec_pool_shutdown(sh->pool, EVEXEC_SHUTDOWN_CANCEL);
+    tu_gate_open(sh->gate);     /* only now may the worker take a job */
+    return NULL;
+}
+
+static void test_shutdown_cancel_other_thread(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct scene s;
+    scene_start(fx, &s, 3);
+    struct shutter sh = { fx->pool, &fx->gate, -1 };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, shutter_main, &sh), 0);
+    int rc = evexec_run_until_complete(fx->ex, s.qf[2]);
+    pthread_join(t, NULL);
+    assert_int_equal(sh.rc, 0);
+    assert_int_equal(rc, ECANCELED);
+    dispatch(fx);
+    scene_check(&s, 0, ECANCELED);
+}
+
 /* Inside a done callback too: a job submitted before the shutdown still
  * runs, one submitted after it is refused at the call. */
 struct cb_submit {
@@ -684,7 +716,7 @@ static void test_shutdown_inside_callback(void **state)
     struct evexec_future *trigger = evexec_future_new(fx->ex);
     assert_non_null(trigger);
     assert_int_equal(evexec_future_on_done(trigger, cb_submit, &c), 0);
-    assert_int_equal(evexec_future_set_error(trigger, EIO), 0);
+    assert_int_equal(evexec_future_set_result(trigger, NULL, NULL), 0);
     dispatch(fx);
     evexec_future_unref(trigger);
     assert_int_equal(c.calls, 1);
@@ -763,6 +795,7 @@ static void test_pool_free_waits(void **state)
     X(test_shutdown_wait) \
     X(test_shutdown_cancel) \
     X(test_shutdown_cancel_wait) \
+    X(test_shutdown_cancel_other_thread) \
     X(test_shutdown_inside_callback) \
     X(test_shutdown_wait_from_worker) \
     X(test_pool_free_waits)
