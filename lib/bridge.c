@@ -358,16 +358,18 @@ static void deliver_all(struct evexec *ex, struct evexec__node *leave)
     }
 }
 
-static void on_wake(evutil_socket_t fd, short what, void *arg)
+/* One pass of our callbacks from the loop: deliver completions (when woken
+ * by the channel), run what is due, hand over the jobs submitted meanwhile
+ * in one batch, and let the loop go idle if nothing is left in flight. */
+static void callback_pass(struct evexec *ex, int drain)
 {
-    struct evexec *ex = arg;
-    (void)fd;
-    (void)what;
     evexec__enter(ex);
     ex->in_handler++;
     ex->ready_active = 1;
-    drain_channel(ex->core);
-    deliver_all(ex, NULL);
+    if (drain) {
+        drain_channel(ex->core);
+        deliver_all(ex, NULL);
+    }
     evexec__run_ready(ex);
     ex->ready_active = 0;
     ex->in_handler--;
@@ -376,20 +378,18 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     evexec__leave(ex);
 }
 
-static void on_ready(evutil_socket_t fd, short what, void *arg)
+static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
-    struct evexec *ex = arg;
     (void)fd;
     (void)what;
-    evexec__enter(ex);
-    ex->in_handler++;
-    ex->ready_active = 1;
-    evexec__run_ready(ex);
-    ex->ready_active = 0;
-    ex->in_handler--;
-    flush_batch(ex);
-    evexec__maybe_idle(ex);
-    evexec__leave(ex);
+    callback_pass(arg, 1);
+}
+
+static void on_ready(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    callback_pass(arg, 0);
 }
 
 void evexec__schedule_ready(struct evexec *ex)

@@ -99,8 +99,10 @@ static void run_callbacks(struct evexec_future *f)
     }
 }
 
-void evexec__future_deliver(struct evexec_future *f, int error, void *result,
-                            void (*free_fn)(void *))
+/* The one place a future's outcome is written: a result is kept only on
+ * success, and released at once otherwise. */
+static void set_outcome(struct evexec_future *f, int error, void *result,
+                        void (*free_fn)(void *))
 {
     f->state = EVEXEC__DONE;
     f->error = error;
@@ -110,6 +112,12 @@ void evexec__future_deliver(struct evexec_future *f, int error, void *result,
     } else if (result && free_fn) {
         free_fn(result);
     }
+}
+
+void evexec__future_deliver(struct evexec_future *f, int error, void *result,
+                            void (*free_fn)(void *))
+{
+    set_outcome(f, error, result, free_fn);
     if (!f->in_ready)
         run_callbacks(f);
 }
@@ -119,14 +127,7 @@ int evexec__future_finish(struct evexec_future *f, int error, void *result,
 {
     if (f->state != EVEXEC__PENDING)
         return EALREADY;
-    f->state = EVEXEC__DONE;
-    f->error = error;
-    if (error == 0) {
-        f->result = result;
-        f->free_fn = free_fn;
-    } else if (result && free_fn) {
-        free_fn(result);
-    }
+    set_outcome(f, error, result, free_fn);
     if (f->cbnext < f->ncb)
         schedule(f);
     return 0;
