@@ -286,6 +286,12 @@ EVEXEC_API struct evexec_future *evexec_fs_read_file(struct evexec *ex, const ch
  * cancel taken then still ends the future ECANCELED, and a failure to
  * fsync the directory is reported as the future's error.
  *
+ * If the process is killed (or the machine loses power) at any point,
+ * path still holds the old content or the new one: the new bytes are
+ * written and fsynced under another name first, and rename(2) replaces
+ * the name in one step.  What a kill can leave behind is the temporary
+ * file itself (hidden, ending in ".tmp"), never a partial path.
+ *
  * No result.  Errors of the future: those of open(2), write(2), fsync(2)
  * and rename(2) (ENOENT for a missing directory, EACCES, ENOSPC, EISDIR,
  * ...), ECANCELED.  Returns a new future, or NULL with errno EINVAL (NULL

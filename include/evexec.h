@@ -90,12 +90,18 @@ struct evexec_pool_config {
     /** Called once in each worker, before its first job.  May be NULL. */
     void (*thread_init)(void *arg);
     void *thread_init_arg;
+    /** Opt-in, for latency: a worker that runs out of work, and a loop
+     *  waiting for the jobs it has in flight, first spin up to this many
+     *  microseconds (at most 1000) before they sleep, so a quick reply
+     *  costs no wake-up.  It burns CPU while it spins, and a spinning loop
+     *  may hold its event_base for up to 64 spins in a row.  0: off. */
+    unsigned spin_us;
 };
 
 /**
  * Make a pool.  Threads start lazily, as work arrives.
  * Returns a new pool, or NULL with errno EINVAL (min_threads > max_threads,
- * max_threads above 1024) or ENOMEM.  Thread-safe.
+ * max_threads above 1024, spin_us above 1000) or ENOMEM.  Thread-safe.
  */
 EVEXEC_API struct evexec_pool *evexec_pool_new(const struct evexec_pool_config *cfg);
 

@@ -57,6 +57,7 @@
 struct evexec__core {
     _Atomic(struct evexec__node *) head;   /* completions, newest first */
     atomic_long refs;
+    atomic_int spinning;                   /* the loop watches head: no write */
     int rfd, wfd;                          /* equal for an eventfd */
     int is_eventfd;
 };
@@ -174,9 +175,12 @@ void evexec__core_push(struct evexec__core *core, struct evexec__node *node)
         }
         node->next = old;
     } while (!atomic_compare_exchange_weak_explicit(&core->head, &old, node,
-                                                    memory_order_release,
+                                                    memory_order_seq_cst,
                                                     memory_order_relaxed));
-    if (old == NULL)
+    /* A spinning loop sees the push itself.  It clears `spinning` before
+     * its last look at head, and we look at `spinning` after our push:
+     * with both in one total order, one of us always sees the other. */
+    if (old == NULL && !atomic_load_explicit(&core->spinning, memory_order_seq_cst))
         wake(core);
     core_unref(core, 1);
 }
@@ -361,19 +365,49 @@ static void deliver_all(struct evexec *ex, struct evexec__node *leave)
 /* One pass of our callbacks from the loop: deliver completions (when woken
  * by the channel), run what is due, hand over the jobs submitted meanwhile
  * in one batch, and let the loop go idle if nothing is left in flight. */
-static void callback_pass(struct evexec *ex, int drain)
+static void deliver_and_run(struct evexec *ex, int deliver)
 {
-    evexec__enter(ex);
     ex->in_handler++;
     ex->ready_active = 1;
-    if (drain) {
-        drain_channel(ex->core);
+    if (deliver)
         deliver_all(ex, NULL);
-    }
     evexec__run_ready(ex);
     ex->ready_active = 0;
     ex->in_handler--;
     flush_batch(ex);
+}
+
+static int head_nonempty(const void *arg)
+{
+    const struct evexec__core *core = arg;
+    return atomic_load_explicit(&core->head, memory_order_relaxed) != NULL;
+}
+
+/* Opt-in (pool spin_us): with jobs in flight, watch the completion list a
+ * little before going back to the loop, so a quick reply costs neither a
+ * write nor an epoll wake-up.  At most 64 rounds, so that the loop's other
+ * events are not starved. */
+static void spin_for_completions(struct evexec *ex)
+{
+    struct evexec__core *core = ex->core;
+    for (int round = 0; round < 64 && ex->inflight > 0 && !ex->free_pending; round++) {
+        atomic_store_explicit(&core->spinning, 1, memory_order_seq_cst);
+        int got = evexec__spin(head_nonempty, core, ex->spin_us);
+        atomic_store_explicit(&core->spinning, 0, memory_order_seq_cst);
+        if (!got && atomic_load_explicit(&core->head, memory_order_seq_cst) == NULL)
+            break;
+        deliver_and_run(ex, 1);
+    }
+}
+
+static void callback_pass(struct evexec *ex, int drain)
+{
+    evexec__enter(ex);
+    if (drain)
+        drain_channel(ex->core);
+    deliver_and_run(ex, drain);
+    if (ex->spin_us)
+        spin_for_completions(ex);
     evexec__maybe_idle(ex);
     evexec__leave(ex);
 }
@@ -427,12 +461,14 @@ EVEXEC_API struct evexec *evexec_new(struct event_base *base, struct evexec_pool
     }
     atomic_init(&core->head, NULL);
     atomic_init(&core->refs, 1);
+    atomic_init(&core->spinning, 0);
     ex->base = base;
     ex->pool = pool;
     ex->core = core;
     ex->loop_thread = pthread_self();
     /* A bounded queue must answer EAGAIN at the call: no batching then. */
     ex->pool_bounded = evexec__pool_is_bounded(pool);
+    ex->spin_us = evexec__pool_spin_us(pool);
     ex->wake_ev = event_new(base, core->rfd, EV_READ | EV_PERSIST, on_wake, ex);
     ex->ready_ev = event_new(base, -1, 0, on_ready, ex);
     err = ENOMEM;

@@ -94,6 +94,12 @@ int evexec__pool_unqueue(struct evexec_pool *pool, struct evexec_job *job);
 struct evexec__node *evexec__pool_unqueue_core(struct evexec_pool *pool,
                                                const struct evexec__core *core);
 
+/* The pool's opt-in spin (0: off). */
+unsigned evexec__pool_spin_us(const struct evexec_pool *pool);
+
+/* Spin until ready(arg) or `us` microseconds passed; 1 if it got ready. */
+int evexec__spin(int (*ready)(const void *arg), const void *arg, unsigned us);
+
 /* 1 if the pool has a bounded queue. */
 int evexec__pool_is_bounded(const struct evexec_pool *pool);
 
@@ -236,6 +242,7 @@ struct evexec {
     size_t inflight;                /* jobs and loop-thread calls not drained */
     unsigned in_handler;            /* inside on_wake/on_ready */
     int pool_bounded;               /* pool has max_queued */
+    unsigned spin_us;               /* the pool's opt-in spin */
     unsigned keepalive;             /* run_until_complete nesting */
     unsigned depth;                 /* inside our own libevent callbacks */
     pthread_t loop_thread;

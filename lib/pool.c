@@ -47,6 +47,7 @@
 
 #define EVEXEC__MAX_THREADS_LIMIT 1024
 #define EVEXEC__DEFAULT_IDLE_MS 10000
+#define EVEXEC__MAX_SPIN_US 1000
 
 struct evexec__queue {
     struct evexec_job *head, *tail;
@@ -72,6 +73,9 @@ struct evexec_pool {
                                     read without it by evexec__pool_is_shutdown */
     int spawn_errno;             /* last pthread_create failure */
     struct evexec__thread *exited;   /* to be joined */
+    unsigned spin_us;            /* opt-in spin before sleeping */
+    atomic_uint submits;         /* bumped (under lock) by every submission:
+                                    what a spinning worker watches */
     char name[16];
     void (*thread_init)(void *);
     void *thread_init_arg;
@@ -112,6 +116,14 @@ static void queue_unlink(struct evexec__queue *q, struct evexec_job *job)
         q->tail = job->qprev;
     job->qprev = job->qnext = NULL;
     q->len--;
+}
+
+/* Tell spinning workers that work arrived.  Caller holds pool->lock, so
+ * load and store need not be one atomic step. */
+static void bump_submits(struct evexec_pool *pool)
+{
+    unsigned n = atomic_load_explicit(&pool->submits, memory_order_relaxed);
+    atomic_store_explicit(&pool->submits, n + 1, memory_order_relaxed);
 }
 
 /* Jobs a free worker could take now.  Caller holds pool->lock. */
@@ -166,11 +178,24 @@ static void deadline_after(struct timespec *ts, unsigned ms)
     }
 }
 
+/* What a spinning worker watches: the submission counter moving on. */
+struct submits_watch {
+    const atomic_uint *submits;
+    unsigned seen;
+};
+
+static int submits_moved(const void *arg)
+{
+    const struct submits_watch *w = arg;
+    return atomic_load_explicit(w->submits, memory_order_acquire) != w->seen;
+}
+
 static void *worker_main(void *arg)
 {
     struct evexec__thread *self = arg;
     struct evexec_pool *pool = self->pool;
     struct evexec_job *job = NULL;
+    int spun = 0;
 
     evexec__current_pool = pool;
     name_thread(pool, self->serial);
@@ -181,6 +206,7 @@ static void *worker_main(void *arg)
     for (;;) {
         job = take(pool);
         if (job) {
+            spun = 0;
             pthread_mutex_unlock(&pool->lock);
             job->ran = 1;
             job->error = job->fn(job, job->arg);
@@ -195,6 +221,18 @@ static void *worker_main(void *arg)
         }
         if (pool->shutdown && pool->q[0].len + pool->q[1].len == 0)
             break;
+        if (pool->spin_us && !spun && !pool->shutdown) {
+            struct submits_watch w = {
+                &pool->submits,
+                atomic_load_explicit(&pool->submits, memory_order_relaxed),
+            };
+            pthread_mutex_unlock(&pool->lock);
+            evexec__spin(submits_moved, &w, pool->spin_us);
+            pthread_mutex_lock(&pool->lock);
+            spun = 1;       /* look again (work? shutdown?), then sleep */
+            continue;
+        }
+        spun = 0;
         pool->waiting++;
         if (pool->nthreads > pool->min_threads && !pool->shutdown) {
             struct timespec ts;
@@ -270,7 +308,8 @@ EVEXEC_API struct evexec_pool *evexec_pool_new(const struct evexec_pool_config *
     if (!cfg)
         cfg = &defaults;
     unsigned max = cfg->max_threads ? cfg->max_threads : default_max_threads();
-    if (max > EVEXEC__MAX_THREADS_LIMIT || cfg->min_threads > max) {
+    if (max > EVEXEC__MAX_THREADS_LIMIT || cfg->min_threads > max ||
+        cfg->spin_us > EVEXEC__MAX_SPIN_US) {
         errno = EINVAL;
         return NULL;
     }
@@ -312,6 +351,7 @@ EVEXEC_API struct evexec_pool *evexec_pool_new(const struct evexec_pool_config *
     pool->max_queued = cfg->max_queued;
     /* Keep room for "-N" so the prefix survives the 15-byte limit. */
     snprintf(pool->name, 12, "%s", cfg->thread_name ? cfg->thread_name : "evexec");
+    pool->spin_us = cfg->spin_us;
     pool->thread_init = cfg->thread_init;
     pool->thread_init_arg = cfg->thread_init_arg;
     return pool;
@@ -341,6 +381,7 @@ int evexec__pool_submit(struct evexec_pool *pool, struct evexec_job *job)
     }
     queue_push(q, job);
     job->qstate = EVEXEC__Q_QUEUED;
+    bump_submits(pool);
     size_t want = runnable(pool);
     if (want > pool->free_threads && pool->nthreads < pool->max_threads &&
         spawn(pool) != 0 && pool->nthreads == 0) {
@@ -386,6 +427,7 @@ int evexec__pool_submit_batch(struct evexec_pool *pool, struct evexec_job *head)
         queue_push(&pool->q[job->lane], job);
         job->qstate = EVEXEC__Q_QUEUED;
     }
+    bump_submits(pool);
     size_t want = runnable(pool);
     while (want > pool->free_threads && pool->nthreads < pool->max_threads &&
            spawn(pool) == 0)
@@ -443,6 +485,33 @@ struct evexec__node *evexec__pool_unqueue_core(struct evexec_pool *pool,
     struct evexec__node *out = unqueue_matching(pool, core);
     pthread_mutex_unlock(&pool->lock);
     return out;
+}
+
+unsigned evexec__pool_spin_us(const struct evexec_pool *pool)
+{
+    return pool->spin_us;           /* set once, before any thread */
+}
+
+/* Spin until ready(arg) or `us` microseconds have passed.  Returns 1 if it
+ * became ready.  Reads the clock only every 64 turns. */
+int evexec__spin(int (*ready)(const void *arg), const void *arg, unsigned us)
+{
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (unsigned i = 1;; i++) {
+        if (ready(arg))
+            return 1;
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+        if ((i & 63) == 0) {
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            long long el = (long long)(now.tv_sec - t0.tv_sec) * 1000000LL +
+                           (now.tv_nsec - t0.tv_nsec) / 1000;
+            if (el >= (long long)us)
+                return 0;
+        }
+    }
 }
 
 int evexec__pool_is_bounded(const struct evexec_pool *pool)

@@ -4,8 +4,10 @@
  * job, re-entrancy, run_until_complete, sleep, call_soon_threadsafe, two
  * loops on one pool, and teardown with work in flight.
  *
- * Every test runs twice: once with the default wake-up channel (eventfd)
- * and once with EVEXEC_WAKEUP=pipe, set by the second group's setup.
+ * Every test runs three times: with the default wake-up channel (eventfd),
+ * with EVEXEC_WAKEUP=pipe (set by the second group's setup), and with the
+ * pools' opt-in spin on (TU_SPIN_US, read by tu_pool_new), where the loop
+ * and the workers watch for work before they sleep.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -49,6 +51,18 @@ static int teardown_pipe_group(void **state)
 {
     (void)state;
     return unsetenv("EVEXEC_WAKEUP");
+}
+
+static int setup_spin_group(void **state)
+{
+    (void)state;
+    return setenv("TU_SPIN_US", "200", 1);
+}
+
+static int teardown_spin_group(void **state)
+{
+    (void)state;
+    return unsetenv("TU_SPIN_US");
 }
 
 static void dispatch(struct tu_fx *fx)
@@ -1384,5 +1398,7 @@ int main(void)
     int failed = cmocka_run_group_tests_name("bridge-eventfd", tests, NULL, NULL);
     failed += cmocka_run_group_tests_name("bridge-pipe", tests, setup_pipe_group,
                                           teardown_pipe_group);
+    failed += cmocka_run_group_tests_name("bridge-spin", tests, setup_spin_group,
+                                          teardown_spin_group);
     return failed;
 }

@@ -116,10 +116,14 @@ static void test_config(void **state)
     cfg.min_threads = 3;
     expect_config_refused(cfg);
     expect_config_refused(config(1025, 0));
+    cfg = config(2, 0);
+    cfg.spin_us = 1001;
+    expect_config_refused(cfg);
 
     /* Edges that are fine, and the all-default NULL config. */
     cfg = config(1024, 0);
     cfg.min_threads = 1024;
+    cfg.spin_us = 1000;
     struct evexec_pool *big = evexec_pool_new(&cfg);
     assert_non_null(big);
     evexec_pool_free(big);

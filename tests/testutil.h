@@ -388,13 +388,16 @@ static inline int tu_loop_join(struct tu_loop *l)
 
 /* ---- pools --------------------------------------------------------------- */
 
-/* A pool with max_threads workers and max_queued waiting jobs. */
+/* A pool with max_threads workers and max_queued waiting jobs; with the
+ * opt-in spin when the environment has TU_SPIN_US (microseconds). */
 static inline struct evexec_pool *tu_pool_new(unsigned max_threads, size_t max_queued)
 {
     struct evexec_pool_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.max_threads = max_threads;
     cfg.max_queued = max_queued;
+    const char *spin = getenv("TU_SPIN_US");
+    cfg.spin_us = spin ? (unsigned)strtoul(spin, NULL, 10) : 0;
     return evexec_pool_new(&cfg);
 }
 
