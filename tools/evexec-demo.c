@@ -569,6 +569,21 @@ out:
     return err;
 }
 
+/* Submit call c to the pool; with a done callback when cb is not NULL.
+ * Returns 0, or the error after saying so. */
+static int
+submit_call(struct demo *d, struct demo_call *c, evexec_done_cb cb)
+{
+    int err;
+
+    c->future = evexec_run(d->ex, random_add_job, c);
+    if (c->future == NULL)
+        return fail("evexec_run", errno);
+    if (cb != NULL && (err = evexec_future_on_done(c->future, cb, c)) != 0)
+        return fail("evexec_future_on_done", err);
+    return 0;
+}
+
 /* 2. pool: evexec_run() all three at once; print when all are done. */
 static int
 mode_pool(struct demo *d)
@@ -583,16 +598,9 @@ mode_pool(struct demo *d)
     for (i = 0; i < DEMO_NCALLS; i++) {
         struct demo_call *c = &run->calls[i];
 
-        c->future = evexec_run(d->ex, random_add_job, c);
-        if (c->future == NULL) {
-            err = fail("evexec_run", errno);
+        err = submit_call(d, c, call_done_cb);
+        if (err != 0)
             goto out;
-        }
-        err = evexec_future_on_done(c->future, call_done_cb, c);
-        if (err != 0) {
-            fail("evexec_future_on_done", err);
-            goto out;
-        }
     }
     err = run_wait(run);
     for (i = 0; err == 0 && i < DEMO_NCALLS; i++)
@@ -652,11 +660,9 @@ mode_as_completed(struct demo *d)
     for (i = 0; i < DEMO_NCALLS; i++) {
         struct demo_call *c = &run->calls[i];
 
-        c->future = evexec_run(d->ex, random_add_job, c);
-        if (c->future == NULL) {
-            err = fail("evexec_run", errno);
+        err = submit_call(d, c, NULL);
+        if (err != 0)
             goto out;
-        }
         fs[i] = c->future;
     }
     walk = evexec_as_completed(d->ex, fs, DEMO_NCALLS, as_completed_each, run);
@@ -726,16 +732,9 @@ mode_wait_for(struct demo *d)
     for (i = 0; i < DEMO_NCALLS; i++) {
         struct demo_call *c = &run->calls[i];
 
-        c->future = evexec_run(d->ex, random_add_job, c);
-        if (c->future == NULL) {
-            err = fail("evexec_run", errno);
+        err = submit_call(d, c, job_done_cb);
+        if (err != 0)
             goto out;
-        }
-        err = evexec_future_on_done(c->future, job_done_cb, c);
-        if (err != 0) {
-            fail("evexec_future_on_done", err);
-            goto out;
-        }
         run->jobs_watched++;
         c->wrapper = evexec_wait_for(d->ex, c->future, &timeout);
         if (c->wrapper == NULL) {
