@@ -226,7 +226,14 @@ int evexec__leave(struct evexec *ex)
  * more) are kept in ex->batch and handed to the pool with one lock when the
  * callback pass ends.  The evexec holding a batch on this thread is noted
  * so that a shutdown or stats call on the same thread sees those jobs. */
+#if defined(__GNUC__)
+/* initial-exec: a plain %fs-relative load instead of a __tls_get_addr
+ * call per job; fine for a library linked at start-up, and one pointer
+ * is well within the static TLS reserve left for dlopen. */
+static _Thread_local struct evexec *batching __attribute__((tls_model("initial-exec")));
+#else
 static _Thread_local struct evexec *batching;
+#endif
 
 static void batch_add(struct evexec *ex, struct evexec_job *job)
 {

@@ -1,7 +1,8 @@
 /*
  * bench-evexec.c -- evexec as an evexec-bench backend, through the public
  * API only: evexec_run() per job, one done callback per future, the
- * future's reference dropped in that callback.
+ * future's reference dropped in that callback.  Default pool settings but
+ * for max_threads; "evexec-spin" also sets the opt-in spin_us.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1   /* POSIX and Linux calls under -std=c11 */
@@ -66,6 +67,8 @@ static int evb_open(struct bench *b)
     e->b = b;
     struct evexec_pool_config cfg = { 0 };
     cfg.max_threads = b->threads;
+    if (b->be == &bench_evexec_spin)
+        cfg.spin_us = b->spin_us;
     int rc = ENOMEM;
     e->base = event_base_new();
     if (e->base == NULL)
@@ -139,6 +142,14 @@ static void evb_close(struct bench *b)
 
 const struct bench_backend bench_evexec = {
     .name = "evexec",
+    .open = evb_open,
+    .submit = evb_submit,
+    .run = evb_run,
+    .close = evb_close,
+};
+
+const struct bench_backend bench_evexec_spin = {
+    .name = "evexec-spin",
     .open = evb_open,
     .submit = evb_submit,
     .run = evb_run,

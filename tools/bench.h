@@ -43,6 +43,7 @@ struct bench {
     const struct bench_backend *be;
     void *impl;                        /* the backend's state */
     unsigned threads;
+    unsigned spin_us;                  /* evexec-spin: the pool's spin_us */
     void (*on_done)(struct bench *b);  /* the workload's hook */
     uint64_t submitted;                /* counted by bench_submit() */
     uint64_t delivered;                /* counted by bench_delivered() */
@@ -89,6 +90,7 @@ void bench_gate_open(void);
 
 /* The backends compiled in. */
 extern const struct bench_backend bench_evexec;
+extern const struct bench_backend bench_evexec_spin;  /* spin_us set */
 extern const struct bench_backend bench_naive;
 #ifdef HAVE_LIBUV
 extern const struct bench_backend bench_libuv;

@@ -33,7 +33,7 @@ trap 'rm -rf "$tmp"' EXIT INT TERM
 
 # CSV: workload,metric,workers,backend,median,min,max,runs
 # One data file per backend: workers, median, min, max (millions of jobs/s).
-cat "$csv" | awk -F, -v dir="$tmp" '
+awk -F, -v dir="$tmp" '
     $1 == "w6" && $2 == "jobs_per_s" {
         f = dir "/" $4 ".dat"
         if (!(f in seen)) { seen[f] = 1; order[++n] = $4 }
@@ -41,7 +41,7 @@ cat "$csv" | awk -F, -v dir="$tmp" '
     }
     END {
         for (i = 1; i <= n; i++) print order[i] > (dir "/backends")
-    }'
+    }' "$csv"
 
 if [ ! -s "$tmp/backends" ]; then
     echo "evexec-bench-plot: no W6 rows in the input (run evexec-bench --workload w6 --csv)" >&2
@@ -49,10 +49,10 @@ if [ ! -s "$tmp/backends" ]; then
 fi
 
 plot=""
-for b in $(cat "$tmp/backends"); do
+while read -r b; do
     [ -n "$plot" ] && plot="$plot, "
     plot="$plot'$tmp/$b.dat' using 1:2:3:4 with yerrorlines title '$b'"
-done
+done < "$tmp/backends"
 
 gnuplot <<EOF
 set terminal svg size 720,440 dynamic font "sans,12" background rgb "white"

@@ -12,7 +12,7 @@
  * delivered without error, and prints "metric NAME VALUE" lines.  The
  * parent keeps the median and the range of each metric and prints one
  * markdown table per workload, with the ratios evexec/libuv and
- * evexec/naive (or CSV with --csv).
+ * evexec/naive (and evexec-spin/libuv with --spin), or CSV with --csv.
  *
  * A child that loses a job either returns with fewer deliveries than
  * submissions or hangs until its alarm fires; both make the parent exit
@@ -93,14 +93,17 @@ void bench_gate_open(void)
 #define MAX_BACKENDS 4
 #define MAX_REPS 101
 
+/* The default set, in column order; evexec-spin joins with --spin. */
 static const struct bench_backend *const all_backends[] = {
     &bench_evexec,
 #ifdef HAVE_LIBUV
     &bench_libuv,
 #endif
     &bench_naive,
+    &bench_evexec_spin,
 };
 #define N_ALL_BACKENDS (sizeof all_backends / sizeof all_backends[0])
+#define N_DEFAULT_BACKENDS (N_ALL_BACKENDS - 1)
 
 struct opts {
     unsigned threads;
@@ -112,6 +115,7 @@ struct opts {
     int csv, smoke, one, count, warmup;
     int threads_set;            /* --threads was given */
     unsigned timeout;           /* child alarm, seconds; 0: none */
+    unsigned spin_us;           /* evexec-spin's spin_us; 0: not run */
 };
 
 /* ---- the child: one workload, one backend, one process ------------------ */
@@ -269,7 +273,8 @@ static uint64_t warm_size(uint64_t n, uint64_t cap)
 
 static int child_main(const struct opts *o, enum wl_id wl, uint64_t n)
 {
-    struct bench b = { .be = o->be[0], .threads = o->threads };
+    struct bench b = { .be = o->be[0], .threads = o->threads,
+                       .spin_us = o->spin_us };
     int bad = 0;
 
     if (o->timeout)
@@ -423,7 +428,9 @@ static int run_child(const struct opts *o, const struct bench_backend *be,
     snprintf(sthreads, sizeof sthreads, "%u", threads);
     snprintf(sjobs, sizeof sjobs, "%llu", (unsigned long long)jobs);
     snprintf(stimeout, sizeof stimeout, "%u", o->timeout);
-    const char *argv[16];
+    char sspin[16];
+    snprintf(sspin, sizeof sspin, "%u", o->spin_us);
+    const char *argv[20];
     int a = 0;
     argv[a++] = self_exe;
     argv[a++] = "--one";
@@ -436,6 +443,10 @@ static int run_child(const struct opts *o, const struct bench_backend *be,
         argv[a++] = "--count";
     if (!warm)
         argv[a++] = "--no-warmup";
+    if (o->spin_us) {
+        argv[a++] = "--spin";
+        argv[a++] = sspin;
+    }
     argv[a] = NULL;
 
     int fds[2];
@@ -520,6 +531,14 @@ static void fmt_num(char *buf, size_t len, double x)
     snprintf(buf, len, "%.*f%s", digits, x, suffix);
 }
 
+/* The ratio columns, where both backends ran. */
+static const char *const ratios[][2] = {
+    { "evexec", "libuv" },
+    { "evexec", "naive" },
+    { "evexec-spin", "libuv" },
+};
+#define N_RATIOS (sizeof ratios / sizeof ratios[0])
+
 static int backend_index(const struct opts *o, const char *name)
 {
     for (unsigned i = 0; i < o->nbe; i++)
@@ -559,16 +578,14 @@ static void print_row(const struct opts *o, const struct wspec *ws,
         else
             printf(" %s |", num);
     }
-    int ev = backend_index(o, "evexec");
-    static const char *const others[] = { "libuv", "naive" };
-    for (unsigned r = 0; r < 2; r++) {
-        int k = backend_index(o, others[r]);
-        if (ev < 0 || k < 0 || k == ev)
+    for (unsigned r = 0; r < N_RATIOS; r++) {
+        int a = backend_index(o, ratios[r][0]), k = backend_index(o, ratios[r][1]);
+        if (a < 0 || k < 0)
             continue;
-        if (isnan(med[ev]) || isnan(med[k]) || med[k] == 0)
+        if (isnan(med[a]) || isnan(med[k]) || med[k] == 0)
             printf(" – |");
         else
-            printf(" %.2f |", med[ev] / med[k]);
+            printf(" %.2f |", med[a] / med[k]);
     }
     printf("\n");
 }
@@ -626,12 +643,13 @@ static void run_workload(const struct opts *o, enum wl_id wl)
         printf("| |");
         for (unsigned k = 0; k < o->nbe; k++)
             printf(" %s |", o->be[k]->name);
-        int ev = backend_index(o, "evexec");
         unsigned nratio = 0;
-        if (ev >= 0 && backend_index(o, "libuv") >= 0 && ev != backend_index(o, "libuv"))
-            printf(" evexec/libuv |"), nratio++;
-        if (ev >= 0 && backend_index(o, "naive") >= 0 && ev != backend_index(o, "naive"))
-            printf(" evexec/naive |"), nratio++;
+        for (unsigned r = 0; r < N_RATIOS; r++)
+            if (backend_index(o, ratios[r][0]) >= 0 &&
+                backend_index(o, ratios[r][1]) >= 0) {
+                printf(" %s/%s |", ratios[r][0], ratios[r][1]);
+                nratio++;
+            }
         printf("\n|---|");
         for (unsigned k = 0; k < o->nbe + nratio; k++)
             printf("---:|");
@@ -662,7 +680,7 @@ static void usage(FILE *out)
 "  --backend LIST   comma-separated, from:");
     for (unsigned i = 0; i < N_ALL_BACKENDS; i++)
         fprintf(out, " %s", all_backends[i]->name);
-    fprintf(out, " (default: all)\n"
+    fprintf(out, " (default: all but evexec-spin)\n"
 "  --workload LIST  comma-separated, from: w1 w2 w3 w4 w5 w6 idle\n"
 "  --all            every workload (the default)\n"
 "  --threads N      workers (default 4; w4 always uses 64, w6 its own list)\n"
@@ -671,6 +689,8 @@ static void usage(FILE *out)
 "  --reps N         runs per cell, each a separate process (default 5)\n"
 "  --csv            CSV (workload,metric,workers,backend,median,min,max,runs)\n"
 "  --smoke          tiny sizes, 1 run, every job counted; for make check\n"
+"  --spin US        also run evexec-spin: evexec with the pool's spin_us = US\n"
+"                   (1..1000; selecting evexec-spin alone means 50)\n"
 "  --no-warmup      skip the warm-ups\n"
 "  --one            run one backend and one workload in this process and\n"
 "                   print its metrics (for strace, valgrind, perf)\n"
@@ -740,6 +760,8 @@ int main(int argc, char **argv)
             o.reps = (unsigned)u;
         else if (strcmp(a, "--timeout") == 0 && v && !parse_u64(v, &u) && u <= 86400)
             o.timeout = (unsigned)u;
+        else if (strcmp(a, "--spin") == 0 && v && !parse_u64(v, &u) && u >= 1 && u <= 1000)
+            o.spin_us = (unsigned)u;
         else if (strcmp(a, "--backend") == 0 && v) {
             if (parse_list(v, &o, 1) != 0)
                 return 2;
@@ -774,7 +796,10 @@ int main(int argc, char **argv)
     }
     if (o.nbe == 0)
         for (unsigned i = 0; i < N_ALL_BACKENDS && o.nbe < MAX_BACKENDS; i++)
-            o.be[o.nbe++] = all_backends[i];
+            if (i < N_DEFAULT_BACKENDS || o.spin_us)
+                o.be[o.nbe++] = all_backends[i];
+    if (o.spin_us == 0 && backend_index(&o, "evexec-spin") >= 0)
+        o.spin_us = 50;
     if (o.wl_mask == 0)
         o.wl_mask = (1u << WL_COUNT) - 1;
 
@@ -818,7 +843,7 @@ int main(int argc, char **argv)
             printf(" %s", o.be[k]->name);
         printf("%s.  Ratios are of medians; below 1 is better for evexec "
                "where lower is better.\n",
-               N_ALL_BACKENDS < 3 ? " (libuv not compiled in)" : "");
+               N_DEFAULT_BACKENDS < 3 ? " (libuv not compiled in)" : "");
         fflush(stdout);
     }
 
