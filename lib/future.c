@@ -260,22 +260,29 @@ EVEXEC_API int evexec_future_cancel(struct evexec_future *f)
     return evexec__future_finish(f, ECANCELED, NULL, NULL);
 }
 
+/* Make room for more callbacks: the rare path, kept out of line so that
+ * adding the first callback stays a leaf. */
+static __attribute__((noinline)) int grow_callbacks(struct evexec_future *f)
+{
+    unsigned cap = f->cbcap * 2 < 4 ? 4 : f->cbcap * 2;
+    struct evexec__cb *cbs = f->cbs == &f->cb0 ? malloc(cap * sizeof *cbs)
+                                               : realloc(f->cbs, cap * sizeof *cbs);
+    if (!cbs)
+        return ENOMEM;
+    if (f->cbs == &f->cb0)
+        cbs[0] = f->cb0;
+    f->cbs = cbs;
+    f->cbcap = cap;
+    return 0;
+}
+
 EVEXEC_API int evexec_future_on_done(struct evexec_future *f, evexec_done_cb cb,
                                      void *arg)
 {
     if (!f || !cb)
         return EINVAL;
-    if (f->ncb == f->cbcap) {
-        unsigned cap = f->cbcap * 2 < 4 ? 4 : f->cbcap * 2;
-        struct evexec__cb *cbs = f->cbs == &f->cb0 ? malloc(cap * sizeof *cbs)
-                                                   : realloc(f->cbs, cap * sizeof *cbs);
-        if (!cbs)
-            return ENOMEM;
-        if (f->cbs == &f->cb0)
-            cbs[0] = f->cb0;
-        f->cbs = cbs;
-        f->cbcap = cap;
-    }
+    if (f->ncb == f->cbcap && grow_callbacks(f) != 0)
+        return ENOMEM;
     f->cbs[f->ncb].fn = cb;
     f->cbs[f->ncb].arg = arg;
     f->ncb++;
