@@ -5,7 +5,8 @@
 #
 # 1. deps:      installs the Debian packages it needs when some are missing
 #               (apt-get, through sudo unless run as root);
-# 2. autoreconf -fi in the source tree;
+# 2. autoreconf -fi in the source tree (in a clean copy of it, under
+#    build/src, when the tree was configured in place);
 # 3. three out-of-tree builds under build/, each `make` then `make check`:
 #      build/plain  the normal build
 #      build/tsan   --enable-sanitizer=thread   (ThreadSanitizer)
@@ -164,13 +165,26 @@ fi
 # ---------------------------------------------------------------------------
 # 2. autoreconf.
 # ---------------------------------------------------------------------------
-if [ -f "$srcdir/config.status" ]; then
-    echo "check-all: $srcdir is configured in-tree; out-of-tree builds need" \
-         "it clean: run 'make distclean' there first." >&2
-    exit 2
-fi
 mkdir -p "$BUILD_ROOT"
 BUILD_ROOT=$(cd "$BUILD_ROOT" && pwd)
+# A tree configured in place (the README's first command does that) can't
+# host out-of-tree builds.  Build from a clean copy of its files instead:
+# what git tracks plus new files it does not ignore, so uncommitted work is
+# tested too.  Outside git, clean the tree.
+if [ -f "$srcdir/config.status" ]; then
+    if git -C "$srcdir" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+        note "source tree is configured in place: building from a clean copy in ${BUILD_ROOT#"$srcdir"/}/src"
+        rm -rf "$BUILD_ROOT/src"
+        mkdir -p "$BUILD_ROOT/src"
+        git -C "$srcdir" ls-files -z -co --exclude-standard |
+            (cd "$srcdir" && tar --null --ignore-failed-read -T - -cf -) |
+            tar -xf - -C "$BUILD_ROOT/src"
+        srcdir=$BUILD_ROOT/src
+    else
+        note "source tree is configured in place: make distclean"
+        make -C "$srcdir" distclean >/dev/null
+    fi
+fi
 
 if [ $do_autoreconf -eq 1 ]; then
     if ! run_phase autoreconf "$BUILD_ROOT/autoreconf.log" \
