@@ -234,6 +234,12 @@ struct evexec_run_opts {
      *  (name lookups): slow-lane jobs never occupy more than half of the
      *  pool's max_threads (at least one), so they never starve the rest. */
     int lane;
+    /** Called once with `arg` when the job is done with it: on the worker
+     *  right after fn returns, or on the loop thread (or the thread that
+     *  shut the pool down with CANCEL) if the job never runs.  Not called
+     *  when the submission itself fails: arg is still the caller's then.
+     *  NULL: arg stays the caller's. */
+    void (*arg_free)(void *arg);
 };
 
 /**

@@ -146,6 +146,21 @@ static void core_unref(struct evexec__core *core, long n)
         core_free(core);
 }
 
+/* A job a worker took has had its function called.  The caller ends the
+ * job: no worker or pool lock holds it any more. */
+static int job_ran(const struct evexec_job *job)
+{
+    return job->qstate == EVEXEC__Q_RUNNING;
+}
+
+/* A job that never ran gives its argument back here; one that ran did so
+ * on the worker.  Whoever ends the job calls this once. */
+static void release_unrun_arg(struct evexec_job *job)
+{
+    if (!job_ran(job) && job->arg_free)
+        job->arg_free(job->arg);
+}
+
 /* A node that arrived after teardown: nobody will read it. */
 static void dispose_orphan(struct evexec__core *core, struct evexec__node *node)
 {
@@ -158,6 +173,7 @@ static void dispose_orphan(struct evexec__core *core, struct evexec__node *node)
     if (job->result && job->free_fn)
         job->free_fn(job->result);
     job->result = NULL;
+    release_unrun_arg(job);
     if (atomic_exchange_explicit(&job->orphan, 1, memory_order_acq_rel))
         free(EVEXEC__CONTAINER_OF(job, struct evexec__jobfut, job));
     /* The push's reference and the one teardown counted for this job. */
@@ -307,7 +323,8 @@ static void deliver_job(struct evexec *ex, struct evexec_job *job)
 
     f->outstanding = 0;
     ex->inflight--;
-    if (f->cancel_taken || (!job->ran && job->error == ECANCELED)) {
+    release_unrun_arg(job);
+    if (f->cancel_taken || (!job_ran(job) && job->error == ECANCELED)) {
         release_job_result(job);
         evexec__future_finish(f, ECANCELED, NULL, NULL);
     } else if (job->error != 0) {
@@ -329,6 +346,7 @@ static void deliver_job(struct evexec *ex, struct evexec_job *job)
 static void end_unsent(struct evexec *ex, struct evexec_job *job, int error)
 {
     struct evexec__jobfut *jf = EVEXEC__CONTAINER_OF(job, struct evexec__jobfut, job);
+    release_unrun_arg(job);
     jf->fut.outstanding = 0;
     jf->fut.batched = 0;
     ex->inflight--;
@@ -662,12 +680,12 @@ EVEXEC_API struct evexec_future *evexec_run_opts(struct evexec *ex, evexec_fn fn
     job->core = ex->core;
     job->fn = fn;
     job->arg = arg;
+    job->arg_free = opts ? opts->arg_free : NULL;
     job->result = NULL;
     job->free_fn = NULL;
     job->error = 0;
     job->qstate = EVEXEC__Q_NEW;
     job->lane = (unsigned char)lane;
-    job->ran = 0;
     atomic_init(&job->cancelled, 0);
     atomic_init(&job->orphan, 0);
     f->outstanding = 1;

@@ -8,6 +8,9 @@
  *    by the worker running it (error, result), then handed back through the
  *    core's completion list.  `cancelled` is the one field both sides touch
  *    at once (atomic).
+ *  - struct evexec: the loop thread only, but for `core` and
+ *    `loop_thread`, set before any other thread can see the evexec and
+ *    read by evexec_call_soon_threadsafe() from any thread.
  *  - struct evexec__core: the part of an evexec that workers see: the
  *    completion list and the wake-up fd.  Reference counted (atomic) so that
  *    it outlives its evexec while orphaned jobs still finish.
@@ -62,14 +65,18 @@ struct evexec_job {
     struct evexec__core *core;
     evexec_fn fn;
     void *arg;
+    void (*arg_free)(void *);          /* once: worker after fn, or whoever
+                                          ends a job that never ran */
     void *result;                      /* set by the worker */
     void (*free_fn)(void *);
     int error;                         /* fn's return, or ECANCELED */
-    unsigned char qstate;              /* pool->lock */
+    unsigned char qstate;              /* written under pool->lock; RUNNING
+                                          means fn was called.  Read without
+                                          the lock only by whoever ends the
+                                          job, after it came back */
     unsigned char lane;
-    unsigned char ran;                 /* fn was called */
-    atomic_int cancelled;              /* loop writes, worker reads */
-    atomic_int orphan;                 /* teardown handshake, see bridge.c */
+    atomic_uchar cancelled;            /* loop writes, worker reads */
+    atomic_uchar orphan;               /* teardown handshake, see bridge.c */
 };
 
 /* ---- pool.c ------------------------------------------------------------ */

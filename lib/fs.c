@@ -4,18 +4,11 @@
  *
  * Design.  An I/O call copies its arguments into one malloc() block, a
  * request whose first member is the function that does the work on the
- * worker, and hands it to evexec__io_submit().  The job owns the request:
- *  - a job that runs frees it on the worker as soon as the function
- *    returns (io_job);
- *  - a job that never runs (cancelled while queued or batched, its evexec
- *    freed, the pool shut down with CANCEL or before a batch reached it)
- *    has its future ended on the loop, and the request is freed there by a
- *    done callback (io_done).
- * The callback tells the two apart with the job's `ran` flag, which the
- * worker sets before the function and which the loop may read once the job
- * is back (f->outstanding clear).  A job still running when evexec_free()
- * ends its future is the one case where the callback runs first: it leaves
- * the request to the worker.
+ * worker, and hands it to evexec__io_submit().  The job owns the request
+ * and gives it back through evexec_run_opts' arg_free: freed on the worker
+ * as soon as the function returns, or by the core wherever a job that
+ * never ran is ended (cancelled while queued, its evexec freed, the pool
+ * shut down with CANCEL).
  *
  * Results that are not pointers travel in the result pointer itself: a
  * descriptor or a byte count n is stored as n + 1, so that it is never
@@ -49,25 +42,10 @@
 
 /* ---- the shared job shape ------------------------------------------------ */
 
-/* The first member of every request: does the work, on the worker.
- * Returns 0 or an error code, as an evexec_fn. */
-typedef int (*evexec__io_fn)(struct evexec_job *job, void *req);
-
 static int io_job(struct evexec_job *job, void *req)
 {
     evexec__io_fn run = *(evexec__io_fn *)req;
-    int rc = run(job, req);
-    free(req);
-    return rc;
-}
-
-/* Loop thread, once the future has ended. */
-static void io_done(struct evexec_future *f, void *req)
-{
-    struct evexec__jobfut *jf = EVEXEC__CONTAINER_OF(f, struct evexec__jobfut, fut);
-    /* outstanding: left running by evexec_free(), io_job will free it. */
-    if (!f->outstanding && !jf->job.ran)
-        free(req);
+    return run(job, req);
 }
 
 /* Run a request (a malloc() block starting with its evexec__io_fn) on
@@ -75,17 +53,13 @@ static void io_done(struct evexec_future *f, void *req)
  * new future, or NULL with errno as evexec_run_opts().  Loop thread. */
 struct evexec_future *evexec__io_submit(struct evexec *ex, void *req, int lane)
 {
-    struct evexec_run_opts opts = { .lane = lane };
+    struct evexec_run_opts opts = { .lane = lane, .arg_free = free };
     struct evexec_future *f = evexec_run_opts(ex, io_job, req, &opts);
     if (!f) {
         int err = errno;
         free(req);
         errno = err;
-        return NULL;
     }
-    /* The first callback of a new future is stored inline: this cannot
-     * fail, and it runs before any callback the caller adds. */
-    evexec_future_on_done(f, io_done, req);
     return f;
 }
 

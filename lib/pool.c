@@ -208,8 +208,9 @@ static void *worker_main(void *arg)
         if (job) {
             spun = 0;
             pthread_mutex_unlock(&pool->lock);
-            job->ran = 1;
             job->error = job->fn(job, job->arg);
+            if (job->arg_free)
+                job->arg_free(job->arg);
             int slow = job->lane == EVEXEC_LANE_SLOW;
             atomic_fetch_add_explicit(&pool->completed, 1, memory_order_relaxed);
             evexec__core_push(job->core, &job->node);

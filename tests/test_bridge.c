@@ -1314,6 +1314,77 @@ static void test_null_arguments(void **state)
 }
 
 /* opts NULL and an explicit default lane both run like evexec_run. */
+/* arg_free gives the argument back exactly once: on the worker after a
+ * job ran, at cancel for a queued job, in evexec_free for one still
+ * queued; never for a refused submission. */
+static atomic_int arg_frees;
+
+static void count_arg_free(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&arg_frees, 1);
+}
+
+static void test_arg_free(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct tu_job *jobs = tu_fx_jobs(fx, NWORKERS);
+    struct tu_job *later = tu_fx_jobs(fx, 3);
+    struct evexec_future *futs[NWORKERS];
+    struct evexec_run_opts opts = { .arg_free = count_arg_free };
+    atomic_store(&arg_frees, 0);
+    park_workers(fx, jobs, futs, 0);
+
+    for (int i = 0; i < 3; i++)
+        tu_job_init(&later[i], &fx->frees, 0, 0);
+    struct evexec_future *cancelled = evexec_run_opts(fx->ex, tu_job_fn, &later[0], &opts);
+    struct evexec_future *runs = evexec_run_opts(fx->ex, tu_job_fn, &later[1], &opts);
+    struct evexec_future *left = evexec_run_opts(fx->ex, tu_job_fn, &later[2], &opts);
+    assert_non_null(cancelled);
+    assert_non_null(runs);
+    assert_non_null(left);
+    assert_int_equal(evexec_future_cancel(cancelled), 0);
+    assert_int_equal(atomic_load(&arg_frees), 1);
+
+    tu_gate_open(&fx->gate);
+    assert_int_equal(evexec_run_until_complete(fx->ex, runs), 0);
+    assert_int_equal(evexec_run_until_complete(fx->ex, left), 0);
+    assert_int_equal(atomic_load(&later[1].ran), 1);
+    assert_int_equal(atomic_load(&later[2].ran), 1);
+    assert_int_equal(atomic_load(&arg_frees), 3);
+    assert_int_equal(atomic_load(&later[0].ran), 0);
+
+    errno = 0;
+    assert_null(evexec_run_opts(fx->ex, NULL, &later[0], &opts));
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(atomic_load(&arg_frees), 3);
+    evexec_future_unref(cancelled);
+    evexec_future_unref(runs);
+    evexec_future_unref(left);
+    unref_all(futs, NWORKERS);
+}
+
+/* A queued job's argument is given back inside evexec_free. */
+static void test_arg_free_teardown(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct tu_job *jobs = tu_fx_jobs(fx, NWORKERS);
+    struct tu_job *queued = tu_fx_job(fx, 0, 0);
+    struct evexec_future *futs[NWORKERS];
+    struct evexec_run_opts opts = { .arg_free = count_arg_free };
+    atomic_store(&arg_frees, 0);
+    park_workers(fx, jobs, futs, 0);
+    struct evexec_future *q = evexec_run_opts(fx->ex, tu_job_fn, queued, &opts);
+    assert_non_null(q);
+    unref_all(futs, NWORKERS);
+    evexec_future_unref(q);
+    evexec_free(fx->ex);
+    fx->ex = NULL;
+    assert_int_equal(atomic_load(&arg_frees), 1);
+    assert_int_equal(atomic_load(&queued->ran), 0);
+    tu_gate_open(&fx->gate);
+}
+
 static void test_run_opts(void **state)
 {
     struct tu_fx *fx = *state;
@@ -1385,6 +1456,8 @@ static void test_default_pool(void **state)
     X(test_free_sleep_and_calls) \
     X(test_free_inside_callback) \
     X(test_null_arguments) \
+    X(test_arg_free) \
+    X(test_arg_free_teardown) \
     X(test_run_opts) \
     X(test_default_pool)
 

@@ -319,6 +319,22 @@ static inline void tu_rec_cb(struct evexec_future *f, void *arg)
         r->seq = (*r->order)++;
 }
 
+/* Run ex's loop until f has ended; check that its callback ran exactly
+ * once, on the loop, from the dispatch; return f's error. */
+static inline int tu_finish(struct evexec *ex, struct evexec_future *f)
+{
+    struct tu_rec rec;
+    tu_rec_init(&rec);
+    assert_non_null(f);
+    assert_int_equal(evexec_future_on_done(f, tu_rec_cb, &rec), 0);
+    int rc = evexec_run_until_complete(ex, f);
+    assert_int_equal(rec.calls, 1);
+    assert_int_equal(rec.inline_calls, 0);
+    assert_int_equal(rec.off_loop, 0);
+    assert_int_equal(rec.error, rc);
+    return rc;
+}
+
 /* NULL when the callback ran exactly once, on the loop thread, outside any
  * API call marked with tu_in_api, and saw the future done with `error` and
  * `result`; otherwise what went wrong, for fail_msg(). */
