@@ -42,10 +42,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#if defined(HAVE_SYS_EVENTFD_H) || defined(__linux__)
-#include <sys/eventfd.h>
-#define EVEXEC__HAVE_EVENTFD 1
-#endif
 
 #include <event2/event.h>
 
@@ -58,8 +54,7 @@ struct evexec__core {
     _Atomic(struct evexec__node *) head;   /* completions, newest first */
     atomic_long refs;
     atomic_int spinning;                   /* the loop watches head: no write */
-    int rfd, wfd;                          /* equal for an eventfd */
-    int is_eventfd;
+    struct evexec__wakefd chan;
 };
 
 struct evexec__call {
@@ -72,71 +67,9 @@ struct evexec__call {
 static struct evexec__node closed_sentinel;
 #define CLOSED (&closed_sentinel)
 
-/* ---- the wake-up channel ------------------------------------------------ */
-
-static int open_channel(struct evexec__core *core)
-{
-    const char *force = getenv("EVEXEC_WAKEUP");
-    int want_pipe = force && strcmp(force, "pipe") == 0;
-#ifdef EVEXEC__HAVE_EVENTFD
-    if (!want_pipe) {
-        int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (fd >= 0) {
-            core->rfd = core->wfd = fd;
-            core->is_eventfd = 1;
-            return 0;
-        }
-        if (errno != ENOSYS && errno != EINVAL)
-            return errno;
-    }
-#endif
-    (void)want_pipe;
-    int fds[2];
-    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0)
-        return errno;
-    core->rfd = fds[0];
-    core->wfd = fds[1];
-    core->is_eventfd = 0;
-    return 0;
-}
-
-static void wake(struct evexec__core *core)
-{
-    ssize_t n;
-    if (core->is_eventfd) {
-        uint64_t one = 1;
-        do
-            n = write(core->wfd, &one, sizeof one);
-        while (n < 0 && errno == EINTR);
-    } else {
-        char c = 0;
-        do
-            n = write(core->wfd, &c, 1);
-        while (n < 0 && errno == EINTR);
-    }
-    /* EAGAIN: the counter or pipe is full, so the loop is awake anyway. */
-}
-
-static void drain_channel(struct evexec__core *core)
-{
-    if (core->is_eventfd) {
-        uint64_t v;
-        ssize_t n;
-        do
-            n = read(core->rfd, &v, sizeof v);
-        while (n < 0 && errno == EINTR);
-        return;
-    }
-    char buf[64];
-    while (read(core->rfd, buf, sizeof buf) > 0 || errno == EINTR)
-        continue;
-}
-
 static void core_free(struct evexec__core *core)
 {
-    close(core->rfd);
-    if (core->wfd != core->rfd)
-        close(core->wfd);
+    evexec__wakefd_close(&core->chan);
     free(core);
 }
 
@@ -197,7 +130,7 @@ void evexec__core_push(struct evexec__core *core, struct evexec__node *node)
      * its last look at head, and we look at `spinning` after our push:
      * with both in one total order, one of us always sees the other. */
     if (old == NULL && !atomic_load_explicit(&core->spinning, memory_order_seq_cst))
-        wake(core);
+        evexec__wakefd_signal(&core->chan);
     core_unref(core, 1);
 }
 
@@ -429,7 +362,7 @@ static void callback_pass(struct evexec *ex, int drain)
 {
     evexec__enter(ex);
     if (drain)
-        drain_channel(ex->core);
+        evexec__wakefd_drain(&ex->core->chan);
     deliver_and_run(ex, drain);
     if (ex->spin_us)
         spin_for_completions(ex);
@@ -478,7 +411,8 @@ EVEXEC_API struct evexec *evexec_new(struct event_base *base, struct evexec_pool
     int err = ENOMEM;
     if (!ex || !core)
         goto fail;
-    err = open_channel(core);
+    const char *force = getenv("EVEXEC_WAKEUP");
+    err = evexec__wakefd_open(&core->chan, force && strcmp(force, "pipe") == 0);
     if (err) {
         free(core);
         core = NULL;
@@ -494,7 +428,7 @@ EVEXEC_API struct evexec *evexec_new(struct event_base *base, struct evexec_pool
     /* A bounded queue must answer EAGAIN at the call: no batching then. */
     ex->pool_bounded = evexec__pool_is_bounded(pool);
     ex->spin_us = evexec__pool_spin_us(pool);
-    ex->wake_ev = event_new(base, core->rfd, EV_READ | EV_PERSIST, on_wake, ex);
+    ex->wake_ev = event_new(base, core->chan.rfd, EV_READ | EV_PERSIST, on_wake, ex);
     ex->ready_ev = event_new(base, -1, 0, on_ready, ex);
     err = ENOMEM;
     if (!ex->wake_ev || !ex->ready_ev)

@@ -31,6 +31,35 @@ struct event;
 #define EVEXEC__CONTAINER_OF(ptr, type, member) \
     ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
+/* ---- wakefd.c: the wake-up channel ------------------------------------- */
+
+/* An eventfd (rfd == wfd) or a non-blocking, close-on-exec pipe. */
+struct evexec__wakefd {
+    int rfd, wfd;
+};
+
+/* Open one: an eventfd unless use_pipe or the system has none.  Returns 0
+ * or an errno value (EMFILE, ENFILE, ENOMEM...). */
+int evexec__wakefd_open(struct evexec__wakefd *w, int use_pipe);
+/* Make it readable.  Any thread; never blocks; EINTR retried. */
+void evexec__wakefd_signal(const struct evexec__wakefd *w);
+/* Read everything pending.  The owner; never blocks. */
+void evexec__wakefd_drain(const struct evexec__wakefd *w);
+/* Close both ends (once). */
+void evexec__wakefd_close(struct evexec__wakefd *w);
+
+/* A pause instruction for spin loops, where the CPU has one. */
+static inline void evexec__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __asm__ __volatile__("pause");
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#elif defined(__powerpc__) || defined(__powerpc64__)
+    __asm__ __volatile__("or 27,27,27");
+#endif
+}
+
 /* ---- completion list nodes (bridge.c) ---------------------------------- */
 
 enum evexec__node_kind {

@@ -502,9 +502,7 @@ int evexec__spin(int (*ready)(const void *arg), const void *arg, unsigned us)
     for (unsigned i = 1;; i++) {
         if (ready(arg))
             return 1;
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#endif
+        evexec__cpu_relax();
         if ((i & 63) == 0) {
             clock_gettime(CLOCK_MONOTONIC, &now);
             long long el = (long long)(now.tv_sec - t0.tv_sec) * 1000000LL +
