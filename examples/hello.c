@@ -24,12 +24,15 @@ static int slow_square(struct evexec_job *job, void *arg)
 /* Runs on the loop thread once the job is done. */
 static void print_result(struct evexec_future *f, void *arg)
 {
-    (void)arg;
+    struct event_base *base = arg;
     if (evexec_future_error(f) == 0)
         printf("7 squared is %d\n", *(int *)evexec_future_result(f));
     else
         printf("failed: %s\n", evexec_strerror(evexec_future_error(f)));
     evexec_future_unref(f);     /* releases the result too */
+    /* An evexec keeps its loop running, so that calls from other threads
+     * (evexec_call_soon_threadsafe) are always seen: say when to stop. */
+    event_base_loopexit(base, NULL);
 }
 
 int main(void)
@@ -41,10 +44,10 @@ int main(void)
         return 1;
 
     struct evexec_future *f = evexec_run(ex, slow_square, &seven);
-    if (!f || evexec_future_on_done(f, print_result, NULL) != 0)
+    if (!f || evexec_future_on_done(f, print_result, base) != 0)
         return 1;
 
-    event_base_dispatch(base);  /* returns when nothing is left to do */
+    event_base_dispatch(base);  /* returns after print_result's loopexit */
 
     evexec_free(ex);
     event_base_free(base);

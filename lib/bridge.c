@@ -94,14 +94,9 @@ static void release_unrun_arg(struct evexec_job *job)
         job->arg_free(job->arg);
 }
 
-/* A node that arrived after teardown: nobody will read it. */
+/* A job that came back after teardown: nobody will read it. */
 static void dispose_orphan(struct evexec__core *core, struct evexec__node *node)
 {
-    if (node->kind == EVEXEC__NODE_CALL) {
-        free(EVEXEC__CONTAINER_OF(node, struct evexec__call, node));
-        core_unref(core, 1);
-        return;
-    }
     struct evexec_job *job = EVEXEC__CONTAINER_OF(node, struct evexec_job, node);
     if (job->result && job->free_fn)
         job->free_fn(job->result);
@@ -113,14 +108,17 @@ static void dispose_orphan(struct evexec__core *core, struct evexec__node *node)
     core_unref(core, 2);
 }
 
-void evexec__core_push(struct evexec__core *core, struct evexec__node *node)
+int evexec__core_push(struct evexec__core *core, struct evexec__node *node)
 {
     atomic_fetch_add_explicit(&core->refs, 1, memory_order_relaxed);
     struct evexec__node *old = atomic_load_explicit(&core->head, memory_order_relaxed);
     do {
         if (old == CLOSED) {
-            dispose_orphan(core, node);
-            return;
+            if (node->kind == EVEXEC__NODE_JOB)
+                dispose_orphan(core, node);
+            else
+                core_unref(core, 1);     /* a call: the caller keeps it */
+            return ESHUTDOWN;
         }
         node->next = old;
     } while (!atomic_compare_exchange_weak_explicit(&core->head, &old, node,
@@ -132,21 +130,30 @@ void evexec__core_push(struct evexec__core *core, struct evexec__node *node)
     if (old == NULL && !atomic_load_explicit(&core->spinning, memory_order_seq_cst))
         evexec__wakefd_signal(&core->chan);
     core_unref(core, 1);
+    return 0;
 }
 
 /* ---- keeping the loop alive --------------------------------------------- */
 
-static void ensure_wake(struct evexec *ex)
+/* The wake-up event is added while the evexec keeps its loop (the
+ * default: always), while jobs or loop-thread calls are in flight, and
+ * while run_until_complete runs.  Adding can fail (libevent out of
+ * memory): callers report ENOMEM before they hand anything over, so no
+ * completion is ever left unwatched. */
+static int ensure_wake(struct evexec *ex)
 {
     if (!ex->wake_added) {
-        event_add(ex->wake_ev, NULL);
+        if (event_add(ex->wake_ev, NULL) != 0)
+            return ENOMEM;
         ex->wake_added = 1;
     }
+    return 0;
 }
 
 void evexec__maybe_idle(struct evexec *ex)
 {
-    if (ex->wake_added && ex->inflight == 0 && ex->keepalive == 0 && !ex->closing) {
+    if (ex->wake_added && !ex->keep_loop && ex->inflight == 0 && ex->keepalive == 0 &&
+        !ex->closing) {
         event_del(ex->wake_ev);
         ex->wake_added = 0;
     }
@@ -157,12 +164,12 @@ void evexec__enter(struct evexec *ex)
     ex->depth++;
 }
 
-static void teardown(struct evexec *ex);
+static void free_memory(struct evexec *ex);
 
 int evexec__leave(struct evexec *ex)
 {
-    if (--ex->depth == 0 && ex->free_pending) {
-        teardown(ex);
+    if (--ex->depth == 0 && ex->free_later) {
+        free_memory(ex);
         return 1;
     }
     return 0;
@@ -301,7 +308,8 @@ static void deliver(struct evexec *ex, struct evexec__node *node)
 }
 
 /* Detach the list (given the value to leave behind) and deliver it oldest
- * first. */
+ * first.  What is detached but not yet delivered waits in ex->draining, so
+ * that a teardown started by one of these deliveries ends the rest. */
 static void deliver_all(struct evexec *ex, struct evexec__node *leave)
 {
     struct evexec__node *list =
@@ -313,10 +321,18 @@ static void deliver_all(struct evexec *ex, struct evexec__node *leave)
         fifo = list;
         list = next;
     }
-    while (fifo) {
-        struct evexec__node *next = fifo->next;
-        deliver(ex, fifo);
-        fifo = next;
+    if (ex->draining) {          /* a teardown inside a drain: keep order */
+        struct evexec__node *t = ex->draining;
+        while (t->next)
+            t = t->next;
+        t->next = fifo;
+    } else {
+        ex->draining = fifo;
+    }
+    struct evexec__node *n;
+    while ((n = ex->draining) != NULL) {
+        ex->draining = n->next;
+        deliver(ex, n);
     }
 }
 
@@ -348,7 +364,7 @@ static int head_nonempty(const void *arg)
 static void spin_for_completions(struct evexec *ex)
 {
     struct evexec__core *core = ex->core;
-    for (int round = 0; round < 64 && ex->inflight > 0 && !ex->free_pending; round++) {
+    for (int round = 0; round < 64 && ex->inflight > 0 && !ex->closing; round++) {
         atomic_store_explicit(&core->spinning, 1, memory_order_seq_cst);
         int got = evexec__spin(head_nonempty, core, ex->spin_us);
         atomic_store_explicit(&core->spinning, 0, memory_order_seq_cst);
@@ -364,7 +380,7 @@ static void callback_pass(struct evexec *ex, int drain)
     if (drain)
         evexec__wakefd_drain(&ex->core->chan);
     deliver_and_run(ex, drain);
-    if (ex->spin_us)
+    if (ex->spin_us && !ex->closing)
         spin_for_completions(ex);
     evexec__maybe_idle(ex);
     evexec__leave(ex);
@@ -406,6 +422,7 @@ EVEXEC_API struct evexec *evexec_new(struct event_base *base, struct evexec_pool
         errno = ESHUTDOWN;
         return NULL;
     }
+    unsigned gen = evexec__fork_init();
     struct evexec *ex = calloc(1, sizeof *ex);
     struct evexec__core *core = calloc(1, sizeof *core);
     int err = ENOMEM;
@@ -425,13 +442,15 @@ EVEXEC_API struct evexec *evexec_new(struct event_base *base, struct evexec_pool
     ex->pool = pool;
     ex->core = core;
     ex->loop_thread = pthread_self();
+    ex->fork_gen = gen;
+    ex->keep_loop = 1;
     /* A bounded queue must answer EAGAIN at the call: no batching then. */
     ex->pool_bounded = evexec__pool_is_bounded(pool);
     ex->spin_us = evexec__pool_spin_us(pool);
     ex->wake_ev = event_new(base, core->chan.rfd, EV_READ | EV_PERSIST, on_wake, ex);
     ex->ready_ev = event_new(base, -1, 0, on_ready, ex);
     err = ENOMEM;
-    if (!ex->wake_ev || !ex->ready_ev)
+    if (!ex->wake_ev || !ex->ready_ev || ensure_wake(ex) != 0)
         goto fail;
     return ex;
 
@@ -461,20 +480,38 @@ static int job_running(const struct evexec_future *f)
     return f->kind == EVEXEC__F_JOB && f->outstanding;
 }
 
-static void teardown(struct evexec *ex)
+static struct evexec_job *job_of(struct evexec_future *f)
 {
-    struct evexec__core *core = ex->core;
-    struct evexec_future *f, *next;
+    return &EVEXEC__CONTAINER_OF(f, struct evexec__jobfut, fut)->job;
+}
 
-    ex->closing = 1;
-    ex->ready_active = 1;      /* run_ready is called by hand below */
+/*
+ * Teardown, in steps.  All of it runs inside evexec_free(), also when that
+ * is called from one of the evexec's own callbacks: afterwards nothing
+ * touches the pool or the base, so the caller may free both at once.  Only
+ * the memory of the evexec and its futures waits, when callbacks are on
+ * the stack, until the outermost one returns (evexec__leave), because
+ * those frames still read it.
+ *
+ * An evexec inherited across fork() has no workers and shares its channel
+ * and its pool's locks with the parent: its steps never touch the pool or
+ * write the channel, and its running jobs, which will never come back,
+ * end ECANCELED with their memory freed here.
+ */
 
-    /* Running jobs should stop early. */
-    for (f = ex->all; f; f = f->all_next)
+/* 1. Running jobs should stop early. */
+static void td_cancel_running(struct evexec *ex)
+{
+    if (evexec__inherited(ex))
+        return;
+    for (struct evexec_future *f = ex->all; f; f = f->all_next)
         if (job_running(f))
-            set_cancelled(&EVEXEC__CONTAINER_OF(f, struct evexec__jobfut, fut)->job);
+            set_cancelled(job_of(f));
+}
 
-    /* Jobs not yet handed over, and queued jobs, never run. */
+/* 2. Jobs not yet handed over, and queued jobs, never run. */
+static void td_end_unsent(struct evexec *ex)
+{
     struct evexec_job *bj = ex->batch_head, *bnext;
     ex->batch_head = ex->batch_tail = NULL;
     if (batching == ex)
@@ -483,24 +520,45 @@ static void teardown(struct evexec *ex)
         bnext = bj->qnext;
         end_unsent(ex, bj, ECANCELED);
     }
-    struct evexec__node *n = evexec__pool_unqueue_core(ex->pool, core), *nn;
+    if (evexec__inherited(ex)) {
+        /* The pool is the parent's: read its queue state, never lock it. */
+        for (struct evexec_future *f = ex->all; f; f = f->all_next)
+            if (job_running(f) && job_of(f)->qstate == EVEXEC__Q_QUEUED) {
+                job_of(f)->qstate = EVEXEC__Q_REMOVED;
+                end_unsent(ex, job_of(f), ECANCELED);
+            }
+        return;
+    }
+    struct evexec__node *n = evexec__pool_unqueue_core(ex->pool, ex->core), *nn;
     for (; n; n = nn) {
         nn = n->next;
         end_unsent(ex, EVEXEC__CONTAINER_OF(n, struct evexec_job, node), ECANCELED);
     }
+}
 
-    /* Close the list; what was on it ends with its real outcome. */
-    atomic_fetch_add_explicit(&core->refs, EVEXEC__CORE_BIAS, memory_order_relaxed);
+/* 3. Close the completion list; what was on it, and what a drain on the
+ * stack had not delivered yet, ends with its real outcome.  Returns how
+ * many jobs are still running: each will push once more, into CLOSED. */
+static long td_close_completions(struct evexec *ex)
+{
+    atomic_fetch_add_explicit(&ex->core->refs, EVEXEC__CORE_BIAS, memory_order_relaxed);
     deliver_all(ex, CLOSED);
-    long running = (long)ex->inflight;   /* every one now an orphan-to-be */
+    return (long)ex->inflight;
+}
 
-    /* End everything else; run callbacks until none is due. */
+/* 4. End everything still pending (ECANCELED), then run every callback
+ * that is due, the ones already due before with their futures' real
+ * outcomes; again until nothing is pending and no callback is due. */
+static void td_end_pending(struct evexec *ex)
+{
     int again = 1;
     while (again) {
         again = 0;
-        for (f = ex->all; f; f = f->all_next) {
-            if (f->state != EVEXEC__PENDING)
+        for (struct evexec_future *f = ex->all; f; f = f->all_next) {
+            if (f->state != EVEXEC__PENDING) {
+                evexec__future_resume(f);
                 continue;
+            }
             again = 1;
             if (job_running(f)) {
                 f->cancel_taken = 1;
@@ -511,16 +569,37 @@ static void teardown(struct evexec *ex)
         }
         evexec__run_ready(ex);
     }
+}
 
-    /* Release what futures own, then their memory: two passes, so that a
-     * release may still look at another future. */
-    for (f = ex->all; f; f = f->all_next)
+/* 5. Release what futures own (results, timers, inputs), the events and
+ * the channel: the last step that touches the base or other threads. */
+static void td_release(struct evexec *ex, long running)
+{
+    for (struct evexec_future *f = ex->all; f; f = f->all_next)
         evexec__future_release(f);
+    event_free(ex->wake_ev);
+    event_free(ex->ready_ev);
+    ex->wake_ev = ex->ready_ev = NULL;
+    ex->wake_added = 0;
+    if (evexec__inherited(ex))
+        core_free(ex->core);    /* the parent's workers push to their own */
+    else
+        core_unref(ex->core, EVEXEC__CORE_BIAS - running + 1);
+    /* ex->core stays: another thread may be reading it in a call that
+     * the closed list refuses. */
+}
+
+/* 6. Free the memory.  A block still held by a running job goes to
+ * whichever of the loop and the worker lets go of it last. */
+static void free_memory(struct evexec *ex)
+{
+    int inherited = evexec__inherited(ex);
+    struct evexec_future *f, *next;
     /* Everything goes, so nothing is unlinked: a block handed to its
      * worker below may be gone before the next one is looked at. */
     for (f = ex->all, ex->all = NULL; f; f = next) {
         next = f->all_next;
-        if (job_running(f)) {
+        if (job_running(f) && !inherited) {
             struct evexec__jobfut *jf = EVEXEC__CONTAINER_OF(f, struct evexec__jobfut, fut);
             if (atomic_exchange_explicit(&jf->job.orphan, 1, memory_order_acq_rel))
                 free(jf);
@@ -535,10 +614,6 @@ static void teardown(struct evexec *ex)
         ex->free_jobs = (struct evexec__jobfut *)jf->job.node.next;
         free(jf);
     }
-
-    event_free(ex->wake_ev);
-    event_free(ex->ready_ev);
-    core_unref(core, EVEXEC__CORE_BIAS - running + 1);
 #ifndef NDEBUG
     memset(ex, 0xf0, sizeof *ex);
 #endif
@@ -549,11 +624,17 @@ EVEXEC_API void evexec_free(struct evexec *ex)
 {
     if (!ex || ex->closing)
         return;
-    if (ex->depth > 0) {
-        ex->free_pending = 1;
-        return;
-    }
-    teardown(ex);
+    ex->closing = 1;
+    ex->ready_active = 1;      /* run_ready is called by hand below */
+    td_cancel_running(ex);
+    td_end_unsent(ex);
+    long running = td_close_completions(ex);
+    td_end_pending(ex);
+    td_release(ex, running);
+    if (ex->depth > 0)
+        ex->free_later = 1;     /* evexec__leave frees it */
+    else
+        free_memory(ex);
 }
 
 EVEXEC_API struct event_base *evexec_get_base(const struct evexec *ex)
@@ -593,8 +674,11 @@ EVEXEC_API struct evexec_future *evexec_run_opts(struct evexec *ex, evexec_fn fn
         errno = EINVAL;
         return NULL;
     }
-    if (ex->closing) {
-        errno = ESHUTDOWN;
+    int rc = evexec__usable(ex);
+    if (rc == 0)
+        rc = ensure_wake(ex);   /* before anything is handed over */
+    if (rc) {
+        errno = rc;
         return NULL;
     }
     struct evexec__jobfut *jf = ex->free_jobs;
@@ -602,6 +686,7 @@ EVEXEC_API struct evexec_future *evexec_run_opts(struct evexec *ex, evexec_fn fn
         ex->free_jobs = (struct evexec__jobfut *)jf->job.node.next;
         ex->nfree_jobs--;
     } else if (!(jf = malloc(sizeof *jf))) {
+        evexec__maybe_idle(ex);
         errno = ENOMEM;
         return NULL;
     }
@@ -625,7 +710,6 @@ EVEXEC_API struct evexec_future *evexec_run_opts(struct evexec *ex, evexec_fn fn
     f->outstanding = 1;
     f->refs++;                          /* the in-flight reference */
 
-    int rc;
     if (ex->in_handler && !ex->pool_bounded) {
         rc = evexec__pool_is_shutdown(ex->pool) ? ESHUTDOWN : 0;
         if (rc == 0) {
@@ -640,11 +724,11 @@ EVEXEC_API struct evexec_future *evexec_run_opts(struct evexec *ex, evexec_fn fn
         f->refs = 0;
         evexec__future_release(f);
         evexec__future_free_mem(f);
+        evexec__maybe_idle(ex);
         errno = rc;
         return NULL;
     }
     ex->inflight++;
-    ensure_wake(ex);
     return f;
 }
 
@@ -663,6 +747,9 @@ int evexec__job_cancel(struct evexec_future *f)
         batch_remove(ex, &jf->job);
         end_unsent(ex, &jf->job, ECANCELED);
         evexec__maybe_idle(ex);
+    } else if (evexec__inherited(ex)) {
+        /* Its pool is the parent's: the job never runs here. */
+        end_unsent(ex, &jf->job, ECANCELED);
     } else if (evexec__pool_unqueue(ex->pool, &jf->job)) {
         end_unsent(ex, &jf->job, ECANCELED);
         evexec__maybe_idle(ex);
@@ -686,7 +773,8 @@ EVEXEC_API void evexec_job_set_result(struct evexec_job *job, void *result,
 
 EVEXEC_API int evexec_job_cancelled(const struct evexec_job *job)
 {
-    return job && atomic_load_explicit(&job->cancelled, memory_order_relaxed) != 0;
+    return job && (atomic_load_explicit(&job->cancelled, memory_order_relaxed) != 0 ||
+                   evexec__worker_cancelling());
 }
 
 /* ---- calls from any thread -------------------------------------------- */
@@ -696,6 +784,9 @@ EVEXEC_API int evexec_call_soon_threadsafe(struct evexec *ex, void (*fn)(void *)
 {
     if (!ex || !fn)
         return EINVAL;
+    /* Inherited across fork: the channel is the parent's. */
+    if (evexec__inherited(ex))
+        return ESHUTDOWN;
     int on_loop = pthread_equal(pthread_self(), ex->loop_thread);
     if (on_loop && ex->closing)
         return ESHUTDOWN;
@@ -708,22 +799,63 @@ EVEXEC_API int evexec_call_soon_threadsafe(struct evexec *ex, void (*fn)(void *)
     call->counted = on_loop;
     if (on_loop) {
         /* Counted, so the loop stays alive until the call has run. */
+        if (ensure_wake(ex) != 0) {
+            free(call);
+            return ENOMEM;
+        }
         ex->inflight++;
-        ensure_wake(ex);
     }
-    evexec__core_push(ex->core, &call->node);
+    /* Once teardown has closed the list, a call would never run: refuse
+     * it.  Pushed before, it runs, inside evexec_free at the latest. */
+    if (evexec__core_push(ex->core, &call->node) != 0) {
+        free(call);
+        return ESHUTDOWN;
+    }
     return 0;
+}
+
+EVEXEC_API int evexec_set_keepalive(struct evexec *ex, int keepalive)
+{
+    if (!ex)
+        return EINVAL;
+    if (ex->closing)
+        return ESHUTDOWN;
+    if (keepalive) {
+        int rc = ensure_wake(ex);
+        if (rc)
+            return rc;
+        ex->keep_loop = 1;
+    } else {
+        ex->keep_loop = 0;
+        evexec__maybe_idle(ex);
+    }
+    return 0;
+}
+
+EVEXEC_API int evexec_get_keepalive(const struct evexec *ex)
+{
+    return ex ? ex->keep_loop : 0;
+}
+
+void evexec__bridge_atfork_child(void)
+{
+    /* The forking thread's pending batch belongs to an inherited evexec:
+     * it is ended by that evexec's evexec_free, never handed over. */
+    batching = NULL;
 }
 
 /* ---- keeping the loop alive for run_until_complete --------------------- */
 
-void evexec__keepalive(struct evexec *ex, int on)
+int evexec__keepalive(struct evexec *ex, int on)
 {
     if (on) {
+        int rc = ensure_wake(ex);
+        if (rc)
+            return rc;
         ex->keepalive++;
-        ensure_wake(ex);
     } else {
         ex->keepalive--;
         evexec__maybe_idle(ex);
     }
+    return 0;
 }

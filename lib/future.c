@@ -59,8 +59,9 @@ void evexec__future_init(struct evexec *ex, struct evexec_future *f, int kind,
 struct evexec_future *evexec__future_alloc(struct evexec *ex, size_t size, int kind,
                                            const struct evexec__future_ops *ops)
 {
-    if (ex->closing) {
-        errno = ESHUTDOWN;
+    int rc = evexec__usable(ex);
+    if (rc) {
+        errno = rc;
         return NULL;
     }
     struct evexec_future *f = malloc(size);
@@ -131,6 +132,12 @@ int evexec__future_finish(struct evexec_future *f, int error, void *result,
     if (f->cbnext < f->ncb)
         schedule(f);
     return 0;
+}
+
+void evexec__future_resume(struct evexec_future *f)
+{
+    if (f->state != EVEXEC__PENDING && f->cbnext < f->ncb)
+        schedule(f);
 }
 
 void evexec__run_ready(struct evexec *ex)
@@ -415,16 +422,26 @@ EVEXEC_API int evexec_run_until_complete(struct evexec *ex, struct evexec_future
 {
     if (!ex || !f || f->ex != ex)
         return EINVAL;
+    if (evexec__inherited(ex))
+        return ESHUTDOWN;
     if (ex->depth > 0 || ex->closing)
         return EDEADLK;
 
-    int rc = 0, first = 1;
+    int rc = evexec__keepalive(ex, 1), first = 1;
+    if (rc)
+        return rc;
     evexec_future_ref(f);
-    evexec__keepalive(ex, 1);
     evexec__enter(ex);
-    while (!settled(f) && !ex->free_pending) {
-        if (event_base_loop(ex->base, EVLOOP_ONCE) < 0) {
+    /* evexec_free() from a callback ends f; the memory stays until
+     * evexec__leave() below. */
+    while (!settled(f) && !ex->closing) {
+        int r = event_base_loop(ex->base, EVLOOP_ONCE);
+        if (r < 0) {
             rc = first ? EDEADLK : EIO;
+            break;
+        }
+        if (r > 0) {            /* nothing to wait for: cannot happen */
+            rc = EIO;
             break;
         }
         first = 0;

@@ -65,8 +65,13 @@ static int teardown_spin_group(void **state)
     return unsetenv("TU_SPIN_US");
 }
 
+/* Run the loop until this evexec has nothing in flight. */
 static void dispatch(struct tu_fx *fx)
 {
+    /* Without keep-alive, dispatch returns once nothing is in flight.
+     * The evexec may be freed inside, so it stays that way. */
+    if (fx->ex)
+        assert_int_equal(evexec_set_keepalive(fx->ex, 0), 0);
     assert_int_not_equal(event_base_dispatch(fx->base), -1);
 }
 
@@ -978,6 +983,7 @@ static void loop_work_body(struct evexec *ex, void *arg)
         evexec_future_ref(futs[i]);
         evexec_future_on_done(futs[i], loop_work_cb, w);
     }
+    evexec_set_keepalive(ex, 0);
     event_base_dispatch(evexec_get_base(ex));
     for (int i = 0; i < w->njobs; i++) {
         if (!futs[i])

@@ -62,6 +62,10 @@ static void watch(struct evexec_future *f, struct tu_rec *rec)
 /* Run the loop until it has nothing left (0, or 1 for "no events"). */
 static void dispatch(struct tu_fx *fx)
 {
+    /* Without keep-alive, dispatch returns once nothing is in flight.
+     * The evexec may be freed inside, so it stays that way. */
+    if (fx->ex)
+        assert_int_equal(evexec_set_keepalive(fx->ex, 0), 0);
     assert_int_not_equal(event_base_dispatch(fx->base), -1);
 }
 

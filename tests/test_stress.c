@@ -98,6 +98,7 @@ static void test_many_jobs(void **state)
         assert_non_null(f);
         assert_int_equal(evexec_future_on_done(f, many_cb, &args[i]), 0);
     }
+    assert_int_equal(evexec_set_keepalive(ex, 0), 0);
     assert_int_not_equal(event_base_dispatch(base), -1);
     for (int i = 0; i < n; i++)
         if (m.calls[i] != 1)
@@ -258,6 +259,7 @@ static void stress_body(struct evexec *ex, void *arg)
     l->ex = ex;
     while (l->submitted < l->n && l->submitted < l->window)
         submit_one(l);
+    evexec_set_keepalive(ex, 0);
     event_base_dispatch(evexec_get_base(ex));
     /* Whatever is left (a lost callback) is left to evexec_free: not
      * counted as a call here, so the test sees it. */

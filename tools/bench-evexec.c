@@ -79,6 +79,9 @@ static int evb_open(struct bench *b)
         goto fail;
     }
     e->ex = evexec_new(e->base, e->pool);
+    /* The run ends when the base has nothing left: no keep-alive. */
+    if (e->ex)
+        evexec_set_keepalive(e->ex, 0);
     if (e->ex == NULL) {
         rc = errno;
         goto fail;

@@ -247,6 +247,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "evexec-resolve: %s\n", evexec_strerror(errno));
         return 1;
     }
+    /* No other thread calls into the loop: let dispatch return once the
+     * last lookup is done. */
+    evexec_set_keepalive(r.ex, 0);
 
     double t0 = now_ms();
     start_next(&r);
