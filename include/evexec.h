@@ -66,6 +66,12 @@ struct evexec_job;
 /**
  * Name an error code: any errno value, or a getaddrinfo EAI_* code.
  * Returns a static string; never NULL.  Unknown codes give "unknown error".
+ * Where EAI codes are negative (glibc, musl) both kinds have their own
+ * names.  Where they are positive (the BSDs, macOS) the same int is also an
+ * errno value, and a code is named as that errno value; an EAI code is
+ * named as such only if it is no errno value evexec knows.  There, to name
+ * the error of an evexec_getaddrinfo() or evexec_getnameinfo() future, use
+ * gai_strerror().
  */
 EVEXEC_API const char *evexec_strerror(int code);
 

@@ -2,8 +2,11 @@
  * test_error.c -- evexec_strerror() and evexec_version().
  *
  * evexec_strerror() must name every code the library returns, errno values
- * and getaddrinfo's EAI_* codes alike, each with its own text, and give
- * "unknown error" for anything else.
+ * and getaddrinfo's EAI_* codes alike, and give "unknown error" for
+ * anything else.  Where EAI codes are negative (glibc, musl) every code has
+ * its own text; where they are positive (BSDs, macOS) a code that is also
+ * an errno value is named as the errno value (include/evexec.h).
+ * tests/check-portable-error.sh builds lib/error.c with macOS's values.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -28,8 +31,11 @@ static const int errno_codes[] = {
     ENOENT, EACCES, EEXIST, EPERM, EBADF, ENOSPC, EINTR, ENOTDIR, EISDIR,
 };
 
-/* getaddrinfo's codes (EAI_SYSTEM is turned into its errno, but is still
- * named in case a caller passes it). */
+/* Every EAI_* code this system defines: evexec_getaddrinfo() and
+ * evexec_getnameinfo() hand back whatever the C library returns (the
+ * caller's hints may ask for AI_IDN and get EAI_IDN_ENCODE), but for
+ * EAI_SYSTEM, which becomes its errno; that one is named anyway in case a
+ * caller passes it. */
 static const int eai_codes[] = {
     EAI_AGAIN, EAI_BADFLAGS, EAI_FAIL, EAI_FAMILY, EAI_MEMORY, EAI_NONAME,
     EAI_SERVICE, EAI_SOCKTYPE, EAI_SYSTEM, EAI_OVERFLOW,
@@ -39,7 +45,34 @@ static const int eai_codes[] = {
 #ifdef EAI_ADDRFAMILY
     EAI_ADDRFAMILY,
 #endif
+#ifdef EAI_BADHINTS
+    EAI_BADHINTS,
+#endif
+#ifdef EAI_PROTOCOL
+    EAI_PROTOCOL,
+#endif
+#ifdef EAI_IDN_ENCODE
+    EAI_IDN_ENCODE,
+#endif
+#ifdef EAI_INPROGRESS
+    EAI_INPROGRESS,
+#endif
+#ifdef EAI_CANCELED
+    EAI_CANCELED,
+#endif
+#ifdef EAI_NOTCANCELED
+    EAI_NOTCANCELED,
+#endif
+#ifdef EAI_ALLDONE
+    EAI_ALLDONE,
+#endif
+#ifdef EAI_INTR
+    EAI_INTR,
+#endif
 };
+
+/* Where EAI codes are negative, no EAI code is an errno value. */
+#define EAI_NEGATIVE (EAI_AGAIN < 0)
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -59,17 +92,42 @@ static void test_strerror_errno(void **state)
         assert_named(errno_codes[i]);
 }
 
+/* The POSIX EAI codes have names, all negative or all positive. */
 static void test_strerror_eai(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < NELEM(eai_codes); i++) {
-        /* glibc's EAI_* are negative, so they never collide with errno. */
-        assert_true(eai_codes[i] < 0);
+    for (size_t i = 0; i < 10; i++) {
+        assert_true(EAI_NEGATIVE ? eai_codes[i] < 0 : eai_codes[i] > 0);
         assert_named(eai_codes[i]);
     }
 }
 
-/* Two different codes must not share a text, or the name tells nothing. */
+/* Every EAI code evexec can return on this system has a name. */
+static void test_strerror_eai_all(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < NELEM(eai_codes); i++)
+        assert_named(eai_codes[i]);
+}
+
+/* Where an EAI code is also an errno value, the errno name is given. */
+static void test_strerror_eai_collision(void **state)
+{
+    (void)state;
+    size_t collisions = 0;
+    for (size_t i = 0; i < NELEM(eai_codes); i++)
+        for (size_t j = 0; j < NELEM(errno_codes); j++)
+            if (eai_codes[i] == errno_codes[j]) {
+                collisions++;
+                assert_string_equal(evexec_strerror(eai_codes[i]),
+                                    evexec_strerror(errno_codes[j]));
+            }
+    if (EAI_NEGATIVE)
+        assert_int_equal(collisions, 0);
+}
+
+/* Two different codes must not share a text, or the name tells nothing.
+ * EAI codes take part where they cannot be errno values. */
 static void test_strerror_distinct(void **state)
 {
     (void)state;
@@ -77,7 +135,7 @@ static void test_strerror_distinct(void **state)
     size_t n = 0;
     for (size_t i = 0; i < NELEM(errno_codes); i++)
         all[n++] = errno_codes[i];
-    for (size_t i = 0; i < NELEM(eai_codes); i++)
+    for (size_t i = 0; EAI_NEGATIVE && i < NELEM(eai_codes); i++)
         all[n++] = eai_codes[i];
     for (size_t i = 0; i < n; i++)
         for (size_t j = i + 1; j < n; j++)
@@ -119,6 +177,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_strerror_errno),
         cmocka_unit_test(test_strerror_eai),
+        cmocka_unit_test(test_strerror_eai_all),
+        cmocka_unit_test(test_strerror_eai_collision),
         cmocka_unit_test(test_strerror_distinct),
         cmocka_unit_test(test_strerror_unknown),
         cmocka_unit_test(test_strerror_static),

@@ -7,11 +7,20 @@
 #               (apt-get, through sudo unless run as root);
 # 2. autoreconf -fi in the source tree (in a clean copy of it, under
 #    build/src, when the tree was configured in place);
-# 3. three out-of-tree builds under build/, each `make` then `make check`:
+# 3. five out-of-tree builds under build/, each `make` then `make check`:
 #      build/plain  the normal build
 #      build/tsan   --enable-sanitizer=thread   (ThreadSanitizer)
 #      build/asan   --enable-sanitizer=address  (AddressSanitizer, leaks,
 #                                                UndefinedBehaviorSanitizer)
+#      build/portable      clang, strict ISO C11 + POSIX 2008 ($STRICT_CFLAGS),
+#                          --enable-werror, and configure told that eventfd,
+#                          <sys/eventfd.h>, pipe2 and pthread_setname_np are
+#                          missing: the fallbacks pass the whole suite, and
+#                          tests/check-config-defs.sh sees none of them called
+#      build/portable-gcc  gcc, the same strict flags and --enable-werror,
+#                          with what configure really finds; `make` only
+#                          (and `make check`'s programs built, not run):
+#                          its tests would repeat plain's for ~25s more
 # 4. `make distcheck` once, in build/plain;
 # 5. adds up the cmocka summaries of every test log of the three builds and
 #    ends with one line, "N passed, M failed".  M counts failed tests, plus
@@ -24,7 +33,8 @@
 #   --no-deps        never install packages
 #   --no-autoreconf  use the configure script already in the source tree
 #   --no-distcheck   skip `make distcheck`
-#   --builds "LIST"  which builds to make (default: "plain tsan asan")
+#   --builds "LIST"  which builds to make
+#                    (default: "plain tsan asan portable portable-gcc")
 # Environment:
 #   JOBS        parallel make jobs (default 2)
 #   BUILD_ROOT  where the builds go (default: build/ in the source tree)
@@ -48,7 +58,12 @@ JOBS=${JOBS:-2}
 TEST_TIMEOUT=${TEST_TIMEOUT:-300}
 STEP_TIMEOUT=${STEP_TIMEOUT:-900}
 BUILD_ROOT=${BUILD_ROOT:-$srcdir/build}
-BUILDS="plain tsan asan"
+BUILDS="plain tsan asan portable portable-gcc"
+# The portable builds: every file (library, tools, tests, examples) in
+# strict ISO C11 + POSIX 2008; lib/*.c ask for _GNU_SOURCE themselves.
+STRICT_CFLAGS="-std=c11 -D_POSIX_C_SOURCE=200809L -O1 -g"
+NO_LINUX_EXTRAS=(ac_cv_func_pipe2=no ac_cv_func_eventfd=no
+                 ac_cv_header_sys_eventfd_h=no ac_cv_func_pthread_setname_np=no)
 do_deps=1
 do_autoreconf=1
 do_distcheck=1
@@ -93,17 +108,17 @@ run_phase() {
     "$@" >"$log" 2>&1 || rc=$?
     local dt=$((SECONDS - t0))
     if [ $rc -eq 0 ]; then
-        phase_lines+=("$(printf '%-22s %-8s %5ss' "$name" ok "$dt")")
+        phase_lines+=("$(printf '%-26s %-8s %5ss' "$name" ok "$dt")")
         printf '    ok (%ss)\n' "$dt"
     else
-        phase_lines+=("$(printf '%-22s %-8s %5ss' "$name" "FAILED" "$dt")")
+        phase_lines+=("$(printf '%-26s %-8s %5ss' "$name" "FAILED" "$dt")")
         printf '    FAILED (exit %s, %ss); log: %s\n' "$rc" "$dt" "$log"
     fi
     return $rc
 }
 
 skip_phase() {
-    phase_lines+=("$(printf '%-22s %-8s %5s' "$1" skipped -)")
+    phase_lines+=("$(printf '%-26s %-8s %5s' "$1" skipped -)")
     note "$1: SKIPPED: $2"
 }
 
@@ -159,7 +174,7 @@ t0=$SECONDS
 if [ $do_deps -eq 1 ]; then
     note "deps"
     install_deps
-    phase_lines+=("$(printf '%-22s %-8s %5ss' deps ok $((SECONDS - t0)))")
+    phase_lines+=("$(printf '%-26s %-8s %5ss' deps ok $((SECONDS - t0)))")
 fi
 
 # ---------------------------------------------------------------------------
@@ -229,13 +244,23 @@ EOF
 build_ok=()   # builds whose `make` succeeded
 
 do_build() {
-    local b=$1 dir=$BUILD_ROOT/$1 flags=()
+    local b=$1 dir=$BUILD_ROOT/$1 flags=() need= run_tests=1
     case $b in
     plain) ;;
     tsan) flags=(--enable-sanitizer=thread) ;;
     asan) flags=(--enable-sanitizer=address) ;;
+    portable) need=clang
+        flags=(--enable-werror CC=clang "CFLAGS=$STRICT_CFLAGS" "${NO_LINUX_EXTRAS[@]}") ;;
+    portable-gcc) need=gcc run_tests=0
+        flags=(--enable-werror CC=gcc "CFLAGS=$STRICT_CFLAGS") ;;
     *) echo "check-all: unknown build '$b'" >&2; exit 2 ;;
     esac
+    if [ -n "$need" ] && ! command -v "$need" >/dev/null 2>&1; then
+        # Counted as a failure: CI installs it (DEB_PACKAGES).
+        skip_phase "[$b]" "$need not found"
+        failed_phases+=("$need not found for [$b]"); phase_fail_count=$((phase_fail_count + 1))
+        return 0
+    fi
     if [ "$b" = tsan ] && ! tsan_usable; then
         skip_phase "[tsan]" "ThreadSanitizer cannot run on this machine (see $BUILD_ROOT/tsan-probe/probe.log)"
         return 0
@@ -263,6 +288,16 @@ do_build() {
     fi
     build_ok+=("$b")
 
+    if [ $run_tests -eq 0 ]; then
+        # Build what `make check` would run, without running it.
+        if ! run_phase "[$b] make check-progs" "$dir/check.log" \
+                make -k -C "$dir" -j"$JOBS" check TESTS=; then
+            echo "    errors:"
+            grep -E 'error:|undefined reference|\*\*\*' "$dir/check.log" | head -n 40 | sed 's/^/      /'
+            failed_phases+=("$dir/check.log"); phase_fail_count=$((phase_fail_count + 1))
+        fi
+        return 0
+    fi
     local check=(make -C "$dir" -j"$JOBS" check TEST_TIMEOUT="$TEST_TIMEOUT")
     [ "$b" = tsan ] && check=("${TSAN_WRAP[@]}" "${check[@]}")
     check=(timeout -k 30 "$STEP_TIMEOUT" "${check[@]}")
@@ -366,7 +401,7 @@ failed=$((failed + phase_fail_count))
 echo
 echo "Phases:"
 for l in "${phase_lines[@]}"; do echo "    $l"; done
-printf '    %-22s %-8s %5ss\n' total "" $((SECONDS - t_all))
+printf '    %-26s %-8s %5ss\n' total "" $((SECONDS - t_all))
 [ $skipped -eq 0 ] || echo "Skipped: $skipped (tests or programs)"
 [ ${#failing_logs[@]} -eq 0 ] || echo "Failing test logs: ${failing_logs[*]#"$srcdir"/}"
 [ ${#failed_phases[@]} -eq 0 ] || echo "Failed steps: ${failed_phases[*]#"$srcdir"/}"
