@@ -260,6 +260,8 @@ EVEXEC_API void evexec_group_free(struct evexec_group *g);
  * Block the worker until cancellation of `job` is asked or `timeout`
  * (relative; NULL: no limit) passes.  Use it instead of polling
  * evexec_job_cancelled() in a job that waits or paces itself.
+ * Cancellation is asked as evexec_job_cancelled() says, shutdown(CANCEL)
+ * of the job's pool included.
  *
  * Returns ECANCELED as soon as cancellation is asked (at once if it
  * already was); ETIMEDOUT when the timeout passed first (a zero timeout

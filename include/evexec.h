@@ -81,14 +81,27 @@ EVEXEC_API const char *evexec_strerror(int code);
 
 /** Pool settings.  All zero (or a NULL pointer) means defaults. */
 struct evexec_pool_config {
-    /** Most worker threads.  0: min(32, number of CPUs + 4), as Python. */
+    /** Most worker threads.  0: min(32, number of CPUs + 4), as Python.
+     *  Slow-lane jobs (EVEXEC_LANE_SLOW) get at most half of them, at
+     *  least one; so with max_threads 1 the slow lane shares the only
+     *  thread and a hung slow job holds up every other job.  From
+     *  max_threads 2 up, slow jobs never hold every thread. */
     unsigned max_threads;
     /** Threads kept alive when idle (they are still started lazily). */
     unsigned min_threads;
     /** Idle threads above min_threads exit after this long.  0: 10000. */
     unsigned idle_timeout_ms;
-    /** Most jobs waiting for a thread (running ones do not count).
-     *  0: unbounded.  A submission that finds it full fails with EAGAIN. */
+    /** Most jobs waiting for a thread, in each lane on its own (the
+     *  default lane and the slow lane each hold up to max_queued).  A job
+     *  waits when no thread takes it at once: running jobs do not count,
+     *  nor does a job that a free thread, or one the pool may still
+     *  start, takes at once (workers take default-lane jobs first, and
+     *  the slow lane at most its share of threads, see max_threads).  A
+     *  submission that would make its lane's waiting jobs more than
+     *  max_queued fails with EAGAIN; one lane's backlog never refuses the
+     *  other lane's work.  The count is made at submission: default-lane
+     *  jobs submitted later go first and may leave more slow-lane jobs
+     *  waiting.  Any value up to SIZE_MAX works.  0: unbounded. */
     size_t max_queued;
     /** Prefix of worker thread names (at most 15 bytes are kept in all).
      *  NULL: "evexec".  Copied. */
@@ -105,7 +118,11 @@ struct evexec_pool_config {
 };
 
 /**
- * Make a pool.  Threads start lazily, as work arrives.
+ * Make a pool.  Threads start lazily, as work arrives.  Jobs run in two
+ * lanes (EVEXEC_LANE_DEFAULT, EVEXEC_LANE_SLOW); the slow lane never holds
+ * more than half of max_threads (at least one), so from max_threads 2 up
+ * slow jobs never starve the rest; with max_threads 1 the slow lane
+ * shares the only thread.
  * Returns a new pool, or NULL with errno EINVAL (min_threads > max_threads,
  * max_threads above 1024, spin_us above 1000) or ENOMEM.  Thread-safe.
  */
@@ -121,7 +138,10 @@ EVEXEC_API struct evexec_pool *evexec_pool_new(const struct evexec_pool_config *
  *
  * flags 0: return at once; queued jobs still run.
  * EVEXEC_SHUTDOWN_CANCEL: queued jobs never run; their futures end
- *   ECANCELED on their own loops.  Running jobs are not waited for.
+ *   ECANCELED on their own loops.  Running jobs see evexec_job_cancelled()
+ *   true and are woken (from evexec_job_wait_cancel() and evexec_job_poll(),
+ *   which return ECANCELED); their futures end with what their functions
+ *   return.  Running jobs are not waited for.
  * EVEXEC_SHUTDOWN_WAIT: return when every queued and running job has
  *   finished (with CANCEL: every running one).
  *
@@ -133,8 +153,13 @@ EVEXEC_API int evexec_pool_shutdown(struct evexec_pool *pool, int flags);
 
 /**
  * Free a pool.  Without an earlier shutdown this is shutdown(WAIT): queued
- * and running jobs finish first.  Every evexec using the pool must have
- * been freed.  NULL is ignored.  Must not be called from a worker.
+ * and running jobs finish first (running jobs are not told to cancel).
+ * Every evexec using the pool must have been freed.  NULL is ignored.
+ *
+ * Called from one of the pool's own workers, it would wait for itself:
+ * instead it shuts the pool down as evexec_pool_shutdown(pool, 0) does,
+ * neither waits nor frees, sets errno to EDEADLK and returns.  The pool
+ * must then still be freed from another thread.
  */
 EVEXEC_API void evexec_pool_free(struct evexec_pool *pool);
 
@@ -142,7 +167,9 @@ EVEXEC_API void evexec_pool_free(struct evexec_pool *pool);
 struct evexec_pool_stats {
     unsigned threads;     /**< worker threads alive */
     unsigned idle;        /**< of those, waiting for work */
-    size_t   queued;      /**< jobs waiting for a thread */
+    size_t   queued;      /**< jobs queued, both lanes, not yet taken by a
+                               thread (a job a free thread is about to
+                               take counts here, not in max_queued) */
     size_t   running;     /**< jobs being run now */
     uint64_t completed;   /**< jobs whose function returned */
     uint64_t cancelled;   /**< jobs taken off the queue without running */
@@ -238,7 +265,10 @@ typedef int (*evexec_fn)(struct evexec_job *job, void *arg);
 struct evexec_run_opts {
     /** EVEXEC_LANE_DEFAULT, or EVEXEC_LANE_SLOW for work that may hang
      *  (name lookups): slow-lane jobs never occupy more than half of the
-     *  pool's max_threads (at least one), so they never starve the rest. */
+     *  pool's max_threads (at least one), so from max_threads 2 up they
+     *  never starve the rest.  With max_threads 1 the slow lane shares the
+     *  only thread: a hung slow job holds up every job behind it.  Each
+     *  lane has its own max_queued bound. */
     int lane;
     /** Called once with `arg` when the job is done with it: on the worker
      *  right after fn returns, or on the loop thread (or the thread that
@@ -251,16 +281,19 @@ struct evexec_run_opts {
 /**
  * Run fn(job, arg) on a worker of the evexec's pool.  Returns a new future
  * (one reference, the caller's) that ends with fn's result and return code.
- * Returns NULL with errno EINVAL (NULL ex or fn), EAGAIN (bounded queue
- * full, or no worker thread can be made), ESHUTDOWN (pool shut down or
- * evexec being freed), ENOMEM.  `arg` stays the caller's.  Loop thread.
+ * Returns NULL with errno EINVAL (NULL ex or fn), EAGAIN (the job's lane
+ * of a bounded queue full, or no worker thread can be made), ESHUTDOWN
+ * (pool shut down or evexec being freed), ENOMEM.  `arg` stays the
+ * caller's.  Loop thread.
  *
  * Jobs submitted from inside evexec callbacks are handed to the pool
  * together, under one lock, when that pass of callbacks ends (so do not
  * block a callback waiting for a job it just submitted; nothing should
  * block a loop callback anyway).  If the pool is shut down in between,
- * such a job never runs and its future ends ESHUTDOWN.  Jobs submitted
- * anywhere else are queued before evexec_run returns.
+ * such a job never runs and its future ends ESHUTDOWN; if by then the
+ * pool has no thread and none can be made, it never runs and its future
+ * ends EAGAIN.  On a pool with max_queued, and for jobs submitted anywhere
+ * else, jobs are queued (or refused) before evexec_run returns.
  */
 EVEXEC_API struct evexec_future *evexec_run(struct evexec *ex, evexec_fn fn,
                                             void *arg);
@@ -281,7 +314,9 @@ EVEXEC_API struct evexec_future *evexec_run_opts(struct evexec *ex, evexec_fn fn
 EVEXEC_API void evexec_job_set_result(struct evexec_job *job, void *result,
                                       void (*free_fn)(void *));
 
-/** True (1) once cancellation of this job was asked.  Worker thread. */
+/** True (1) once cancellation of this job was asked: its future was
+ *  cancelled, its evexec freed, or its pool shut down with
+ *  EVEXEC_SHUTDOWN_CANCEL while it ran.  Worker thread running this job. */
 EVEXEC_API int evexec_job_cancelled(const struct evexec_job *job);
 
 /* ------------------------------------------------------------------ */

@@ -1,7 +1,7 @@
 /*
  * combine.c -- futures made of futures: gather, wait, as_completed,
- * wait_for and task groups; waiting for cancellation on a worker;
- * reporting failures nobody read.
+ * wait_for and task groups; reporting failures nobody read.  (Waiting for
+ * cancellation on a worker lives in cancel.c.)
  *
  * Design.  Every combinator is a future (struct comb first in its block)
  * whose ops table is embedded in a struct comb_kind, so fut.ops also names
@@ -28,9 +28,8 @@
  * ends the recursion of two groups holding each other's futures; during
  * evexec_free() it ends at once, so teardown always converges.
  *
- * Threads: all of it is loop-thread code, except the cancellation table
- * (any worker, and whoever asks for a cancel) and the log sink (any
- * thread), each guarded by its own mutexes.
+ * Threads: all of it is loop-thread code, except the log sink (any
+ * thread), guarded by its own mutex.
  */
 #define _GNU_SOURCE
 #ifdef HAVE_CONFIG_H
@@ -43,21 +42,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <unistd.h>
-#ifdef __linux__
-#include <sys/eventfd.h>
-#define EVEXEC__COMBINE_EVENTFD 1
-#endif
 
 #include <event2/event.h>
 
 #include "evexec-internal.h"
 
-/* Two hooks for the core, declared in evexec-internal.h: future.c calls
- * evexec__report_unobserved() for every future it releases; bridge.c calls
- * evexec__job_cancel_notify() right after it sets a job's `cancelled` flag. */
+/* A hook for the core, declared in evexec-internal.h: future.c calls
+ * evexec__report_unobserved() for every future it releases. */
 
 /* ---- the common part ------------------------------------------------------ */
 
@@ -642,282 +634,6 @@ EVEXEC_API void evexec_group_free(struct evexec_group *g)
         group_close(g);
     }
     evexec_future_unref(&g->c.fut);     /* the handle's reference */
-}
-
-/* ---- waiting for cancellation on a worker --------------------------------- */
-
-/* Waiters sleep on a stripe chosen by the job's address, so no field is
- * added to the job: evexec_job_wait_cancel() on the stripe's condition
- * variable, evexec_job_poll() in poll() on its thread's own wake-up fd,
- * listed on the stripe while it polls.  The core calls
- * evexec__job_cancel_notify() after it sets job->cancelled; a waiter checks
- * the flag under the stripe's mutex before it sleeps (or registers), so the
- * notification cannot fall between its check and its sleep.  Sleeps are
- * also cut into slices that re-read the flag, which bounds the delay should
- * a cancel ever come without a notification. */
-#define CANCEL_STRIPES 16
-#define CANCEL_SLICE_NS 20000000L   /* 20 ms */
-
-struct cancel_poller {
-    struct cancel_poller *next;
-    const struct evexec_job *job;
-    int wfd;
-};
-
-static struct cancel_stripe {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct cancel_poller *pollers;
-} cancel_stripes[CANCEL_STRIPES];
-static pthread_once_t cancel_once = PTHREAD_ONCE_INIT;
-
-static void cancel_stripes_init(void)
-{
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    for (int i = 0; i < CANCEL_STRIPES; i++) {
-        pthread_mutex_init(&cancel_stripes[i].mu, NULL);
-        pthread_cond_init(&cancel_stripes[i].cv, &ca);
-    }
-    pthread_condattr_destroy(&ca);
-}
-
-static struct cancel_stripe *cancel_stripe_of(const struct evexec_job *job)
-{
-    pthread_once(&cancel_once, cancel_stripes_init);
-    uintptr_t h = (uintptr_t)job;
-    h ^= h >> 12;
-    return &cancel_stripes[(h >> 6) % CANCEL_STRIPES];
-}
-
-static void wake_fd(int fd)
-{
-#ifdef EVEXEC__COMBINE_EVENTFD
-    uint64_t one = 1;
-    ssize_t n = write(fd, &one, sizeof one);
-#else
-    char c = 0;
-    ssize_t n = write(fd, &c, 1);
-#endif
-    (void)n;    /* full: it is readable already */
-}
-
-void evexec__job_cancel_notify(struct evexec_job *job)
-{
-    struct cancel_stripe *s = cancel_stripe_of(job);
-    pthread_mutex_lock(&s->mu);
-    pthread_cond_broadcast(&s->cv);
-    for (struct cancel_poller *p = s->pollers; p; p = p->next)
-        if (p->job == job)
-            wake_fd(p->wfd);
-    pthread_mutex_unlock(&s->mu);
-}
-
-static void timespec_add(struct timespec *t, long sec, long nsec)
-{
-    t->tv_sec += sec;
-    t->tv_nsec += nsec;
-    if (t->tv_nsec >= 1000000000L) {
-        t->tv_sec++;
-        t->tv_nsec -= 1000000000L;
-    }
-}
-
-static int timespec_before(const struct timespec *a, const struct timespec *b)
-{
-    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
-}
-
-static int valid_timespec(const struct timespec *ts)
-{
-    return !ts || (ts->tv_sec >= 0 && ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000L);
-}
-
-/* A wait's clock: when it started, when it ends, and the next slice. */
-struct cancel_clock {
-    struct timespec now, end;
-    int bounded;
-};
-
-static void clock_start(struct cancel_clock *c, const struct timespec *timeout)
-{
-    clock_gettime(CLOCK_MONOTONIC, &c->now);
-    c->end = c->now;
-    c->bounded = timeout != NULL;
-    if (timeout)
-        timespec_add(&c->end, (long)timeout->tv_sec, timeout->tv_nsec);
-}
-
-/* 1 once the timeout has passed. */
-static int clock_expired(struct cancel_clock *c)
-{
-    clock_gettime(CLOCK_MONOTONIC, &c->now);
-    return c->bounded && !timespec_before(&c->now, &c->end);
-}
-
-/* The end of the next slice: one slice from now, or the deadline. */
-static struct timespec clock_slice(const struct cancel_clock *c)
-{
-    struct timespec until = c->now;
-    timespec_add(&until, 0, CANCEL_SLICE_NS);
-    if (c->bounded && timespec_before(&c->end, &until))
-        until = c->end;
-    return until;
-}
-
-EVEXEC_API int evexec_job_wait_cancel(struct evexec_job *job,
-                                      const struct timespec *timeout)
-{
-    if (!job || !valid_timespec(timeout))
-        return EINVAL;
-    struct cancel_stripe *s = cancel_stripe_of(job);
-    struct cancel_clock c;
-    int rc;
-    clock_start(&c, timeout);
-    pthread_mutex_lock(&s->mu);
-    for (;;) {
-        if (evexec_job_cancelled(job)) {
-            rc = ECANCELED;
-            break;
-        }
-        if (clock_expired(&c)) {
-            rc = ETIMEDOUT;
-            break;
-        }
-        struct timespec until = clock_slice(&c);
-        pthread_cond_timedwait(&s->cv, &s->mu, &until);
-    }
-    pthread_mutex_unlock(&s->mu);
-    return rc;
-}
-
-/* Each worker that polls gets one wake-up fd (an eventfd, or a pipe), kept
- * for its life and closed when it exits. */
-static pthread_key_t poll_fd_key;
-static pthread_once_t poll_fd_once = PTHREAD_ONCE_INIT;
-static _Thread_local int poll_fds[2] = { -1, -1 };
-static _Thread_local int poll_fd_tried;
-
-static void poll_fd_close(void *unused)
-{
-    (void)unused;
-    if (poll_fds[0] >= 0)
-        close(poll_fds[0]);
-    if (poll_fds[1] >= 0 && poll_fds[1] != poll_fds[0])
-        close(poll_fds[1]);
-    poll_fds[0] = poll_fds[1] = -1;
-}
-
-static void poll_fd_key_init(void)
-{
-    pthread_key_create(&poll_fd_key, poll_fd_close);
-}
-
-/* This thread's wake-up fds, or -1 when none could be made (the slices
- * still see a cancel then). */
-static void poll_fd_get(int *rfd, int *wfd)
-{
-    if (!poll_fd_tried) {
-        poll_fd_tried = 1;
-        pthread_once(&poll_fd_once, poll_fd_key_init);
-#ifdef EVEXEC__COMBINE_EVENTFD
-        poll_fds[0] = poll_fds[1] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-#else
-        if (pipe2(poll_fds, O_NONBLOCK | O_CLOEXEC) != 0)
-            poll_fds[0] = poll_fds[1] = -1;
-#endif
-        if (poll_fds[0] >= 0)
-            pthread_setspecific(poll_fd_key, poll_fds);   /* for the destructor */
-    }
-    *rfd = poll_fds[0];
-    *wfd = poll_fds[1];
-}
-
-static void drain_fd(int fd)
-{
-    char buf[64];
-    while (read(fd, buf, sizeof buf) > 0)
-        continue;
-}
-
-static int poll_slice_ms(const struct cancel_clock *c)
-{
-    struct timespec until = clock_slice(c);
-    long ms = (long)(until.tv_sec - c->now.tv_sec) * 1000 +
-              (until.tv_nsec - c->now.tv_nsec + 999999) / 1000000;
-    return ms > 0 ? (int)ms : 0;
-}
-
-#define POLL_STACK 16
-
-EVEXEC_API int evexec_job_poll(struct evexec_job *job, struct pollfd *fds, nfds_t nfds,
-                               const struct timespec *timeout)
-{
-    if (!job || (nfds > 0 && !fds) || !valid_timespec(timeout))
-        return EINVAL;
-    struct pollfd stack[POLL_STACK + 1], *all = stack;
-    if (nfds >= POLL_STACK) {
-        all = nfds < SIZE_MAX / sizeof *all - 1 ? malloc((nfds + 1) * sizeof *all) : NULL;
-        if (!all)
-            return ENOMEM;
-    }
-    if (nfds > 0)
-        memcpy(all, fds, nfds * sizeof *all);
-    struct cancel_poller me = { .job = job };
-    int rfd;
-    poll_fd_get(&rfd, &me.wfd);
-    all[nfds].fd = rfd;           /* negative: poll() ignores it */
-    all[nfds].events = POLLIN;
-
-    struct cancel_stripe *s = cancel_stripe_of(job);
-    int rc = 0, listed = 0;
-    pthread_mutex_lock(&s->mu);
-    if (evexec_job_cancelled(job)) {
-        rc = ECANCELED;
-    } else if (rfd >= 0) {
-        me.next = s->pollers;
-        s->pollers = &me;
-        listed = 1;
-    }
-    pthread_mutex_unlock(&s->mu);
-
-    struct cancel_clock c;
-    clock_start(&c, timeout);
-    while (rc == 0) {
-        int n = poll(all, nfds + 1, poll_slice_ms(&c));
-        if (n < 0 && errno != EINTR) {
-            rc = errno;
-            break;
-        }
-        if (evexec_job_cancelled(job)) {
-            rc = ECANCELED;
-            break;
-        }
-        if (n > 0 && n > (all[nfds].revents != 0)) {
-            for (nfds_t i = 0; i < nfds; i++)
-                fds[i].revents = all[i].revents;
-            break;
-        }
-        if (n > 0)
-            drain_fd(rfd);      /* a wake-up meant for an earlier job */
-        if (clock_expired(&c))
-            rc = ETIMEDOUT;
-    }
-
-    if (listed) {
-        pthread_mutex_lock(&s->mu);
-        struct cancel_poller **pp = &s->pollers;
-        while (*pp != &me)
-            pp = &(*pp)->next;
-        *pp = me.next;
-        pthread_mutex_unlock(&s->mu);
-        /* No notification can come now; leave the fd quiet for the next. */
-        drain_fd(rfd);
-    }
-    if (all != stack)
-        free(all);
-    return rc;
 }
 
 /* ---- failures nobody read ------------------------------------------------- */

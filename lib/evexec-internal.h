@@ -142,6 +142,13 @@ int evexec__pool_is_bounded(const struct evexec_pool *pool);
 /* 1 if the pool refuses new work. */
 int evexec__pool_is_shutdown(struct evexec_pool *pool);
 
+/* The pool whose worker the calling thread is, or NULL. */
+struct evexec_pool *evexec__worker_pool(void);
+
+/* 1 if the calling thread is a worker of a pool shut down with CANCEL:
+ * its running job counts as cancelled (evexec_job_cancelled). */
+int evexec__worker_cancelling(void);
+
 /* ---- future.c ---------------------------------------------------------- */
 
 enum evexec__fstate { EVEXEC__PENDING = 0, EVEXEC__DONE = 1 };
@@ -247,9 +254,16 @@ void evexec__run_ready(struct evexec *ex);
  * (checks that itself).  Called by evexec__future_release. */
 void evexec__report_unobserved(struct evexec_future *f);
 
+/* ---- cancel.c: waiting for cancellation on a worker --------------------- */
+
 /* Wake a worker waiting in evexec_job_wait_cancel/poll for this job.
  * Called right after job->cancelled is set. */
 void evexec__job_cancel_notify(struct evexec_job *job);
+
+/* Wake every worker of `pool` waiting in evexec_job_wait_cancel/poll.
+ * Called by evexec_pool_shutdown(CANCEL) after it set the pool's
+ * cancel_running flag, without the pool lock. */
+void evexec__cancel_notify_pool(struct evexec_pool *pool);
 
 /* ---- fs.c / dns.c: offloaded I/O ---------------------------------------- */
 

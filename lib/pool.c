@@ -20,7 +20,20 @@
  *
  * The slow lane never holds more than slow_max threads (half of
  * max_threads, at least one): a worker takes a slow job only below that, so
- * hung name lookups cannot starve the default lane.
+ * hung name lookups cannot starve the default lane -- from max_threads 2
+ * up; with one thread the slow lane shares it.  Workers take default-lane
+ * jobs first.
+ *
+ * max_queued bounds each lane on its own: a submission is refused when its
+ * lane already has max_queued jobs that no thread would take at once
+ * (lane_waiting: free threads and threads still allowed to start go to the
+ * default lane first, then to the slow lane up to slow_max).  No sums that
+ * could wrap.
+ *
+ * Cancelling shutdown never writes into a running job (the loop may free
+ * it the moment its worker hands it back): it sets `cancel_running`, which
+ * evexec_job_cancelled() reads through evexec__worker_cancelling() on the
+ * worker, and then wakes the pool's waiters in cancel.c.
  *
  * Workers never hold pool->lock while running a job or while handing a
  * completion to an evexec (evexec__core_push is lock-free), so the pool
@@ -28,8 +41,11 @@
  *
  * Threads are joinable.  An exiting worker puts its handle on `exited`,
  * drops nthreads and signals `exit_cv`, all under the lock, and touches the
- * pool no more; the next spawn and evexec_pool_free join what is there, so
- * no thread outlives the pool and none is left unjoined.
+ * pool no more -- but its thread-exit destructors may, after that.  So
+ * threads are joined without the lock: a submission takes the `exited`
+ * list under the lock and joins it after unlocking, and evexec_pool_free
+ * waits for every worker to exit, then joins them all before it destroys
+ * the lock.  No thread outlives the pool and none is left unjoined.
  */
 #define _GNU_SOURCE
 #ifdef HAVE_CONFIG_H
@@ -71,6 +87,9 @@ struct evexec_pool {
     atomic_uint_fast64_t completed;  /* counted before the loop can see it */
     atomic_int shutdown;         /* refuses new work; written under lock,
                                     read without it by evexec__pool_is_shutdown */
+    atomic_int cancel_running;   /* shutdown(CANCEL): running jobs see
+                                    evexec_job_cancelled(); set once, read
+                                    by workers without the lock */
     int spawn_errno;             /* last pthread_create failure */
     struct evexec__thread *exited;   /* to be joined */
     unsigned spin_us;            /* opt-in spin before sleeping */
@@ -89,8 +108,19 @@ struct evexec__thread {
     unsigned long serial;          /* 1, 2, ...: its name's suffix */
 };
 
-/* The pool whose worker this thread is, for EDEADLK. */
+/* The pool whose worker this thread is: EDEADLK, and cancelling shutdown. */
 static _Thread_local struct evexec_pool *evexec__current_pool;
+
+struct evexec_pool *evexec__worker_pool(void)
+{
+    return evexec__current_pool;
+}
+
+int evexec__worker_cancelling(void)
+{
+    struct evexec_pool *pool = evexec__current_pool;
+    return pool && atomic_load_explicit(&pool->cancel_running, memory_order_acquire);
+}
 
 static void queue_push(struct evexec__queue *q, struct evexec_job *job)
 {
@@ -133,6 +163,31 @@ static size_t runnable(const struct evexec_pool *pool)
     size_t room = pool->slow_max > pool->slow_running
                       ? pool->slow_max - pool->slow_running : 0;
     return pool->q[EVEXEC_LANE_DEFAULT].len + (slow < room ? slow : room);
+}
+
+/* Threads that would take a job at once: free ones, and those that may
+ * still be started.  Caller holds pool->lock.  No wrap: free_threads <=
+ * nthreads <= max_threads <= EVEXEC__MAX_THREADS_LIMIT. */
+static size_t spare_threads(const struct evexec_pool *pool)
+{
+    return (size_t)pool->free_threads + (pool->max_threads - pool->nthreads);
+}
+
+/* Jobs of `lane` that no thread would take at once if `spare` threads were
+ * free: the default lane goes first, the slow lane takes what is left up
+ * to slow_max.  Caller holds pool->lock. */
+static size_t lane_waiting(const struct evexec_pool *pool, int lane, size_t spare)
+{
+    size_t dflt = pool->q[EVEXEC_LANE_DEFAULT].len;
+    size_t to_default = dflt < spare ? dflt : spare;
+    if (lane == EVEXEC_LANE_DEFAULT)
+        return dflt - to_default;
+    size_t room = pool->slow_max > pool->slow_running
+                      ? pool->slow_max - pool->slow_running : 0;
+    if (room > spare - to_default)
+        room = spare - to_default;
+    size_t slow = pool->q[EVEXEC_LANE_SLOW].len;
+    return slow > room ? slow - room : 0;
 }
 
 /* Take the next job for a worker.  Caller holds pool->lock. */
@@ -260,22 +315,29 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* Join the workers that have exited.  Caller holds pool->lock; they no
- * longer need it. */
-static void reap(struct evexec_pool *pool)
+/* Take the workers that have exited, to join.  Caller holds pool->lock. */
+static struct evexec__thread *take_exited(struct evexec_pool *pool)
 {
-    while (pool->exited) {
-        struct evexec__thread *t = pool->exited;
-        pool->exited = t->next;
+    struct evexec__thread *t = pool->exited;
+    pool->exited = NULL;
+    return t;
+}
+
+/* Join what take_exited() gave.  Without pool->lock: an exiting thread
+ * still runs its thread-exit destructors, which may use the pool. */
+static void join_exited(struct evexec__thread *t)
+{
+    while (t) {
+        struct evexec__thread *next = t->next;
         pthread_join(t->tid, NULL);
         free(t);
+        t = next;
     }
 }
 
 /* Start one worker.  Caller holds pool->lock.  Returns 0 or an errno. */
 static int spawn(struct evexec_pool *pool)
 {
-    reap(pool);
     struct evexec__thread *t = malloc(sizeof *t);
     if (!t) {
         pool->spawn_errno = ENOMEM;
@@ -367,34 +429,48 @@ fail_mutex:
 
 int evexec__pool_submit(struct evexec_pool *pool, struct evexec_job *job)
 {
-    struct evexec__queue *q = &pool->q[job->lane];
+    int lane = job->lane;
+    struct evexec__queue *q = &pool->q[lane];
+    int rc = 0;
 
-    pthread_mutex_lock(&pool->lock);
-    if (pool->shutdown) {
-        pthread_mutex_unlock(&pool->lock);
+    if (inherited(pool))
         return ESHUTDOWN;
+    pthread_mutex_lock(&pool->lock);
+    struct evexec__thread *dead = take_exited(pool);
+    if (pool->shutdown) {
+        rc = ESHUTDOWN;
+        goto out;
     }
-    /* max_queued counts jobs that will wait: free threads take the rest. */
+    /* max_queued counts this lane's jobs that will wait; a job a spare
+     * thread takes at once does not wait.  Full when it already has
+     * max_queued waiting (then this one would wait too). */
     if (pool->max_queued &&
-        pool->q[0].len + pool->q[1].len >= pool->max_queued + pool->free_threads) {
-        pthread_mutex_unlock(&pool->lock);
-        return EAGAIN;
+        lane_waiting(pool, lane, spare_threads(pool)) >= pool->max_queued) {
+        rc = EAGAIN;
+        goto out;
     }
     queue_push(q, job);
     job->qstate = EVEXEC__Q_QUEUED;
     bump_submits(pool);
     size_t want = runnable(pool);
     if (want > pool->free_threads && pool->nthreads < pool->max_threads &&
-        spawn(pool) != 0 && pool->nthreads == 0) {
+        spawn(pool) != 0 &&
+        /* The thread counted on above cannot be made: refuse the job if
+         * nothing would ever run it, or if it now waits beyond the bound. */
+        (pool->nthreads == 0 ||
+         (pool->max_queued &&
+          lane_waiting(pool, lane, pool->free_threads) > pool->max_queued))) {
         queue_unlink(q, job);
         job->qstate = EVEXEC__Q_NEW;
-        pthread_mutex_unlock(&pool->lock);
-        return EAGAIN;
+        rc = EAGAIN;
+        goto out;
     }
     if (pool->waiting > 0 && want > 0)
         pthread_cond_signal(&pool->work_cv);
+out:
     pthread_mutex_unlock(&pool->lock);
-    return 0;
+    join_exited(dead);
+    return rc;
 }
 
 /* Wake up to `n` waiting workers.  Caller holds pool->lock. */
@@ -412,16 +488,18 @@ static void signal_workers(struct evexec_pool *pool, size_t n)
 int evexec__pool_submit_batch(struct evexec_pool *pool, struct evexec_job *head)
 {
     struct evexec_job *job, *next;
+    int rc = 0;
 
     pthread_mutex_lock(&pool->lock);
+    struct evexec__thread *dead = take_exited(pool);
     if (pool->shutdown) {
-        pthread_mutex_unlock(&pool->lock);
-        return ESHUTDOWN;
+        rc = ESHUTDOWN;
+        goto out;
     }
     /* Not one thread, and none can be made: nothing would ever run them. */
     if (pool->nthreads == 0 && spawn(pool) != 0) {
-        pthread_mutex_unlock(&pool->lock);
-        return EAGAIN;
+        rc = EAGAIN;
+        goto out;
     }
     for (job = head; job; job = next) {
         next = job->qnext;
@@ -434,8 +512,10 @@ int evexec__pool_submit_batch(struct evexec_pool *pool, struct evexec_job *head)
            spawn(pool) == 0)
         continue;
     signal_workers(pool, want);
+out:
     pthread_mutex_unlock(&pool->lock);
-    return 0;
+    join_exited(dead);
+    return rc;
 }
 
 int evexec__pool_unqueue(struct evexec_pool *pool, struct evexec_job *job)
@@ -543,10 +623,17 @@ EVEXEC_API int evexec_pool_shutdown(struct evexec_pool *pool, int flags)
     struct evexec__node *cancelled = NULL;
     pthread_mutex_lock(&pool->lock);
     atomic_store_explicit(&pool->shutdown, 1, memory_order_release);
-    if (flags & EVEXEC_SHUTDOWN_CANCEL)
+    if (flags & EVEXEC_SHUTDOWN_CANCEL) {
+        atomic_store_explicit(&pool->cancel_running, 1, memory_order_release);
         cancelled = unqueue_matching(pool, NULL);
+    }
     pthread_cond_broadcast(&pool->work_cv);
     pthread_mutex_unlock(&pool->lock);
+
+    /* Running jobs now see evexec_job_cancelled(): wake those that wait
+     * for it (the flag is set before, so none misses it). */
+    if (flags & EVEXEC_SHUTDOWN_CANCEL)
+        evexec__cancel_notify_pool(pool);
 
     /* Hand the cancelled jobs back to their loops, with no lock held. */
     while (cancelled) {
@@ -569,11 +656,20 @@ EVEXEC_API void evexec_pool_free(struct evexec_pool *pool)
 {
     if (!pool)
         return;
+    if (evexec__current_pool == pool) {
+        /* A worker would wait for itself: only refuse new work. */
+        evexec_pool_shutdown(pool, 0);
+        errno = EDEADLK;
+        return;
+    }
     pthread_mutex_lock(&pool->lock);
     atomic_store_explicit(&pool->shutdown, 1, memory_order_release);
     wait_for_exit(pool);
-    reap(pool);
+    struct evexec__thread *dead = take_exited(pool);
     pthread_mutex_unlock(&pool->lock);
+    /* Every worker is on `dead` now (or was joined by a submission); their
+     * exit destructors may still take the lock, so join before destroying. */
+    join_exited(dead);
     pthread_cond_destroy(&pool->work_cv);
     pthread_cond_destroy(&pool->exit_cv);
     pthread_mutex_destroy(&pool->lock);

@@ -1,8 +1,13 @@
 /*
  * test_pool.c -- the worker pool: configuration, lazy start and idle
- * shrink, thread_init and thread names, submission order with one worker,
- * the bounded queue, the slow lane, statistics, and the three shutdown
- * modes.
+ * shrink, thread_init and thread names, joining exited threads, submission
+ * order with one worker, the bounded queue (per lane), the slow lane,
+ * statistics, the three shutdown modes, and freeing a pool.
+ *
+ * Calls that a bug would make hang (a shutdown or a free that waits, a
+ * submission that joins a thread) run on a helper thread with a deadline
+ * (bg_run), or are awaited with evexec_wait_for (finish): the test fails
+ * instead of hanging, and leaks what the stuck thread still uses.
  *
  * Each test makes the pool it needs (fx_pool); the fixture owns the base,
  * and frees the evexec and the pool after the test.
@@ -56,6 +61,10 @@ static struct evexec_pool_config config(unsigned max_threads, size_t max_queued)
 
 static void dispatch(struct tu_fx *fx)
 {
+    /* Without keep-alive, dispatch returns once nothing is in flight.
+     * The evexec may be freed inside, so it stays that way. */
+    if (fx->ex)
+        assert_int_equal(evexec_set_keepalive(fx->ex, 0), 0);
     assert_int_not_equal(event_base_dispatch(fx->base), -1);
 }
 
@@ -97,6 +106,74 @@ static void assert_refused(struct evexec_future *f, int err)
     int saved = errno;
     assert_null(f);
     assert_int_equal(saved, err);
+}
+
+/* Run the loop until f ends, at most TU_DEADLINE_MS; f's error, or
+ * ETIMEDOUT.  f keeps the caller's reference. */
+static int finish(struct tu_fx *fx, struct evexec_future *f)
+{
+    struct timeval tv = { TU_DEADLINE_MS / 1000, 0 };
+    struct evexec_future *w = evexec_wait_for(fx->ex, f, &tv);
+    assert_non_null(w);
+    int rc = evexec_run_until_complete(fx->ex, w);
+    evexec_future_unref(w);
+    return rc;
+}
+
+/* fn(arg) on a helper thread, awaited with a deadline. */
+struct bg {
+    void (*fn)(void *arg);
+    void *arg;
+    atomic_int done;
+    pthread_t thread;
+};
+
+static void *bg_main(void *p)
+{
+    struct bg *b = p;
+    b->fn(b->arg);
+    atomic_store(&b->done, 1);
+    return NULL;
+}
+
+static int bg_is_done(void *p)
+{
+    return atomic_load(&((struct bg *)p)->done);
+}
+
+/* Returns 0 once fn has returned, or ETIMEDOUT after the deadline: then
+ * the thread is left stuck, and its memory leaked for it. */
+static int bg_run(void (*fn)(void *), void *arg)
+{
+    struct bg *b = calloc(1, sizeof *b);
+    assert_non_null(b);
+    b->fn = fn;
+    b->arg = arg;
+    assert_int_equal(pthread_create(&b->thread, NULL, bg_main, b), 0);
+    if (tu_poll(bg_is_done, b) != 0) {
+        pthread_detach(b->thread);
+        return ETIMEDOUT;
+    }
+    pthread_join(b->thread, NULL);
+    free(b);
+    return 0;
+}
+
+struct shutdown_call {
+    struct evexec_pool *pool;
+    int flags;
+    int rc;
+};
+
+static void shutdown_call(void *arg)
+{
+    struct shutdown_call *c = arg;
+    c->rc = evexec_pool_shutdown(c->pool, c->flags);
+}
+
+static void pool_free_call(void *arg)
+{
+    evexec_pool_free(arg);
 }
 
 /* ---- configuration ------------------------------------------------------- */
@@ -254,6 +331,118 @@ static void test_idle_shrink_to_zero(void **state)
     assert_int_equal(tu_poll(threads_are, &s), 0);
 }
 
+/* Threads are joined without the pool lock: a worker's thread-exit
+ * destructor that uses the pool (here evexec_pool_stats) runs while a
+ * later submission joins that worker, and while evexec_pool_free does.
+ * The first worker to exit parks in its destructor until the submission
+ * that will join it has had time to start. */
+static pthread_key_t exit_key;
+static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
+static struct tu_gate exit_gate;
+static atomic_int exit_calls, exit_stats_ok;
+static struct evexec_pool *exit_pool;
+
+static void exit_destructor(void *p)
+{
+    struct evexec_pool_stats st;
+    atomic_fetch_add(&exit_calls, 1);
+    tu_gate_pass(&exit_gate);
+    if (evexec_pool_stats(p, &st) == 0)
+        atomic_fetch_add(&exit_stats_ok, 1);
+}
+
+static void exit_key_make(void)
+{
+    pthread_key_create(&exit_key, exit_destructor);
+}
+
+static void exit_thread_init(void *arg)
+{
+    (void)arg;
+    pthread_setspecific(exit_key, exit_pool);
+}
+
+/* Submits one job from a loop of its own and waits for it. */
+struct exit_submit {
+    struct tu_job *job;
+    int rc;
+};
+
+static void exit_submit_body(struct evexec *ex, void *arg)
+{
+    struct exit_submit *es = arg;
+    struct evexec_future *f = evexec_run(ex, tu_job_fn, es->job);
+    es->rc = f ? evexec_run_until_complete(ex, f) : errno;
+    evexec_future_unref(f);
+}
+
+static void exit_submit_main(void *arg)
+{
+    struct tu_loop *l = arg;
+    if (tu_loop_start(l) == 0)
+        tu_loop_join(l);
+}
+
+static void test_join_outside_lock(void **state)
+{
+    struct tu_fx *fx = *state;
+    pthread_once(&exit_key_once, exit_key_make);
+    tu_gate_init(&exit_gate);
+    atomic_store(&exit_calls, 0);
+    atomic_store(&exit_stats_ok, 0);
+    struct evexec_pool_config cfg = config(1, 0);
+    cfg.idle_timeout_ms = 20;
+    cfg.thread_init = exit_thread_init;
+    fx->pool = evexec_pool_new(&cfg);
+    assert_non_null(fx->pool);
+    exit_pool = fx->pool;
+    fx->ex = evexec_new(fx->base, fx->pool);
+    assert_non_null(fx->ex);
+
+    struct tu_job *first = tu_fx_job(fx, 0, 0);
+    struct evexec_future *f = submit(fx, first);
+    assert_int_equal(finish(fx, f), 0);
+    evexec_future_unref(f);
+    /* The worker timed out, exited, and sits in its destructor. */
+    assert_int_equal(tu_gate_wait_arrived(&exit_gate, 1), 0);
+
+    /* Another loop submits: that starts a thread and joins the old one. */
+    static struct exit_submit es;
+    static struct tu_loop loop;
+    es.job = tu_fx_job(fx, 0, 0);
+    es.rc = -1;
+    loop = (struct tu_loop){ .pool = fx->pool, .body = exit_submit_body, .arg = &es };
+    struct bg *b = calloc(1, sizeof *b);
+    assert_non_null(b);
+    b->fn = exit_submit_main;
+    b->arg = &loop;
+    assert_int_equal(pthread_create(&b->thread, NULL, bg_main, b), 0);
+    tu_sleep_us(50 * 1000);     /* let it reach the join (not asserted) */
+    tu_gate_open(&exit_gate);
+    if (tu_poll(bg_is_done, b) != 0) {
+        pthread_detach(b->thread);
+        fail_msg("a submission joining an exiting thread deadlocked");
+    }
+    pthread_join(b->thread, NULL);
+    free(b);
+    assert_int_equal(loop.setup_error, 0);
+    assert_int_equal(es.rc, 0);
+    assert_int_equal(atomic_load(&es.job->ran), 1);
+    assert_true(atomic_load(&exit_stats_ok) >= 1);
+    struct evexec_pool_stats st;
+    assert_int_equal(evexec_pool_stats(fx->pool, &st), 0);
+    assert_int_equal(st.threads_started, 2);
+
+    /* evexec_pool_free joins the rest the same way. */
+    evexec_free(fx->ex);
+    fx->ex = NULL;
+    assert_int_equal(bg_run(pool_free_call, fx->pool), 0);
+    fx->pool = NULL;
+    assert_int_equal(atomic_load(&exit_calls), 2);
+    assert_int_equal(atomic_load(&exit_stats_ok), 2);
+    tu_gate_destroy(&exit_gate);
+}
+
 /* thread_init runs once per worker, before that worker's first job. */
 static _Thread_local int tl_inited;
 static atomic_int init_calls, init_wrong_arg, job_before_init;
@@ -348,17 +537,26 @@ static void check_thread_name(struct tu_fx *fx, const char *thread_name, const c
 
 static void test_thread_name(void **state)
 {
+#ifndef HAVE_PTHREAD_SETNAME_NP
+    skip();     /* workers are not named on this system */
+#endif
     check_thread_name(*state, "tpname", "tpname");
 }
 
 static void test_thread_name_default(void **state)
 {
+#ifndef HAVE_PTHREAD_SETNAME_NP
+    skip();     /* workers are not named on this system */
+#endif
     check_thread_name(*state, NULL, "evexec");
 }
 
 /* A name too long for the kernel's 15 bytes is cut, not refused. */
 static void test_thread_name_long(void **state)
 {
+#ifndef HAVE_PTHREAD_SETNAME_NP
+    skip();     /* workers are not named on this system */
+#endif
     check_thread_name(*state, "averyveryverylongname", "averyvery");
 }
 
@@ -475,6 +673,216 @@ static void test_slow_lane(void **state)
     tu_gate_open(&fx->gate);
     dispatch(fx);
     expect_all(sf, SLOW, 0);
+}
+
+/* max_queued bounds each lane on its own, and idle threads count as able
+ * to take only what they may take: with 4 idle threads, slow_max 2 and
+ * max_queued 2, exactly 2 slow jobs run and 2 wait, the next slow one is
+ * EAGAIN, and a default-lane job is still accepted and run at once. */
+static void test_bounded_queue_per_lane(void **state)
+{
+    struct tu_fx *fx = *state;
+    enum { MAX = 4, SLOW_MAX = MAX / 2, QMAX = 2 };
+    struct evexec_pool_config cfg = config(MAX, QMAX);
+    cfg.min_threads = MAX;
+    fx_pool(fx, &cfg);
+
+    /* Start all four threads, then let them idle. */
+    struct tu_job *warm = tu_fx_jobs(fx, MAX);
+    struct evexec_future *wf[MAX];
+    park(fx, warm, wf, MAX, MAX);
+    tu_gate_open(&fx->gate);
+    for (int i = 0; i < MAX; i++) {
+        assert_int_equal(finish(fx, wf[i]), 0);
+        evexec_future_unref(wf[i]);
+    }
+    tu_gate_destroy(&fx->gate);     /* every parked function has returned */
+    tu_gate_init(&fx->gate);
+    assert_int_equal(tu_stats(fx->pool).threads, MAX);
+
+    struct evexec_run_opts slow = { .lane = EVEXEC_LANE_SLOW };
+    struct tu_job *sj = tu_fx_jobs(fx, SLOW_MAX + QMAX);
+    struct tu_job *refused = tu_fx_job(fx, 0, 0);
+    struct evexec_future *sf[SLOW_MAX + QMAX];
+    for (int i = 0; i < SLOW_MAX + QMAX; i++) {
+        tu_job_init(&sj[i], &fx->frees, 0, 0);
+        sj[i].gate = &fx->gate;
+        sf[i] = evexec_run_opts(fx->ex, tu_job_fn, &sj[i], &slow);
+        assert_non_null(sf[i]);
+    }
+    errno = 0;
+    assert_refused(evexec_run_opts(fx->ex, tu_job_fn, refused, &slow), EAGAIN);
+    assert_int_equal(tu_gate_wait_arrived(&fx->gate, SLOW_MAX), 0);
+
+    /* The slow lane is full; the default lane is not. */
+    struct tu_job *fast = tu_fx_job(fx, 0, 0);
+    struct evexec_future *ff = submit(fx, fast);
+    assert_int_equal(finish(fx, ff), 0);
+    evexec_future_unref(ff);
+    assert_int_equal(atomic_load(&fast->ran), 1);
+    assert_int_equal(tu_gate_arrived(&fx->gate), SLOW_MAX);
+    struct evexec_pool_stats st = tu_stats(fx->pool);
+    assert_int_equal(st.running, SLOW_MAX);
+    assert_int_equal(st.queued, QMAX);
+    errno = 0;
+    assert_refused(evexec_run_opts(fx->ex, tu_job_fn, refused, &slow), EAGAIN);
+
+    tu_gate_open(&fx->gate);
+    for (int i = 0; i < SLOW_MAX + QMAX; i++) {
+        assert_int_equal(finish(fx, sf[i]), 0);
+        evexec_future_unref(sf[i]);
+    }
+    assert_int_equal(atomic_load(&refused->ran), 0);
+}
+
+/* The default lane holds max_queued waiting jobs whatever the slow lane
+ * holds, and the other way round: two threads busy, two slow jobs and
+ * two default jobs wait, the third of each is EAGAIN. */
+static void test_bounded_queue_lanes(void **state)
+{
+    struct tu_fx *fx = *state;
+    enum { MAX = 2, QMAX = 2 };
+    struct evexec_pool_config cfg = config(MAX, QMAX);
+    fx_pool(fx, &cfg);
+    struct evexec_run_opts slow = { .lane = EVEXEC_LANE_SLOW };
+    struct tu_job *parked = tu_fx_jobs(fx, MAX);
+    struct tu_job *sj = tu_fx_jobs(fx, QMAX);
+    struct tu_job *dj = tu_fx_jobs(fx, QMAX);
+    struct tu_job *refused = tu_fx_job(fx, 0, 0);
+    struct evexec_future *pf[MAX], *sf[QMAX], *df[QMAX];
+    park(fx, parked, pf, MAX, MAX);
+
+    for (int i = 0; i < QMAX; i++) {
+        tu_job_init(&sj[i], &fx->frees, 0, 0);
+        sf[i] = evexec_run_opts(fx->ex, tu_job_fn, &sj[i], &slow);
+        assert_non_null(sf[i]);
+    }
+    errno = 0;
+    assert_refused(evexec_run_opts(fx->ex, tu_job_fn, refused, &slow), EAGAIN);
+    for (int i = 0; i < QMAX; i++) {
+        tu_job_init(&dj[i], &fx->frees, 0, 0);
+        df[i] = submit(fx, &dj[i]);
+    }
+    errno = 0;
+    assert_refused(evexec_run(fx->ex, tu_job_fn, refused), EAGAIN);
+    struct evexec_pool_stats st = tu_stats(fx->pool);
+    assert_int_equal(st.running, MAX);
+    assert_int_equal(st.queued, 2 * QMAX);
+
+    tu_gate_open(&fx->gate);
+    for (int i = 0; i < MAX; i++) {
+        assert_int_equal(finish(fx, pf[i]), 0);
+        evexec_future_unref(pf[i]);
+    }
+    for (int i = 0; i < QMAX; i++) {
+        assert_int_equal(finish(fx, sf[i]), 0);
+        assert_int_equal(finish(fx, df[i]), 0);
+        evexec_future_unref(sf[i]);
+        evexec_future_unref(df[i]);
+    }
+    assert_int_equal(atomic_load(&refused->ran), 0);
+}
+
+static int one_idle(void *arg)
+{
+    return tu_stats(arg).idle == 1;
+}
+
+/* max_queued = SIZE_MAX is as good as unbounded: no sum wraps, also with
+ * an idle thread about. */
+static void test_bounded_queue_size_max(void **state)
+{
+    struct tu_fx *fx = *state;
+    enum { MAX = 2, MORE = 6 };
+    struct evexec_pool_config cfg = config(MAX, SIZE_MAX);
+    cfg.min_threads = 1;
+    fx_pool(fx, &cfg);
+    struct tu_job *first = tu_fx_job(fx, 0, 0);
+    struct evexec_future *f = submit(fx, first);
+    assert_int_equal(finish(fx, f), 0);
+    evexec_future_unref(f);
+    assert_int_equal(tu_poll(one_idle, fx->pool), 0);
+
+    struct evexec_run_opts slow = { .lane = EVEXEC_LANE_SLOW };
+    struct tu_job *parked = tu_fx_jobs(fx, MAX);
+    struct tu_job *more = tu_fx_jobs(fx, MORE);
+    struct evexec_future *pf[MAX], *mf[MORE];
+    park(fx, parked, pf, MAX, MAX);
+    for (int i = 0; i < MORE; i++) {
+        tu_job_init(&more[i], &fx->frees, 0, 0);
+        mf[i] = evexec_run_opts(fx->ex, tu_job_fn, &more[i], i % 2 ? &slow : NULL);
+        assert_non_null(mf[i]);
+    }
+    assert_int_equal(tu_stats(fx->pool).queued, MORE);
+    tu_gate_open(&fx->gate);
+    for (int i = 0; i < MAX; i++) {
+        assert_int_equal(finish(fx, pf[i]), 0);
+        evexec_future_unref(pf[i]);
+    }
+    for (int i = 0; i < MORE; i++) {
+        assert_int_equal(finish(fx, mf[i]), 0);
+        evexec_future_unref(mf[i]);
+    }
+}
+
+/* From max_threads 2 up the slow lane never holds every thread: with two
+ * threads, one slow job blocked and another queued, a default job runs. */
+static void test_slow_lane_two_threads(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct evexec_pool_config cfg = config(2, 0);
+    fx_pool(fx, &cfg);
+    struct evexec_run_opts slow = { .lane = EVEXEC_LANE_SLOW };
+    struct tu_job *sj = tu_fx_jobs(fx, 2);
+    struct evexec_future *sf[2];
+    for (int i = 0; i < 2; i++) {
+        tu_job_init(&sj[i], &fx->frees, 0, 0);
+        sj[i].gate = &fx->gate;
+        sf[i] = evexec_run_opts(fx->ex, tu_job_fn, &sj[i], &slow);
+        assert_non_null(sf[i]);
+    }
+    assert_int_equal(tu_gate_wait_arrived(&fx->gate, 1), 0);
+    struct tu_job *fast = tu_fx_job(fx, 0, 0);
+    struct evexec_future *ff = submit(fx, fast);
+    assert_int_equal(finish(fx, ff), 0);
+    evexec_future_unref(ff);
+    assert_int_equal(tu_gate_arrived(&fx->gate), 1);
+    struct evexec_pool_stats st = tu_stats(fx->pool);
+    assert_int_equal(st.running, 1);
+    assert_int_equal(st.queued, 1);
+    tu_gate_open(&fx->gate);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(finish(fx, sf[i]), 0);
+        evexec_future_unref(sf[i]);
+    }
+}
+
+/* The documented exception: with max_threads 1 the slow lane shares the
+ * only thread, so a default job waits behind a blocked slow one. */
+static void test_slow_lane_one_thread(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct evexec_pool_config cfg = config(1, 0);
+    fx_pool(fx, &cfg);
+    struct evexec_run_opts slow = { .lane = EVEXEC_LANE_SLOW };
+    struct tu_job *sj = tu_fx_job(fx, 0, 0);
+    sj->gate = &fx->gate;
+    struct evexec_future *sf = evexec_run_opts(fx->ex, tu_job_fn, sj, &slow);
+    assert_non_null(sf);
+    assert_int_equal(tu_gate_wait_arrived(&fx->gate, 1), 0);
+    struct tu_job *fast = tu_fx_job(fx, 0, 0);
+    struct evexec_future *ff = submit(fx, fast);
+    struct evexec_pool_stats st = tu_stats(fx->pool);
+    assert_int_equal(st.threads, 1);
+    assert_int_equal(st.running, 1);
+    assert_int_equal(st.queued, 1);
+    assert_int_equal(atomic_load(&fast->ran), 0);
+    tu_gate_open(&fx->gate);
+    assert_int_equal(finish(fx, ff), 0);
+    assert_int_equal(finish(fx, sf), 0);
+    evexec_future_unref(ff);
+    evexec_future_unref(sf);
+    assert_int_equal(atomic_load(&fast->ran), 1);
 }
 
 /* completed counts returned functions; cancelled counts jobs taken off
@@ -688,6 +1096,83 @@ static void test_shutdown_cancel_other_thread(void **state)
     scene_check(&s, 0, ECANCELED);
 }
 
+/* CANCEL reaches running jobs: evexec_job_cancelled() turns true, and
+ * jobs blocked in evexec_job_wait_cancel() or evexec_job_poll() with no
+ * timeout are woken, so CANCEL|WAIT returns.  Their futures end with what
+ * their functions return (here ECANCELED, what the waits returned). */
+struct cancel_waiter {
+    int use_poll;
+    atomic_int entered;
+    atomic_int before;      /* evexec_job_cancelled() before waiting */
+    atomic_int after;       /* and after */
+    atomic_int rc;
+};
+
+static int cancel_waiter_job(struct evexec_job *job, void *arg)
+{
+    struct cancel_waiter *w = arg;
+    atomic_store(&w->before, evexec_job_cancelled(job));
+    atomic_store(&w->entered, 1);
+    int rc = w->use_poll ? evexec_job_poll(job, NULL, 0, NULL)
+                         : evexec_job_wait_cancel(job, NULL);
+    atomic_store(&w->after, evexec_job_cancelled(job));
+    atomic_store(&w->rc, rc);
+    return rc;
+}
+
+static int waiters_entered(void *arg)
+{
+    struct cancel_waiter *w = arg;
+    return atomic_load(&w[0].entered) && atomic_load(&w[1].entered);
+}
+
+static void test_shutdown_cancel_wakes_running(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct evexec_pool_config cfg = config(2, 0);
+    fx_pool(fx, &cfg);
+    static struct cancel_waiter w[2];   /* outlives a failed test */
+    memset(w, 0, sizeof w);
+    w[1].use_poll = 1;
+    struct evexec_future *f[2];
+    for (int i = 0; i < 2; i++)
+        f[i] = submit_fn(fx, cancel_waiter_job, &w[i]);
+    assert_int_equal(tu_poll(waiters_entered, w), 0);
+
+    static struct shutdown_call c;
+    c = (struct shutdown_call){ fx->pool, EVEXEC_SHUTDOWN_CANCEL | EVEXEC_SHUTDOWN_WAIT, -1 };
+    if (bg_run(shutdown_call, &c) != 0)
+        fail_msg("shutdown(CANCEL|WAIT) did not wake the waiting jobs");
+    assert_int_equal(c.rc, 0);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(atomic_load(&w[i].before), 0);
+        assert_int_equal(atomic_load(&w[i].after), 1);
+        assert_int_equal(atomic_load(&w[i].rc), ECANCELED);
+        assert_int_equal(finish(fx, f[i]), ECANCELED);
+        evexec_future_unref(f[i]);
+    }
+}
+
+/* A job that ignores the cancel keeps its own outcome: its future ends
+ * with what it returns. */
+static void test_shutdown_cancel_running_outcome(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct evexec_pool_config cfg = config(1, 0);
+    fx_pool(fx, &cfg);
+    struct tu_job *j = tu_fx_job(fx, 1, 0);
+    j->gate = &fx->gate;
+    struct evexec_future *f = submit(fx, j);
+    assert_int_equal(tu_gate_wait_arrived(&fx->gate, 1), 0);
+    assert_int_equal(evexec_pool_shutdown(fx->pool, EVEXEC_SHUTDOWN_CANCEL), 0);
+    tu_gate_open(&fx->gate);
+    assert_int_equal(finish(fx, f), 0);
+    assert_int_equal(atomic_load(&j->saw_cancel), 1);
+    assert_non_null(evexec_future_result(f));
+    evexec_future_unref(f);
+    assert_int_equal(atomic_load(&fx->frees), 1);
+}
+
 /* Inside a done callback too: a job submitted before the shutdown still
  * runs, one submitted after it is refused at the call. */
 struct cb_submit {
@@ -781,12 +1266,69 @@ static void test_pool_free_waits(void **state)
     assert_int_equal(atomic_load(&fx->frees), 1);
 }
 
+/* evexec_pool_free from one of the pool's own workers does not wait for
+ * itself: it shuts the pool down as shutdown(0) does (queued jobs still
+ * run, new ones are refused), sets EDEADLK and returns; the pool is freed
+ * later from another thread. */
+struct free_self {
+    struct evexec_pool *pool;
+    struct tu_gate *gate;
+    atomic_int err;
+    atomic_int returned;
+};
+
+static int free_self_job(struct evexec_job *job, void *arg)
+{
+    (void)job;
+    struct free_self *fs = arg;
+    tu_gate_pass(fs->gate);
+    errno = 0;
+    evexec_pool_free(fs->pool);
+    atomic_store(&fs->err, errno);
+    atomic_store(&fs->returned, 1);
+    return 0;
+}
+
+static void test_pool_free_from_worker(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct evexec_pool_config cfg = config(1, 0);
+    fx_pool(fx, &cfg);
+    static struct free_self fs;
+    memset(&fs, 0, sizeof fs);
+    fs.pool = fx->pool;
+    fs.gate = &fx->gate;
+    struct evexec_future *f = submit_fn(fx, free_self_job, &fs);
+    assert_int_equal(tu_gate_wait_arrived(&fx->gate, 1), 0);
+    struct tu_job *behind = tu_fx_job(fx, 0, 0);
+    struct evexec_future *fb = submit(fx, behind);
+    tu_gate_open(&fx->gate);
+    if (finish(fx, f) != 0)
+        fail_msg("evexec_pool_free from a worker did not return");
+    assert_int_equal(atomic_load(&fs.returned), 1);
+    assert_int_equal(atomic_load(&fs.err), EDEADLK);
+    assert_int_equal(finish(fx, fb), 0);
+    assert_int_equal(atomic_load(&behind->ran), 1);
+    struct tu_job *late = tu_fx_job(fx, 0, 0);
+    errno = 0;
+    assert_refused(evexec_run(fx->ex, tu_job_fn, late), ESHUTDOWN);
+    evexec_future_unref(f);
+    evexec_future_unref(fb);
+
+    evexec_free(fx->ex);
+    fx->ex = NULL;
+    assert_int_equal(bg_run(pool_free_call, fx->pool), 0);
+    fx->pool = NULL;
+    assert_int_equal(atomic_load(&late->ran), 0);
+}
+
 #define TESTS(X) \
     X(test_config) \
     X(test_null_arguments) \
     X(test_lazy_start) \
     X(test_idle_shrink) \
     X(test_idle_shrink_to_zero) \
+    X(test_join_outside_lock) \
     X(test_thread_init) \
     X(test_thread_name) \
     X(test_thread_name_default) \
@@ -794,15 +1336,23 @@ static void test_pool_free_waits(void **state)
     X(test_single_worker_order) \
     X(test_bounded_queue) \
     X(test_slow_lane) \
+    X(test_bounded_queue_per_lane) \
+    X(test_bounded_queue_lanes) \
+    X(test_bounded_queue_size_max) \
+    X(test_slow_lane_two_threads) \
+    X(test_slow_lane_one_thread) \
     X(test_stats_counts) \
     X(test_shutdown_refuse_only) \
     X(test_shutdown_wait) \
     X(test_shutdown_cancel) \
     X(test_shutdown_cancel_wait) \
     X(test_shutdown_cancel_other_thread) \
+    X(test_shutdown_cancel_wakes_running) \
+    X(test_shutdown_cancel_running_outcome) \
     X(test_shutdown_inside_callback) \
     X(test_shutdown_wait_from_worker) \
-    X(test_pool_free_waits)
+    X(test_pool_free_waits) \
+    X(test_pool_free_from_worker)
 
 TESTS(TU_WRAP)
 
