@@ -127,10 +127,15 @@ EVEXEC_API struct evexec_future *evexec_getnameinfo(struct evexec *ex,
 /* ------------------------------------------------------------------ */
 
 /*
- * Each evexec_fs_X() runs the system call X(2) on the pool, retrying it
- * when a signal interrupts it (EINTR; close(2) excepted), and ends its
+ * Each evexec_fs_X() runs the system call X(2) on the pool and ends its
  * future with 0 or the call's errno.  Results, where there is one, are
  * listed with each call.
+ *
+ * Signals.  A call that a signal interrupts (EINTR) is made again, in
+ * every evexec_fs_*() and in every step of read_file and write_file, so
+ * EINTR never ends a future.  Two exceptions: close(2) is never repeated
+ * (see evexec_fs_close(), which reports success then), and scandir(3) is
+ * started over as a whole.
  */
 
 /**
@@ -169,8 +174,12 @@ EVEXEC_API struct evexec_future *evexec_fs_read(struct evexec *ex, int fd,
 /**
  * One write(fd, buf, len).  buf is borrowed, as for evexec_fs_read().
  * Result: the byte count (it may be short, as write(2)'s), read with
- * evexec_fs_count().  To write a whole file, see evexec_fs_write_file().
- * Errors at the call as evexec_fs_read().  Loop thread.
+ * evexec_fs_count().  It is passed on as write(2) gave it, 0 included: a
+ * caller that loops until everything is written should treat 0 for a
+ * non-zero len as an error (evexec_fs_write_file() ends EIO then) rather
+ * than try again forever.  To write a whole file, see
+ * evexec_fs_write_file().  Errors at the call as evexec_fs_read().  Loop
+ * thread.
  */
 EVEXEC_API struct evexec_future *evexec_fs_write(struct evexec *ex, int fd,
                                                  const void *buf, size_t len);
@@ -243,9 +252,10 @@ struct evexec_dirlist {
 };
 
 /**
- * List a directory.  Result: a struct evexec_dirlist (new, owned by the
- * future; one block released with free(), names included).  Errors of the
- * future: opendir(3)'s and readdir(3)'s (ENOENT, ENOTDIR, EACCES, ...).
+ * List a directory with scandir(3) (started over when a signal interrupts
+ * it).  Result: a struct evexec_dirlist (new, owned by the future; one
+ * block released with free(), names included).  Errors of the future:
+ * opendir(3)'s and readdir(3)'s (ENOENT, ENOTDIR, EACCES, ...), ENOMEM.
  * Returns a new future, or NULL with errno EINVAL (NULL ex or path) or as
  * evexec_run().  Loop thread.
  */
@@ -257,18 +267,30 @@ struct evexec_buf {
     size_t len;
 };
 
+/** The largest file evexec_fs_read_file() reads: 1 GiB. */
+#define EVEXEC_FS_READ_FILE_MAX ((size_t)1 << 30)
+
 /**
- * Read a whole file: a regular file of any size (0 bytes included), or
- * anything else that read(2) ends with end-of-file.
+ * Read a whole regular file, of 0 bytes up to EVEXEC_FS_READ_FILE_MAX.
+ *
+ * Only regular files are read (symbolic links are followed): path is
+ * opened with O_NONBLOCK, so that a FIFO without a writer cannot block
+ * the worker in open(2) where no cancel reaches it, and then refused by
+ * what fstat(2) says.  A file that says size 0 but has content (/proc
+ * files) is read to its end.
  *
  * Result: a struct evexec_buf (new, owned by the future; one block
  * released with free(), data included).  data[len] is a NUL byte, so a
  * text file can be used as a C string.
  *
- * Errors of the future: open(2)'s and read(2)'s (ENOENT, EACCES, ...),
- * EISDIR for a directory, ENOMEM, ECANCELED (checked between chunks).
- * Returns a new future, or NULL with errno EINVAL (NULL ex or path) or as
- * evexec_run().  Loop thread.
+ * Errors of the future: open(2)'s and read(2)'s (ENOENT, EACCES, ...);
+ * EISDIR for a directory; EINVAL for anything else that is not a regular
+ * file (a FIFO, a device such as /dev/zero, a socket), at once and without
+ * reading; EFBIG for a file larger than EVEXEC_FS_READ_FILE_MAX, whether
+ * fstat(2) says so or the file grows past it while it is read (nothing is
+ * returned then, not even the first part); ENOMEM; ECANCELED (checked
+ * between chunks).  Returns a new future, or NULL with errno EINVAL (NULL
+ * ex or path) or as evexec_run().  Loop thread.
  */
 EVEXEC_API struct evexec_future *evexec_fs_read_file(struct evexec *ex, const char *path);
 
@@ -276,15 +298,33 @@ EVEXEC_API struct evexec_future *evexec_fs_read_file(struct evexec *ex, const ch
  * Replace the file at path with len bytes of data, atomically: write a
  * temporary file in the same directory (a hidden name ending in ".tmp"),
  * fsync it, rename it over path, fsync the directory.  Readers see the old
- * content or the new one, never a part.  A new file gets `mode` (less the
- * umask); an existing file's mode is not kept.
+ * content or the new one, never a part.
+ *
+ * Symbolic links are followed: when path is a link (or a chain of them),
+ * the file it leads to is replaced (the temporary file is made in that
+ * file's directory) and the link stays as it was.  A dangling link leads
+ * to a name that does not exist yet: that file is created.  More than 40
+ * links in a row is ELOOP.
+ *
+ * Mode and owner.  An existing regular file keeps its permission bits
+ * (mode is then ignored), and its owner and group where the process may
+ * change them (as root; otherwise the group alone if the caller belongs to
+ * it, else the new file is the caller's).  mode is used for a new file
+ * only, less the umask.  Extended attributes and ACLs of the old file are
+ * not carried over.
  *
  * data is borrowed (see evexec_fs_read()); it may be NULL when len is 0.
+ * A write(2) that returns 0 for a non-zero request ends the call EIO (no
+ * endless retry).
  *
  * On error or cancel before the rename, the temporary file is removed and
- * path is left as it was.  After the rename the new content stays: a
- * cancel taken then still ends the future ECANCELED, and a failure to
- * fsync the directory is reported as the future's error.
+ * path is left as it was.  After the rename the new content stays and the
+ * call reports no failure: a cancel taken then still ends the future
+ * ECANCELED (the cancel rule of evexec_future_cancel()), but the fsync of
+ * the directory is best effort: when it fails, or when the directory
+ * cannot be opened for it (a directory the caller may write but not
+ * read, mode 0300), the future still ends 0 and only the durability of
+ * the rename across a crash is lost.
  *
  * If the process is killed (or the machine loses power) at any point,
  * path still holds the old content or the new one: the new bytes are
@@ -292,9 +332,9 @@ EVEXEC_API struct evexec_future *evexec_fs_read_file(struct evexec *ex, const ch
  * the name in one step.  What a kill can leave behind is the temporary
  * file itself (hidden, ending in ".tmp"), never a partial path.
  *
- * No result.  Errors of the future: those of open(2), write(2), fsync(2)
- * and rename(2) (ENOENT for a missing directory, EACCES, ENOSPC, EISDIR,
- * ...), ECANCELED.  Returns a new future, or NULL with errno EINVAL (NULL
+ * No result.  Errors of the future: those of readlink(2), open(2),
+ * write(2), fchmod(2), fsync(2) and rename(2) (ENOENT for a missing
+ * directory, EACCES, ENOSPC, EISDIR, ELOOP, ...), EIO, ECANCELED.  Returns a new future, or NULL with errno EINVAL (NULL
  * ex or path, NULL data with len > 0, len > SSIZE_MAX) or as evexec_run().
  * Loop thread.
  */

@@ -275,6 +275,15 @@ typedef int (*evexec__io_fn)(struct evexec_job *job, void *req);
  * Returns the future, or NULL + errno (the block is freed then). */
 struct evexec_future *evexec__io_submit(struct evexec *ex, void *req, int lane);
 
+/* Test seams of fs.c, for white-box tests that link the library
+ * statically; nothing else stores to them.  Every write(2) fs.c makes goes
+ * through evexec__fs_write_hook (default: write), so a test can make
+ * write() misbehave; evexec__fs_read_file_max is read_file's size limit
+ * (default: EVEXEC_FS_READ_FILE_MAX).  Store before submitting the job,
+ * put back after its future has ended. */
+extern ssize_t (*_Atomic evexec__fs_write_hook)(int fd, const void *buf, size_t len);
+extern _Atomic size_t evexec__fs_read_file_max;
+
 /* ---- bridge.c: struct evexec ------------------------------------------- */
 
 struct evexec {

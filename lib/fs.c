@@ -20,7 +20,13 @@
  *
  * Threads: the public calls and the accessors run on the loop thread; the
  * fs_do_* functions on a worker, touching only their request, the job and
- * the caller's borrowed buffers.
+ * the caller's borrowed buffers.  The two test seams below
+ * (evexec__fs_write_hook, evexec__fs_read_file_max) are atomics read by
+ * workers; only white-box tests ever store to them.
+ *
+ * Signals: every system call that can fail with EINTR is retried
+ * (FS_RETRY), close(2) excepted (see fs_do_close); scandir(3) is retried as
+ * a whole.
  */
 #define _GNU_SOURCE
 #ifdef HAVE_CONFIG_H
@@ -35,10 +41,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "evexec-internal.h"
+
+/* ---- test seams (see evexec-internal.h) ----------------------------------- */
+
+/* The write(2) every write in this file goes through. */
+ssize_t (*_Atomic evexec__fs_write_hook)(int fd, const void *buf, size_t len) = write;
+
+/* read_file's size limit. */
+_Atomic size_t evexec__fs_read_file_max = EVEXEC_FS_READ_FILE_MAX;
+
+static ssize_t fs_write(int fd, const void *buf, size_t len)
+{
+    return atomic_load_explicit(&evexec__fs_write_hook, memory_order_relaxed)(fd, buf, len);
+}
 
 /* ---- the shared job shape ------------------------------------------------ */
 
@@ -212,7 +232,7 @@ static int fs_do_xfer(struct evexec_job *job, void *arg)
         FS_RETRY(n, read(r->fd, r->buf, r->len));
         break;
     case FS_WRITE:
-        FS_RETRY(n, write(r->fd, r->buf, r->len));
+        FS_RETRY(n, fs_write(r->fd, r->buf, r->len));
         break;
     case FS_PREAD:
         FS_RETRY(n, pread(r->fd, r->buf, r->len, r->off));
@@ -233,7 +253,9 @@ static int fs_do_stat(struct evexec_job *job, void *arg)
     struct stat *st = malloc(sizeof *st);
     if (!st)
         return ENOMEM;
-    if ((r->path ? stat(r->path, st) : fstat(r->fd, st)) != 0) {
+    int rc;
+    FS_RETRY(rc, r->path ? stat(r->path, st) : fstat(r->fd, st));
+    if (rc != 0) {
         int err = errno;
         free(st);
         return err;
@@ -258,29 +280,37 @@ static int fs_do_sync(struct evexec_job *job, void *arg)
 static int fs_do_unlink(struct evexec_job *job, void *arg)
 {
     struct fs_req *r = arg;
+    int rc;
     (void)job;
-    return fs_status(unlink(r->path));
+    FS_RETRY(rc, unlink(r->path));
+    return fs_status(rc);
 }
 
 static int fs_do_rename(struct evexec_job *job, void *arg)
 {
     struct fs_req *r = arg;
+    int rc;
     (void)job;
-    return fs_status(rename(r->path, r->path2));
+    FS_RETRY(rc, rename(r->path, r->path2));
+    return fs_status(rc);
 }
 
 static int fs_do_mkdir(struct evexec_job *job, void *arg)
 {
     struct fs_req *r = arg;
+    int rc;
     (void)job;
-    return fs_status(mkdir(r->path, r->mode));
+    FS_RETRY(rc, mkdir(r->path, r->mode));
+    return fs_status(rc);
 }
 
 static int fs_do_rmdir(struct evexec_job *job, void *arg)
 {
     struct fs_req *r = arg;
+    int rc;
     (void)job;
-    return fs_status(rmdir(r->path));
+    FS_RETRY(rc, rmdir(r->path));
+    return fs_status(rc);
 }
 
 static int not_dots(const struct dirent *d)
@@ -298,7 +328,9 @@ static int fs_do_scandir(struct evexec_job *job, void *arg)
 {
     struct fs_req *r = arg;
     struct dirent **ents;
-    int n = scandir(r->path, &ents, not_dots, by_name);
+    int n;
+    /* scandir(3) frees what it made when it fails: start it over. */
+    FS_RETRY(n, scandir(r->path, &ents, not_dots, by_name));
     if (n < 0)
         return errno;
 
@@ -326,43 +358,70 @@ static int fs_do_scandir(struct evexec_job *job, void *arg)
     return dl ? 0 : ENOMEM;
 }
 
+/* Open path for read_file: never blocks in open(2) (O_NONBLOCK, so a FIFO
+ * with no writer cannot hang the worker), refuses what is not a regular
+ * file, and clears O_NONBLOCK again.  Returns the fd with *st filled, or
+ * -1 with *err set. */
+static int fs_open_regular(const char *path, struct stat *st, int *err)
+{
+    int fd, rc;
+    FS_RETRY(fd, open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+    if (fd < 0) {
+        *err = errno;
+        return -1;
+    }
+    FS_RETRY(rc, fstat(fd, st));
+    if (rc != 0)
+        *err = errno;
+    else if (S_ISDIR(st->st_mode))
+        *err = EISDIR;
+    else if (!S_ISREG(st->st_mode))
+        *err = EINVAL;          /* FIFO, device, socket */
+    else {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl != -1 && fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != -1)
+            return fd;
+        *err = errno;
+    }
+    close(fd);
+    return -1;
+}
+
 static int fs_do_read_file(struct evexec_job *job, void *arg)
 {
     struct fs_req *r = arg;
     struct evexec_buf *b = NULL;
     struct stat st;
     int err = 0;
-    int fd;
-    FS_RETRY(fd, open(r->path, O_RDONLY | O_CLOEXEC));
+    size_t max = atomic_load_explicit(&evexec__fs_read_file_max, memory_order_relaxed);
+    if (max > SIZE_MAX - sizeof *b - 1)
+        max = SIZE_MAX - sizeof *b - 1;
+    int fd = fs_open_regular(r->path, &st, &err);
     if (fd < 0)
-        return errno;
-    if (fstat(fd, &st) != 0) {
-        err = errno;
+        return err;
+    if ((uintmax_t)st.st_size > max) {
+        err = EFBIG;
         goto out;
     }
-    if (S_ISDIR(st.st_mode)) {
-        err = EISDIR;
-        goto out;
-    }
-    /* A regular file is read into a buffer of its size plus one spare
-     * byte: the read that comes back 0 into the spare byte ends it without
-     * growing.  Anything else (pipes, /proc) grows as it goes. */
-    size_t cap = 4096;
-    if (S_ISREG(st.st_mode) && st.st_size > 0) {
-        if ((uintmax_t)st.st_size > SIZE_MAX - sizeof *b - 1) {
-            err = ENOMEM;
-            goto out;
-        }
-        cap = (size_t)st.st_size;
-    }
+    /* The buffer holds cap bytes plus one spare byte: the read that comes
+     * back 0 into the spare byte ends it without growing.  A file larger
+     * than fstat said (it grew, or it is a /proc file of size 0) grows the
+     * buffer, up to `max`; a byte beyond that is EFBIG. */
+    size_t cap = st.st_size > 0 ? (size_t)st.st_size : 4096;
+    if (cap > max)
+        cap = max;
     size_t len = 0;
     for (;;) {
         if (!b || len == cap + 1) {
-            if (b && cap > (SIZE_MAX - sizeof *b - 1) / 2) {
-                err = ENOMEM;
-                goto out;
+            if (b) {
+                if (cap >= max) {
+                    err = EFBIG;
+                    goto out;
+                }
+                cap = cap == 0 ? 4096 : cap > max / 2 ? max : cap * 2;
+                if (cap > max)
+                    cap = max;
             }
-            cap = b ? cap * 2 : cap;
             struct evexec_buf *nb = realloc(b, sizeof *b + cap + 1);
             if (!nb) {
                 err = ENOMEM;
@@ -397,6 +456,37 @@ out:
     return err;
 }
 
+/* Follow `path` while it names a symbolic link, as open(2) would, and write
+ * the name it ends at to out (outsize bytes): the name write_file replaces.
+ * That name need not exist: a dangling link leads to the name it points
+ * to, which write_file then creates.  A relative link is taken relative to
+ * the directory of the link.  Returns 0 or an errno value (ELOOP after 40
+ * links, as Linux; ENAMETOOLONG; readlink(2)'s EACCES, ENOTDIR, ...). */
+static int fs_follow_links(const char *path, char *out, size_t outsize)
+{
+    char link[PATH_MAX];
+    size_t plen = strlen(path);
+    if (plen >= outsize)
+        return ENAMETOOLONG;
+    memcpy(out, path, plen + 1);
+    for (int hops = 0;; hops++) {
+        ssize_t n;
+        FS_RETRY(n, readlink(out, link, sizeof link));
+        if (n < 0) /* EINVAL: not a link; ENOENT: the name to create */
+            return errno == EINVAL || errno == ENOENT ? 0 : errno;
+        if (hops == 40)
+            return ELOOP;
+        if ((size_t)n >= sizeof link)
+            return ENAMETOOLONG;
+        link[n] = '\0';
+        const char *slash = strrchr(out, '/');
+        size_t keep = link[0] == '/' || !slash ? 0 : (size_t)(slash - out) + 1;
+        if (keep + (size_t)n >= outsize)
+            return ENAMETOOLONG;
+        memcpy(out + keep, link, (size_t)n + 1);
+    }
+}
+
 /* Open a new temporary file next to `path`, its name written to tmp.
  * Returns the fd, or -1 with errno. */
 static int fs_open_temp(const char *path, mode_t mode, char *tmp, size_t tmpsize)
@@ -424,37 +514,72 @@ static int fs_open_temp(const char *path, mode_t mode, char *tmp, size_t tmpsize
     return -1;
 }
 
-/* Make a finished rename durable: fsync the directory that holds path. */
-static int fs_sync_dir(const char *path)
+/* Give the temporary file fd what the file it replaces had: its owner and
+ * group where the process may (root; or the group alone, for a member of
+ * it), else they stay the caller's; then its permission bits, always
+ * (after the chown, which clears set-user-ID bits).  Returns 0 or fchmod's
+ * errno. */
+static int fs_keep_owner_mode(int fd, const struct stat *old)
+{
+    struct stat now;
+    int rc;
+    FS_RETRY(rc, fstat(fd, &now));
+    if (rc == 0 && (now.st_uid != old->st_uid || now.st_gid != old->st_gid)) {
+        FS_RETRY(rc, fchown(fd, old->st_uid, old->st_gid));
+        if (rc != 0 && now.st_gid != old->st_gid)
+            FS_RETRY(rc, fchown(fd, (uid_t)-1, old->st_gid));
+    }
+    FS_RETRY(rc, fchmod(fd, old->st_mode & 07777));
+    return fs_status(rc);
+}
+
+/* After the rename: fsync the directory that holds path, so that the
+ * rename itself survives a crash.  Best effort: the new content is in
+ * place whatever happens here, so nothing is reported.  A directory the
+ * caller may write but not read (mode 0300) cannot be opened for fsync
+ * (O_PATH descriptors refuse fsync), nor can some file systems sync a
+ * directory at all. */
+static void fs_sync_dir(const char *path)
 {
     const char *slash = strrchr(path, '/');
     char dir[PATH_MAX];
     if (!slash)
         strcpy(dir, ".");
     else if ((size_t)(slash - path) >= sizeof dir)
-        return ENAMETOOLONG;
+        return;
     else
         snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
     int fd, rc;
     FS_RETRY(fd, open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (fd < 0)
-        return errno;
+        return;
     FS_RETRY(rc, fsync(fd));
-    int err = fs_status(rc);
+    (void)rc;
     close(fd);
-    /* Some file systems cannot sync a directory; the rename stands. */
-    return err == EINVAL ? 0 : err;
 }
 
 static int fs_do_write_file(struct evexec_job *job, void *arg)
 {
     struct fs_req *r = arg;
+    char target[PATH_MAX];
     char tmp[PATH_MAX + 64];
-    int fd = fs_open_temp(r->path, r->mode, tmp, sizeof tmp);
+    struct stat old;
+    int rc;
+
+    /* Through a symbolic link: replace the file it leads to, not the link. */
+    int err = fs_follow_links(r->path, target, sizeof target);
+    if (err)
+        return err;
+    FS_RETRY(rc, stat(target, &old));
+    int keep = rc == 0 && S_ISREG(old.st_mode);
+    /* An existing file's bits are set with fchmod below; until then the
+     * temporary file is the owner's alone. */
+    int fd = fs_open_temp(target, keep ? S_IRUSR | S_IWUSR : r->mode, tmp, sizeof tmp);
     if (fd < 0)
         return errno;
+    if (keep)
+        err = fs_keep_owner_mode(fd, &old);
 
-    int err = 0;
     const char *p = r->buf;
     size_t left = r->len;
     while (left > 0 && !err) {
@@ -463,16 +588,17 @@ static int fs_do_write_file(struct evexec_job *job, void *arg)
             break;
         }
         ssize_t n;
-        FS_RETRY(n, write(fd, p, left < FS_CHUNK ? left : FS_CHUNK));
+        FS_RETRY(n, fs_write(fd, p, left < FS_CHUNK ? left : FS_CHUNK));
         if (n < 0) {
             err = errno;
+        } else if (n == 0) {
+            err = EIO;          /* no progress and no reason: never spin */
         } else {
             p += n;
             left -= (size_t)n;
         }
     }
     if (!err) {
-        int rc;
         FS_RETRY(rc, fsync(fd));
         err = fs_status(rc);
     }
@@ -481,13 +607,17 @@ static int fs_do_write_file(struct evexec_job *job, void *arg)
     /* The last moment a cancel can still leave the old file in place. */
     if (!err && evexec_job_cancelled(job))
         err = ECANCELED;
-    if (!err)
-        err = fs_status(rename(tmp, r->path));
+    if (!err) {
+        FS_RETRY(rc, rename(tmp, target));
+        err = fs_status(rc);
+    }
     if (err) {
-        unlink(tmp);
+        FS_RETRY(rc, unlink(tmp));
         return err;
     }
-    return fs_sync_dir(r->path);
+    /* The new content is in place: from here on, nothing is a failure. */
+    fs_sync_dir(target);
+    return 0;
 }
 
 /* ---- the public calls ----------------------------------------------------- */
