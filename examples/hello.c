@@ -4,7 +4,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
-#include <unistd.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <evexec.h>
@@ -15,7 +15,7 @@ static int slow_square(struct evexec_job *job, void *arg)
     int *out = malloc(sizeof *out);
     if (!out)
         return 12; /* ENOMEM: the future ends with this code */
-    usleep(100 * 1000);
+    nanosleep(&(struct timespec){ .tv_nsec = 100 * 1000 * 1000 }, NULL);
     *out = *(int *)arg * *(int *)arg;
     evexec_job_set_result(job, out, free);  /* the future owns it now */
     return 0;

@@ -76,7 +76,8 @@ extern "C" {
  * caller releases it with freeaddrinfo().
  *
  * Errors of the future: getaddrinfo's EAI_* codes as they are (negative in
- * glibc, so they never collide with errno values): EAI_NONAME, EAI_AGAIN,
+ * glibc and musl, so they never collide with errno values there; see
+ * evexec_strerror() for systems where they are positive): EAI_NONAME, EAI_AGAIN,
  * EAI_FAIL, EAI_FAMILY, EAI_SOCKTYPE, EAI_SERVICE, EAI_BADFLAGS,
  * EAI_MEMORY...; EAI_SYSTEM becomes the errno it stands for (EIO if none
  * was set); ECANCELED.  evexec_strerror() names all of them.

@@ -12,7 +12,8 @@
  *
  * Errors.  Constructors return NULL and set errno.  Other calls return 0 or
  * a positive errno code.  Name resolution keeps getaddrinfo's EAI_* codes,
- * which are negative in glibc and so never collide with an errno value.
+ * which are negative in glibc and musl and so never collide with an errno
+ * value there (see evexec_strerror() for systems where they are positive).
  * evexec_strerror() names every code.  When a call that takes a callback
  * fails, the callback is never called.
  *
@@ -201,17 +202,43 @@ EVEXEC_API struct evexec_pool *evexec_pool_default(void);
  * none.  Setting the environment variable EVEXEC_WAKEUP=pipe forces the
  * pipe.
  *
- * The evexec keeps its event_base from exiting (event_base_dispatch() does
- * not return) only while jobs are in flight, timers are pending, or a
- * callback is due.  Work handed over by evexec_call_soon_threadsafe() from
- * another thread is seen while the loop runs; to keep a loop alive waiting
- * for it, use EVLOOP_NO_EXIT_ON_EMPTY or evexec_run_until_complete().
+ * Keep-alive.  By default the evexec watches its wake-up channel for its
+ * whole life, like a referenced uv_async_t: event_base_dispatch() does not
+ * return while it exists (end the loop with evexec_free(),
+ * event_base_loopexit() or event_base_loopbreak()), and a call from any
+ * thread to evexec_call_soon_threadsafe() runs within one loop iteration,
+ * whether or not anything else is in flight.  evexec_set_keepalive(ex, 0)
+ * gives the other behaviour, see there.
  *
- * Returns NULL with errno EINVAL (NULL base), ENOMEM, EMFILE/ENFILE (no fd)
- * or ESHUTDOWN (pool shut down).  Loop thread.
+ * Returns NULL with errno EINVAL (NULL base), ENOMEM (also when libevent
+ * cannot add the wake-up event), EMFILE/ENFILE (no fd) or ESHUTDOWN (pool
+ * shut down, or inherited from the parent after fork()).  Loop thread.
  */
 EVEXEC_API struct evexec *evexec_new(struct event_base *base,
                                      struct evexec_pool *pool);
+
+/**
+ * Whether the evexec keeps its event_base running while it is idle.
+ *
+ * 1 (the default): it always watches its wake-up channel, so
+ *   event_base_dispatch() returns only after evexec_free() or a
+ *   loopexit/loopbreak, and calls from other threads are always seen.
+ * 0: it keeps the base running only while work of its own is in flight
+ *   (jobs, loop-thread calls, sleeps and combinator timers, due callbacks)
+ *   and while evexec_run_until_complete() runs, so event_base_dispatch()
+ *   returns once that is done, as with an unreferenced uv_async_t.  While
+ *   it is idle it does not watch its channel: a call that another thread
+ *   makes then runs only once the evexec has work in flight again.  Use
+ *   0 only when no other thread calls evexec_call_soon_threadsafe(), or
+ *   when something else of the program ends the loop.
+ *
+ * Returns 0; EINVAL (NULL ex); ESHUTDOWN (being freed); ENOMEM (libevent
+ * could not add the wake-up event; nothing changed).  Loop thread.
+ */
+EVEXEC_API int evexec_set_keepalive(struct evexec *ex, int keepalive);
+
+/** The current keep-alive setting (1 or 0); 0 for NULL. */
+EVEXEC_API int evexec_get_keepalive(const struct evexec *ex);
 
 /**
  * Tear down.  Inside this call, on the calling (loop) thread:
@@ -220,11 +247,31 @@ EVEXEC_API struct evexec *evexec_new(struct event_base *base,
  *    results are released on the worker; they never touch freed memory;
  *  - pending futures end ECANCELED, futures that already ended keep their
  *    outcome, and every done callback not yet run is run;
- *  - evexec_call_soon_threadsafe() calls already made are run;
+ *  - evexec_call_soon_threadsafe() calls already made are run; calls
+ *    made from then on fail with ESHUTDOWN;
  *  - every future reference still held is released.
  * New futures cannot be made from those callbacks (ESHUTDOWN).
- * NULL is ignored.  Called from inside one of this evexec's own callbacks,
- * the teardown is done when that callback returns.
+ * When it returns, nothing of the evexec touches its pool or its base any
+ * more: both may be freed at once, also when evexec_free() was called from
+ * one of the evexec's own callbacks (then only the memory the callbacks
+ * on the stack still read is kept until the outermost of them returns;
+ * ex and its futures must not be used after evexec_free() anyway).
+ * NULL and a second call are ignored.
+ *
+ * After fork(), in the child, an evexec made in the parent is inherited:
+ * every call that would make work on it fails with ESHUTDOWN (evexec_run,
+ * evexec_future_new, evexec_sleep, the combinators, the I/O calls,
+ * evexec_call_soon_threadsafe, evexec_run_until_complete), because its
+ * pool's threads do not exist in the child and its wake-up channel is
+ * shared with the parent.  It may be leaked, or freed with evexec_free()
+ * after event_reinit() of its base (libevent requires event_reinit()
+ * before an inherited base is used at all; without it, deleting events
+ * would take them out of the epoll set the parent still uses).  Freeing
+ * it never reads or writes the channel and never touches the pool: its
+ * pending futures end ECANCELED and their callbacks run; a job that was
+ * running in the parent at fork time ends ECANCELED in the child without
+ * its argument or result being released there (the parent's worker still
+ * owns them).
  */
 EVEXEC_API void evexec_free(struct evexec *ex);
 
@@ -237,10 +284,15 @@ EVEXEC_API struct evexec_pool *evexec_get_pool(const struct evexec *ex);
 /**
  * Run fn(arg) on the loop thread soon.  Callable from any thread,
  * including the loop thread, where it still runs later, never inline.
- * Calls run in the order they were made.  Calls not yet run when
- * evexec_free() is called are run inside it.
- * Returns 0, EINVAL (NULL ex or fn), ENOMEM or ESHUTDOWN (being freed).
- * The evexec must not be freed while another thread may call this.
+ * Calls run in the order they were made.  While the loop dispatches, a
+ * call runs within one loop iteration (with the default keep-alive, see
+ * evexec_set_keepalive()).  Calls made before evexec_free() began are run
+ * inside it; a call that finds the teardown under way fails with
+ * ESHUTDOWN and is never run (fn and arg stay the caller's).
+ * Returns 0, EINVAL (NULL ex or fn), ENOMEM, or ESHUTDOWN (being freed, or
+ * inherited across fork()).  The evexec must not be freed while another
+ * thread may call this: a call that may race evexec_free() must be over
+ * before evexec_free() returns.
  */
 EVEXEC_API int evexec_call_soon_threadsafe(struct evexec *ex,
                                            void (*fn)(void *arg), void *arg);
@@ -423,8 +475,11 @@ EVEXEC_API struct evexec_future *evexec_sleep(struct evexec *ex,
  * have run.  Returns f's error (0 on success).  EINVAL for NULL arguments
  * or a future of another evexec; EDEADLK when called from inside this
  * evexec's callbacks or while the base is already running; EIO if the
- * loop failed.  Keeps the loop alive (see evexec_new) until then.
- * Loop thread.
+ * loop failed; ENOMEM if libevent could not add the wake-up event;
+ * ESHUTDOWN for an evexec inherited across fork().  Keeps the loop alive
+ * (whatever evexec_set_keepalive() says) until then.  A callback that
+ * calls evexec_free() meanwhile ends f (ECANCELED unless it had ended)
+ * and makes this return once that callback is over.  Loop thread.
  */
 EVEXEC_API int evexec_run_until_complete(struct evexec *ex, struct evexec_future *f);
 

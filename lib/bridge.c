@@ -81,7 +81,7 @@ static void core_unref(struct evexec__core *core, long n)
 
 /* A job a worker took has had its function called.  The caller ends the
  * job: no worker or pool lock holds it any more. */
-static int job_ran(const struct evexec_job *job)
+static int job_fn_called(const struct evexec_job *job)
 {
     return job->qstate == EVEXEC__Q_RUNNING;
 }
@@ -90,7 +90,7 @@ static int job_ran(const struct evexec_job *job)
  * on the worker.  Whoever ends the job calls this once. */
 static void release_unrun_arg(struct evexec_job *job)
 {
-    if (!job_ran(job) && job->arg_free)
+    if (!job_fn_called(job) && job->arg_free)
         job->arg_free(job->arg);
 }
 
@@ -264,7 +264,7 @@ static void deliver_job(struct evexec *ex, struct evexec_job *job)
     f->outstanding = 0;
     ex->inflight--;
     release_unrun_arg(job);
-    if (f->cancel_taken || (!job_ran(job) && job->error == ECANCELED)) {
+    if (f->cancel_taken || (!job_fn_called(job) && job->error == ECANCELED)) {
         release_job_result(job);
         evexec__future_finish(f, ECANCELED, NULL, NULL);
     } else if (job->error != 0) {
@@ -475,7 +475,9 @@ static void set_cancelled(struct evexec_job *job)
     evexec__job_cancel_notify(job);
 }
 
-static int job_running(const struct evexec_future *f)
+/* A job's future whose job has not come back from the pool: queued or
+ * running (or, in an inherited evexec, never coming back). */
+static int job_outstanding(const struct evexec_future *f)
 {
     return f->kind == EVEXEC__F_JOB && f->outstanding;
 }
@@ -499,17 +501,7 @@ static struct evexec_job *job_of(struct evexec_future *f)
  * end ECANCELED with their memory freed here.
  */
 
-/* 1. Running jobs should stop early. */
-static void td_cancel_running(struct evexec *ex)
-{
-    if (evexec__inherited(ex))
-        return;
-    for (struct evexec_future *f = ex->all; f; f = f->all_next)
-        if (job_running(f))
-            set_cancelled(job_of(f));
-}
-
-/* 2. Jobs not yet handed over, and queued jobs, never run. */
+/* 1. Jobs not yet handed over, and queued jobs, never run. */
 static void td_end_unsent(struct evexec *ex)
 {
     struct evexec_job *bj = ex->batch_head, *bnext;
@@ -523,7 +515,7 @@ static void td_end_unsent(struct evexec *ex)
     if (evexec__inherited(ex)) {
         /* The pool is the parent's: read its queue state, never lock it. */
         for (struct evexec_future *f = ex->all; f; f = f->all_next)
-            if (job_running(f) && job_of(f)->qstate == EVEXEC__Q_QUEUED) {
+            if (job_outstanding(f) && job_of(f)->qstate == EVEXEC__Q_QUEUED) {
                 job_of(f)->qstate = EVEXEC__Q_REMOVED;
                 end_unsent(ex, job_of(f), ECANCELED);
             }
@@ -534,6 +526,17 @@ static void td_end_unsent(struct evexec *ex)
         nn = n->next;
         end_unsent(ex, EVEXEC__CONTAINER_OF(n, struct evexec_job, node), ECANCELED);
     }
+}
+
+/* 2. Running jobs should stop early.  After step 1, so that a worker
+ * that stops early cannot take one of our queued jobs next. */
+static void td_cancel_running(struct evexec *ex)
+{
+    if (evexec__inherited(ex))
+        return;
+    for (struct evexec_future *f = ex->all; f; f = f->all_next)
+        if (job_outstanding(f))
+            set_cancelled(job_of(f));
 }
 
 /* 3. Close the completion list; what was on it, and what a drain on the
@@ -560,7 +563,7 @@ static void td_end_pending(struct evexec *ex)
                 continue;
             }
             again = 1;
-            if (job_running(f)) {
+            if (job_outstanding(f)) {
                 f->cancel_taken = 1;
                 evexec__future_finish(f, ECANCELED, NULL, NULL);
             } else if (evexec_future_cancel(f) != 0) {
@@ -599,7 +602,7 @@ static void free_memory(struct evexec *ex)
      * worker below may be gone before the next one is looked at. */
     for (f = ex->all, ex->all = NULL; f; f = next) {
         next = f->all_next;
-        if (job_running(f) && !inherited) {
+        if (job_outstanding(f) && !inherited) {
             struct evexec__jobfut *jf = EVEXEC__CONTAINER_OF(f, struct evexec__jobfut, fut);
             if (atomic_exchange_explicit(&jf->job.orphan, 1, memory_order_acq_rel))
                 free(jf);
@@ -626,8 +629,8 @@ EVEXEC_API void evexec_free(struct evexec *ex)
         return;
     ex->closing = 1;
     ex->ready_active = 1;      /* run_ready is called by hand below */
-    td_cancel_running(ex);
     td_end_unsent(ex);
+    td_cancel_running(ex);
     long running = td_close_completions(ex);
     td_end_pending(ex);
     td_release(ex, running);

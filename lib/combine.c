@@ -145,14 +145,11 @@ static int comb_make_timer(struct comb *c)
 
 static const struct timeval zero_tv = { 0, 0 };
 
-/* Run the kind's timer step after tv (the next loop turn for zero). */
-static void comb_arm(struct comb *c, const struct timeval *tv)
+/* Run the kind's timer step after tv (the next loop turn for zero).
+ * Returns 0, or ENOMEM when libevent has no memory for its timer heap. */
+static int comb_arm(struct comb *c, const struct timeval *tv)
 {
-    /* event_add of a timer fails only without memory for the heap; then
-     * act now rather than never. */
-    evexec__timer_due(&c->due, tv);
-    if (event_add(c->timer, tv) != 0)
-        kind_of(&c->fut)->timer(c);
+    return evexec__timer_arm(c->timer, &c->due, tv) == 0 ? 0 : ENOMEM;
 }
 
 static void comb_end(struct comb *c, int error, void *result)
@@ -226,8 +223,8 @@ static struct evexec_future *comb_start(struct comb *c, const struct timeval *tv
     for (size_t i = 0; i < c->n; i++)
         if ((rc = comb_watch(c, c->in[i])) != 0)
             goto fail;
-    if (tv)
-        comb_arm(c, tv);
+    if (tv && (rc = comb_arm(c, tv)) != 0)
+        goto fail;
     return &c->fut;
 
 fail:
@@ -610,7 +607,8 @@ static void group_close(struct evexec_group *g)
 {
     g->closed = 1;
     if (g->c.fut.state == EVEXEC__PENDING && g->npending == 0)
-        comb_arm(&g->c, &zero_tv);
+        if (comb_arm(&g->c, &zero_tv) != 0)
+            kind_of(&g->c.fut)->timer(&g->c);   /* now rather than never */
 }
 
 EVEXEC_API struct evexec_future *evexec_group_future(struct evexec_group *g)
@@ -648,6 +646,14 @@ EVEXEC_API void evexec_set_log_fn(evexec_log_fn fn, void *arg)
     log_fn = fn;
     log_arg = fn ? arg : NULL;
     pthread_mutex_unlock(&log_mu);
+}
+
+void evexec__log_atfork(int phase)
+{
+    if (phase == EVEXEC__FORK_PREPARE)
+        pthread_mutex_lock(&log_mu);
+    else
+        pthread_mutex_unlock(&log_mu);
 }
 
 static void log_line(int error, const char *msg)

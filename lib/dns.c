@@ -11,9 +11,10 @@
  * its future was cancelled, or after its evexec was freed, is released by
  * the library.
  *
- * Errors keep getaddrinfo's EAI_* values, which glibc makes negative so
- * they never collide with errno values; EAI_SYSTEM is replaced by the errno
- * it stands for.
+ * Errors keep getaddrinfo's EAI_* values, which glibc and musl make
+ * negative so they never collide with errno values (elsewhere they are
+ * positive and may: see evexec_strerror); EAI_SYSTEM is replaced by the
+ * errno it stands for.
  *
  * Threads: the public calls on the loop thread; dns_do_* on a worker,
  * touching only their request and the job.

@@ -18,6 +18,8 @@
 #ifndef EVEXEC_INTERNAL_H
 #define EVEXEC_INTERNAL_H
 
+#include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -60,6 +62,58 @@ static inline void evexec__cpu_relax(void)
 #endif
 }
 
+/* ---- fork.c -------------------------------------------------------------- */
+
+/* Bumped in every child after fork(); a pool or evexec made in an older
+ * generation is inherited and unusable. */
+extern atomic_uint evexec__fork_gen;
+
+static inline unsigned evexec__fork_generation(void)
+{
+    return atomic_load_explicit(&evexec__fork_gen, memory_order_relaxed);
+}
+
+/* Install the fork handlers (once) and return the current generation.
+ * Called by every constructor of a pool or an evexec. */
+unsigned evexec__fork_init(void);
+
+enum evexec__fork_phase {
+    EVEXEC__FORK_PREPARE,   /* before fork: take the process-wide locks */
+    EVEXEC__FORK_PARENT,    /* after, in the parent: release them */
+    EVEXEC__FORK_CHILD,     /* after, in the child: release or reset them */
+};
+
+/* Each room's part (pool.c: the default pool; cancel stripes; the log
+ * sink), and bridge.c's thread-local batch in the child. */
+void evexec__pool_atfork(int phase);
+void evexec__cancel_atfork(int phase);
+void evexec__log_atfork(int phase);
+void evexec__bridge_atfork_child(void);
+
+/* ---- time ----------------------------------------------------------------- */
+
+/* The largest time_t (signed on every system evexec builds on). */
+#define EVEXEC__TIME_MAX \
+    ((time_t)(((uintmax_t)1 << (sizeof(time_t) * CHAR_BIT - 1)) - 1))
+
+/* *t += sec seconds + nsec nanoseconds (both >= 0, nsec < 1e9; t
+ * normalised), saturating at the largest time_t: a huge timeout is "that
+ * long", never an overflow into the past. */
+static inline void evexec__timespec_add(struct timespec *t, time_t sec, long nsec)
+{
+    long ns = t->tv_nsec + nsec;
+    time_t carry = ns >= 1000000000L;
+    if (carry)
+        ns -= 1000000000L;
+    if (sec > EVEXEC__TIME_MAX - t->tv_sec - carry) {
+        t->tv_sec = EVEXEC__TIME_MAX;
+        t->tv_nsec = 999999999L;
+        return;
+    }
+    t->tv_sec += sec + carry;
+    t->tv_nsec = ns;
+}
+
 /* ---- completion list nodes (bridge.c) ---------------------------------- */
 
 enum evexec__node_kind {
@@ -75,9 +129,10 @@ struct evexec__node {
 struct evexec__core;
 
 /* Push a node onto a core's completion list from any thread; writes the
- * wake-up fd only when the list was empty.  If the evexec was freed, the
- * node is disposed of here (a job's result is released). */
-void evexec__core_push(struct evexec__core *core, struct evexec__node *node);
+ * wake-up fd only when the list was empty.  Returns 0, or ESHUTDOWN if
+ * the evexec was freed: a job is then disposed of here (its result is
+ * released), a call stays the caller's. */
+int evexec__core_push(struct evexec__core *core, struct evexec__node *node);
 
 /* ---- jobs (bridge.c runs them through pool.c) --------------------------- */
 
@@ -238,12 +293,19 @@ void evexec__future_deliver(struct evexec_future *f, int error, void *result,
 
 /* Timers that never fire early.  libevent measures timeouts on a coarse
  * clock unless the base was made with EVENT_BASE_FLAG_PRECISE_TIMER, so a
- * timer may fire a tick before its time.  evexec__timer_due records when
- * a timeout of `tv` from now is due; evexec__timer_early, called first in
- * the timer's callback, re-adds the timer for what is left and returns 1
- * if it fired early. */
-void evexec__timer_due(struct timespec *due, const struct timeval *tv);
+ * timer may fire a tick before its time.  evexec__timer_arm records in
+ * *due when a timeout of `tv` from now is due (saturating: any valid tv,
+ * up to tv_sec LONG_MAX, is "that long", never the past) and adds the
+ * timer, at most a year at a time; it returns event_add()'s result.
+ * evexec__timer_early, called first in the timer's callback, re-adds the
+ * timer for what is left and returns 1 if it fired early. */
+int evexec__timer_arm(struct event *timer, struct timespec *due,
+                      const struct timeval *tv);
 int evexec__timer_early(struct event *timer, const struct timespec *due);
+
+/* Queue the callbacks of an ended future that have not run yet (those
+ * after the one running now, when a callback tore the evexec down). */
+void evexec__future_resume(struct evexec_future *f);
 
 /* Run every due done callback.  Loop thread, from a libevent callback. */
 void evexec__run_ready(struct evexec *ex);
@@ -298,18 +360,35 @@ struct evexec {
     size_t nfree_jobs;
     struct evexec_job *batch_head, *batch_tail;  /* submissions made in our
                                                     callbacks, not yet queued */
+    struct evexec__node *draining;  /* completions detached, not yet delivered */
     size_t inflight;                /* jobs and loop-thread calls not drained */
     unsigned in_handler;            /* inside on_wake/on_ready */
     int pool_bounded;               /* pool has max_queued */
     unsigned spin_us;               /* the pool's opt-in spin */
     unsigned keepalive;             /* run_until_complete nesting */
     unsigned depth;                 /* inside our own libevent callbacks */
+    unsigned fork_gen;              /* made in this fork generation */
     pthread_t loop_thread;
+    unsigned char keep_loop;        /* evexec_set_keepalive(): watch always */
     unsigned char wake_added;
     unsigned char ready_active;
-    unsigned char closing;          /* evexec_free under way */
-    unsigned char free_pending;     /* evexec_free asked inside a callback */
+    unsigned char closing;          /* evexec_free under way or done */
+    unsigned char free_later;       /* torn down inside a callback: the
+                                       memory goes when it returns */
 };
+
+/* 1 if ex was made in the parent of this process (fork). */
+static inline int evexec__inherited(const struct evexec *ex)
+{
+    return ex->fork_gen != evexec__fork_generation();
+}
+
+/* 0 if new work may be made on ex, else ESHUTDOWN (being freed, or
+ * inherited across fork). */
+static inline int evexec__usable(const struct evexec *ex)
+{
+    return ex->closing || evexec__inherited(ex) ? ESHUTDOWN : 0;
+}
 
 /* Schedule the ready queue to run from the loop. */
 void evexec__schedule_ready(struct evexec *ex);
@@ -322,8 +401,9 @@ void evexec__enter(struct evexec *ex);
 /* Returns 1 if ex was freed (deferred evexec_free) and must not be used. */
 int evexec__leave(struct evexec *ex);
 
-/* Hold the loop open (the wake-up event added) while on > 0. */
-void evexec__keepalive(struct evexec *ex, int on);
+/* Hold the loop open (the wake-up event added) while on > 0.  Returns 0,
+ * or ENOMEM if the wake-up event could not be added (nothing held then). */
+int evexec__keepalive(struct evexec *ex, int on);
 
 /* Job futures: cancel handling lives in bridge.c. */
 int evexec__job_cancel(struct evexec_future *f);

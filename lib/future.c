@@ -24,6 +24,8 @@
 #include "config.h"
 #endif
 #include <errno.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -326,27 +328,56 @@ EVEXEC_API struct evexec *evexec_future_get_evexec(const struct evexec_future *f
 
 /* ---- timers that never fire early ---------------------------------------- */
 
-void evexec__timer_due(struct timespec *due, const struct timeval *tv)
+/* The longest timeout handed to libevent at once: it adds a timeout to
+ * its clock with no overflow check.  A longer one re-arms for the rest
+ * when this much has passed (evexec__timer_early). */
+#define EVEXEC__TIMER_SLICE_SEC ((time_t)86400 * 365)
+
+/* now + tv, saturating. */
+static void due_after(struct timespec *due, const struct timeval *tv)
 {
     clock_gettime(CLOCK_MONOTONIC, due);
-    due->tv_sec += tv->tv_sec;
-    due->tv_nsec += (long)tv->tv_usec * 1000L;
-    if (due->tv_nsec >= 1000000000L) {
-        due->tv_sec++;
-        due->tv_nsec -= 1000000000L;
+    evexec__timespec_add(due, tv->tv_sec, (long)tv->tv_usec * 1000L);
+}
+
+/* Add the timer for tv, at most one slice of it. */
+static int add_clamped(struct event *timer, const struct timeval *tv)
+{
+    struct timeval t = *tv;
+    if (t.tv_sec >= EVEXEC__TIMER_SLICE_SEC) {
+        t.tv_sec = EVEXEC__TIMER_SLICE_SEC;
+        t.tv_usec = 0;
     }
+    return event_add(timer, &t);
+}
+
+int evexec__timer_arm(struct event *timer, struct timespec *due,
+                      const struct timeval *tv)
+{
+    due_after(due, tv);
+    return add_clamped(timer, tv);
 }
 
 int evexec__timer_early(struct event *timer, const struct timespec *due)
 {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    long long left_us = (long long)(due->tv_sec - now.tv_sec) * 1000000LL +
-                        (due->tv_nsec - now.tv_nsec) / 1000;
-    if (left_us <= 0)
+    if (now.tv_sec > due->tv_sec ||
+        (now.tv_sec == due->tv_sec && now.tv_nsec >= due->tv_nsec))
         return 0;
-    struct timeval tv = { (time_t)(left_us / 1000000), (suseconds_t)(left_us % 1000000) };
-    return event_add(timer, &tv) == 0;
+    /* What is left, rounded up to a microsecond. */
+    time_t sec = due->tv_sec - now.tv_sec;
+    long nsec = due->tv_nsec - now.tv_nsec;
+    if (nsec < 0) {
+        sec--;
+        nsec += 1000000000L;
+    }
+    struct timeval left = { sec, (suseconds_t)((nsec + 999) / 1000) };
+    if (left.tv_usec >= 1000000) {
+        left.tv_sec++;
+        left.tv_usec -= 1000000;
+    }
+    return add_clamped(timer, &left) == 0;
 }
 
 /* ---- sleep: a future on a libevent timer -------------------------------- */
@@ -400,8 +431,7 @@ EVEXEC_API struct evexec_future *evexec_sleep(struct evexec *ex, const struct ti
     if (!s)
         return NULL;
     s->timer = evtimer_new(ex->base, sleep_fired, s);
-    evexec__timer_due(&s->due, delay);
-    if (!s->timer || evtimer_add(s->timer, delay) != 0) {
+    if (!s->timer || evexec__timer_arm(s->timer, &s->due, delay) != 0) {
         s->fut.refs = 0;
         evexec__future_release(&s->fut);
         evexec__future_free_mem(&s->fut);

@@ -98,7 +98,15 @@ struct evexec_pool {
     char name[16];
     void (*thread_init)(void *);
     void *thread_init_arg;
+    unsigned fork_gen;           /* made in this fork generation; set once */
 };
+
+/* A pool made before this process forked: its threads are the parent's
+ * and its lock may be held by one of them, so it is never locked here. */
+static int inherited(const struct evexec_pool *pool)
+{
+    return pool->fork_gen != evexec__fork_generation();
+}
 
 /* A worker's handle, kept for pthread_join. */
 struct evexec__thread {
@@ -211,7 +219,7 @@ static struct evexec_job *take(struct evexec_pool *pool)
 
 static void name_thread(const struct evexec_pool *pool, unsigned long n)
 {
-#if defined(HAVE_PTHREAD_SETNAME_NP) || defined(__GLIBC__)
+#ifdef HAVE_PTHREAD_SETNAME_NP
     char name[48];
     snprintf(name, sizeof name, "%s-%lu", pool->name, n);
     name[15] = '\0';   /* the kernel keeps 15 bytes */
@@ -225,12 +233,7 @@ static void name_thread(const struct evexec_pool *pool, unsigned long n)
 static void deadline_after(struct timespec *ts, unsigned ms)
 {
     clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
+    evexec__timespec_add(ts, (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L);
 }
 
 /* What a spinning worker watches: the submission counter moving on. */
@@ -417,6 +420,7 @@ EVEXEC_API struct evexec_pool *evexec_pool_new(const struct evexec_pool_config *
     pool->spin_us = cfg->spin_us;
     pool->thread_init = cfg->thread_init;
     pool->thread_init_arg = cfg->thread_init_arg;
+    pool->fork_gen = evexec__fork_init();
     return pool;
 
 fail_cond:
@@ -490,6 +494,8 @@ int evexec__pool_submit_batch(struct evexec_pool *pool, struct evexec_job *head)
     struct evexec_job *job, *next;
     int rc = 0;
 
+    if (inherited(pool))
+        return ESHUTDOWN;
     pthread_mutex_lock(&pool->lock);
     struct evexec__thread *dead = take_exited(pool);
     if (pool->shutdown) {
@@ -600,7 +606,7 @@ int evexec__pool_is_bounded(const struct evexec_pool *pool)
 
 int evexec__pool_is_shutdown(struct evexec_pool *pool)
 {
-    return atomic_load_explicit(&pool->shutdown, memory_order_acquire);
+    return inherited(pool) || atomic_load_explicit(&pool->shutdown, memory_order_acquire);
 }
 
 /* Wait until every worker has exited.  Caller holds pool->lock. */
@@ -615,6 +621,8 @@ EVEXEC_API int evexec_pool_shutdown(struct evexec_pool *pool, int flags)
 {
     if (!pool || (flags & ~(EVEXEC_SHUTDOWN_WAIT | EVEXEC_SHUTDOWN_CANCEL)))
         return EINVAL;
+    if (inherited(pool))
+        return 0;           /* nothing of it runs in this process */
     if ((flags & EVEXEC_SHUTDOWN_WAIT) && evexec__current_pool == pool)
         return EDEADLK;
     /* Submissions this loop thread already made count as made before. */
@@ -656,6 +664,18 @@ EVEXEC_API void evexec_pool_free(struct evexec_pool *pool)
 {
     if (!pool)
         return;
+    if (inherited(pool)) {
+        /* No thread of it exists here, and its lock may be held by one
+         * that vanished: free the memory alone.  Handles of threads that
+         * were running are leaked (they belong to the parent). */
+        struct evexec__thread *t = pool->exited, *next;
+        for (; t; t = next) {
+            next = t->next;
+            free(t);
+        }
+        free(pool);
+        return;
+    }
     if (evexec__current_pool == pool) {
         /* A worker would wait for itself: only refuse new work. */
         evexec_pool_shutdown(pool, 0);
@@ -684,6 +704,8 @@ EVEXEC_API int evexec_pool_stats(const struct evexec_pool *cpool,
 {
     if (!cpool || !out)
         return EINVAL;
+    if (inherited(cpool))
+        return ESHUTDOWN;
     struct evexec_pool *pool = (struct evexec_pool *)cpool;
     evexec__flush_thread_batch();
     pthread_mutex_lock(&pool->lock);
@@ -700,21 +722,44 @@ EVEXEC_API int evexec_pool_stats(const struct evexec_pool *cpool,
     return 0;
 }
 
+/* The default pool: made on first use, by generation, so that a child of
+ * fork() makes its own (the parent's is inherited and unusable there). */
+static pthread_mutex_t default_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct evexec_pool *default_pool;
-static int default_pool_errno;
-static pthread_once_t default_once = PTHREAD_ONCE_INIT;
-
-static void make_default_pool(void)
-{
-    default_pool = evexec_pool_new(NULL);
-    if (!default_pool)
-        default_pool_errno = errno;
-}
+static unsigned default_gen;
 
 EVEXEC_API struct evexec_pool *evexec_pool_default(void)
 {
-    pthread_once(&default_once, make_default_pool);
-    if (!default_pool)
-        errno = default_pool_errno;
-    return default_pool;
+    unsigned gen = evexec__fork_init();
+    int err = 0;
+    pthread_mutex_lock(&default_mu);
+    if (!default_pool || default_gen != gen) {
+        /* A parent's pool is left as it is: its threads are not here. */
+        default_pool = evexec_pool_new(NULL);
+        default_gen = gen;
+        if (!default_pool)
+            err = errno;
+    }
+    struct evexec_pool *pool = default_pool;
+    pthread_mutex_unlock(&default_mu);
+    if (!pool)
+        errno = err;
+    return pool;
+}
+
+void evexec__pool_atfork(int phase)
+{
+    switch (phase) {
+    case EVEXEC__FORK_PREPARE:
+        pthread_mutex_lock(&default_mu);
+        break;
+    case EVEXEC__FORK_PARENT:
+        pthread_mutex_unlock(&default_mu);
+        break;
+    default:
+        pthread_mutex_unlock(&default_mu);
+        /* A job that forks: its child is no worker. */
+        evexec__current_pool = NULL;
+        break;
+    }
 }

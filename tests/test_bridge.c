@@ -179,7 +179,12 @@ static void test_wakeup_channel(void **state)
     if (!fd_kind(0) && !fd_kind(1) && !fd_kind(2))
         skip();     /* no /proc */
     const char *env = getenv("EVEXEC_WAKEUP");
-    const char *want_kind = env && strcmp(env, "pipe") == 0 ? "pipe" : "eventfd";
+#if defined(HAVE_SYS_EVENTFD_H) && defined(HAVE_EVENTFD)
+    const char *dflt = "eventfd";
+#else
+    const char *dflt = "pipe";      /* built without eventfd */
+#endif
+    const char *want_kind = env && strcmp(env, "pipe") == 0 ? "pipe" : dflt;
     static char before[MAX_FD][128];
     for (int fd = 0; fd < MAX_FD; fd++)
         fd_link(fd, before[fd]);
@@ -1272,6 +1277,447 @@ static void test_free_inside_callback(void **state)
     assert_int_equal(atomic_load(&fx->frees), 2);
 }
 
+/* ---- the contract at the hand-offs (keep-alive, teardown, limits) -------- */
+
+/* A watchdog for tests that dispatch with the default keep-alive: ends the
+ * loop after a long deadline and says so, so a lost wake-up fails the test
+ * instead of hanging it. */
+struct watchdog {
+    struct event *ev;
+    int fired;
+};
+
+static void watchdog_fired(evutil_socket_t fd, short what, void *arg)
+{
+    struct watchdog *w = arg;
+    (void)fd;
+    (void)what;
+    w->fired = 1;
+    event_base_loopbreak(event_get_base(w->ev));
+}
+
+static void watchdog_start(struct watchdog *w, struct event_base *base)
+{
+    struct timeval tv = { TU_DEADLINE_MS / 1000, 0 };
+    w->fired = 0;
+    w->ev = evtimer_new(base, watchdog_fired, w);
+    assert_non_null(w->ev);
+    assert_int_equal(evtimer_add(w->ev, &tv), 0);
+}
+
+static void watchdog_stop(struct watchdog *w)
+{
+    event_free(w->ev);
+    assert_int_equal(w->fired, 0);
+}
+
+struct idle_call {
+    struct evexec *ex;
+    struct event_base *base;
+    atomic_int ran;
+    long delay_us;
+};
+
+static void idle_call_fn(void *arg)
+{
+    struct idle_call *c = arg;
+    atomic_fetch_add(&c->ran, 1);
+    event_base_loopexit(c->base, NULL);
+}
+
+static void *idle_call_thread(void *arg)
+{
+    struct idle_call *c = arg;
+    tu_sleep_us(c->delay_us);       /* the loop is idle in epoll by then */
+    if (evexec_call_soon_threadsafe(c->ex, idle_call_fn, c) != 0)
+        atomic_store(&c->ran, -1000);
+    return NULL;
+}
+
+static void tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (*(int *)arg)++;
+}
+
+/* A call from another thread runs while nothing of the evexec is in
+ * flight, with the loop kept running by something else (a persistent
+ * timer), by the evexec itself (dispatch), or stepped with EVLOOP_ONCE. */
+static void test_call_soon_idle_loop(void **state)
+{
+    struct tu_fx *fx = *state;
+    assert_int_equal(evexec_get_keepalive(fx->ex), 1);
+    for (int mode = 0; mode < 3; mode++) {
+        struct idle_call c = { fx->ex, fx->base, 0, 20000 };
+        struct watchdog w;
+        int ticks = 0;
+        struct event *timer = NULL;
+        if (mode == 1) {
+            struct timeval tv = { 0, 5000 };
+            timer = event_new(fx->base, -1, EV_PERSIST, tick, &ticks);
+            assert_non_null(timer);
+            assert_int_equal(event_add(timer, &tv), 0);
+        }
+        watchdog_start(&w, fx->base);
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, idle_call_thread, &c), 0);
+        if (mode == 2) {
+            while (atomic_load(&c.ran) == 0 && !w.fired)
+                assert_int_not_equal(event_base_loop(fx->base, EVLOOP_ONCE), -1);
+        } else {
+            assert_int_not_equal(event_base_dispatch(fx->base), -1);
+        }
+        pthread_join(t, NULL);
+        watchdog_stop(&w);
+        if (timer)
+            event_free(timer);
+        assert_int_equal(atomic_load(&c.ran), 1);
+    }
+}
+
+/* Without keep-alive, an idle evexec lets dispatch return at once. */
+static void test_keepalive_off_returns(void **state)
+{
+    struct tu_fx *fx = *state;
+    assert_int_equal(evexec_set_keepalive(NULL, 0), EINVAL);
+    assert_int_equal(evexec_get_keepalive(NULL), 0);
+    assert_int_equal(evexec_set_keepalive(fx->ex, 0), 0);
+    assert_int_equal(evexec_get_keepalive(fx->ex), 0);
+    assert_int_equal(event_base_dispatch(fx->base), 1);   /* no events */
+    assert_int_equal(evexec_set_keepalive(fx->ex, 1), 0);
+    assert_int_equal(evexec_get_keepalive(fx->ex), 1);
+}
+
+/* Many threads call while jobs complete, and while nothing is in flight:
+ * every call runs exactly once, in order per thread. */
+#define RACE_THREADS 4
+
+struct race {
+    struct evexec *ex;
+    struct event_base *base;
+    int per_thread;
+    unsigned char *seen;        /* loop thread only */
+    int last[RACE_THREADS];     /* loop thread only */
+    int out_of_order;
+    int total_run;
+    int jobs_left;
+    atomic_int failures;
+};
+
+struct race_call {
+    struct race *r;
+    int thread, i;
+};
+
+static void race_maybe_done(struct race *r)
+{
+    if (r->total_run == RACE_THREADS * r->per_thread && r->jobs_left == 0)
+        event_base_loopexit(r->base, NULL);
+}
+
+static void race_call_fn(void *arg)
+{
+    struct race_call *c = arg;
+    struct race *r = c->r;
+    r->seen[c->thread * r->per_thread + c->i]++;
+    if (c->i != r->last[c->thread] + 1)
+        r->out_of_order++;
+    r->last[c->thread] = c->i;
+    r->total_run++;
+    free(c);
+    race_maybe_done(r);
+}
+
+struct race_thread {
+    struct race *r;
+    int thread;
+};
+
+static void *race_thread_main(void *arg)
+{
+    struct race_thread *t = arg;
+    unsigned seed = (unsigned)t->thread * 7919u + 1;
+    for (int i = 0; i < t->r->per_thread; i++) {
+        struct race_call *c = malloc(sizeof *c);
+        if (!c) {
+            atomic_fetch_add(&t->r->failures, 1);
+            continue;
+        }
+        *c = (struct race_call){ t->r, t->thread, i };
+        if (evexec_call_soon_threadsafe(t->r->ex, race_call_fn, c) != 0) {
+            free(c);
+            atomic_fetch_add(&t->r->failures, 1);
+        }
+        seed = seed * 1103515245u + 12345u;
+        if ((seed >> 16) % 64 == 0)
+            tu_sleep_us(200);           /* let the loop go idle now and then */
+    }
+    return NULL;
+}
+
+static int race_noop(struct evexec_job *job, void *arg)
+{
+    (void)job;
+    (void)arg;
+    return 0;
+}
+
+static void race_job_done(struct evexec_future *f, void *arg)
+{
+    struct race *r = arg;
+    evexec_future_unref(f);
+    if (--r->jobs_left > 0) {
+        struct evexec_future *g = evexec_run(r->ex, race_noop, NULL);
+        if (!g || evexec_future_on_done(g, race_job_done, r) != 0)
+            atomic_fetch_add(&r->failures, 1);
+        return;
+    }
+    race_maybe_done(r);
+}
+
+static void test_call_soon_races_completions(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct race r = { .ex = fx->ex, .base = fx->base, .per_thread = TU_SCALE(20000) };
+    r.seen = calloc((size_t)RACE_THREADS * (size_t)r.per_thread, 1);
+    assert_non_null(r.seen);
+    for (int i = 0; i < RACE_THREADS; i++)
+        r.last[i] = -1;
+    atomic_init(&r.failures, 0);
+    /* A chain of jobs: completions arrive while calls do. */
+    r.jobs_left = TU_SCALE(4000);
+    struct evexec_future *g = evexec_run(fx->ex, race_noop, NULL);
+    assert_non_null(g);
+    assert_int_equal(evexec_future_on_done(g, race_job_done, &r), 0);
+    struct race_thread th[RACE_THREADS];
+    pthread_t tid[RACE_THREADS];
+    struct watchdog w;
+    watchdog_start(&w, fx->base);
+    for (int i = 0; i < RACE_THREADS; i++) {
+        th[i] = (struct race_thread){ &r, i };
+        assert_int_equal(pthread_create(&tid[i], NULL, race_thread_main, &th[i]), 0);
+    }
+    assert_int_not_equal(event_base_dispatch(fx->base), -1);
+    for (int i = 0; i < RACE_THREADS; i++)
+        pthread_join(tid[i], NULL);
+    watchdog_stop(&w);
+    assert_int_equal(atomic_load(&r.failures), 0);
+    assert_int_equal(r.total_run, RACE_THREADS * r.per_thread);
+    assert_int_equal(r.out_of_order, 0);
+    for (int i = 0; i < RACE_THREADS * r.per_thread; i++)
+        assert_int_equal(r.seen[i], 1);
+    free(r.seen);
+}
+
+/* A call that finds the teardown under way is refused, from the loop
+ * thread and from another; it never runs and its arg stays the caller's. */
+struct late_call {
+    struct evexec *ex;
+    int ran;
+    int rc_loop, rc_thread, cb_calls;
+};
+
+static void late_fn(void *arg)
+{
+    ((struct late_call *)arg)->ran++;
+}
+
+static void *late_thread(void *arg)
+{
+    struct late_call *c = arg;
+    c->rc_thread = evexec_call_soon_threadsafe(c->ex, late_fn, c);
+    return NULL;
+}
+
+static void late_cb(struct evexec_future *f, void *arg)
+{
+    struct late_call *c = arg;
+    (void)f;
+    c->cb_calls++;
+    c->rc_loop = evexec_call_soon_threadsafe(c->ex, late_fn, c);
+    pthread_t t;
+    if (pthread_create(&t, NULL, late_thread, c) == 0)
+        pthread_join(t, NULL);
+}
+
+static void test_call_soon_after_teardown_began(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct late_call c = { fx->ex, 0, -1, -1, 0 };
+    struct evexec_future *f = evexec_future_new(fx->ex);
+    assert_non_null(f);
+    assert_int_equal(evexec_future_on_done(f, late_cb, &c), 0);
+    /* Made before the teardown: runs inside it. */
+    assert_int_equal(evexec_call_soon_threadsafe(fx->ex, late_fn, &c), 0);
+    free_ex(fx);
+    assert_int_equal(c.cb_calls, 1);
+    assert_int_equal(c.rc_loop, ESHUTDOWN);
+    assert_int_equal(c.rc_thread, ESHUTDOWN);
+    assert_int_equal(c.ran, 1);
+}
+
+/* evexec_free() from a callback, then the pool freed at once: a running
+ * job (waiting for its cancel), queued jobs, a sleep and a hand-made
+ * future end inside the free, each callback once; nothing touches the
+ * freed pool (AddressSanitizer watches).  Once from the loop's dispatch,
+ * once from inside evexec_run_until_complete. */
+static int wait_cancel_job(struct evexec_job *job, void *arg)
+{
+    atomic_int *started = arg;
+    atomic_fetch_add(started, 1);
+    return evexec_job_wait_cancel(job, NULL);
+}
+
+struct free_all {
+    struct tu_fx *fx;
+    int calls;
+};
+
+static void free_ex_and_pool(struct evexec_future *f, void *arg)
+{
+    struct free_all *c = arg;
+    (void)f;
+    c->calls++;
+    evexec_free(c->fx->ex);
+    evexec_pool_free(c->fx->pool);
+    c->fx->ex = NULL;
+    c->fx->pool = NULL;
+    /* The watchdog is the only event left on the base. */
+    event_base_loopexit(c->fx->base, NULL);
+}
+
+static int started_one(void *arg)
+{
+    return atomic_load((atomic_int *)arg) >= 1;
+}
+
+static void check_free_then_pool_free(struct tu_fx *fx, int inside_ruc)
+{
+    /* One worker, so the other jobs stay queued. */
+    evexec_free(fx->ex);
+    evexec_pool_free(fx->pool);
+    fx->pool = tu_pool_new(1, 0);
+    assert_non_null(fx->pool);
+    fx->ex = evexec_new(fx->base, fx->pool);
+    assert_non_null(fx->ex);
+
+    atomic_int started;
+    atomic_init(&started, 0);
+    struct tu_rec rrun, rq1, rq2, rsleep, rhand, rafter;
+    struct free_all c = { fx, 0 };
+    struct evexec_future *run = evexec_run(fx->ex, wait_cancel_job, &started);
+    assert_non_null(run);
+    assert_int_equal(tu_poll(started_one, &started), 0);
+    struct evexec_future *q1 = evexec_run(fx->ex, wait_cancel_job, &started);
+    struct evexec_future *q2 = evexec_run(fx->ex, wait_cancel_job, &started);
+    struct evexec_future *sl = sleep_ms(fx, 60000);
+    struct evexec_future *hand = evexec_future_new(fx->ex);
+    struct evexec_future *trigger = evexec_future_new(fx->ex);
+    assert_non_null(q1);
+    assert_non_null(q2);
+    assert_non_null(hand);
+    assert_non_null(trigger);
+    watch(run, &rrun);
+    watch(q1, &rq1);
+    watch(q2, &rq2);
+    watch(sl, &rsleep);
+    watch(hand, &rhand);
+    assert_int_equal(evexec_future_on_done(trigger, free_ex_and_pool, &c), 0);
+    watch(trigger, &rafter);
+    assert_int_equal(evexec_future_set_result(trigger, NULL, NULL), 0);
+    if (inside_ruc) {
+        assert_int_equal(evexec_run_until_complete(fx->ex, trigger), 0);
+    } else {
+        struct watchdog w;
+        watchdog_start(&w, fx->base);
+        assert_int_not_equal(event_base_dispatch(fx->base), -1);
+        watchdog_stop(&w);
+    }
+    assert_null(fx->ex);
+    assert_null(fx->pool);
+    assert_int_equal(c.calls, 1);
+    assert_int_equal(rafter.calls, 1);
+    assert_int_equal(rafter.error, 0);
+    const struct tu_rec *cancelled[] = { &rrun, &rq1, &rq2, &rsleep, &rhand };
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(cancelled[i]->calls, 1);
+        assert_int_equal(cancelled[i]->error, ECANCELED);
+    }
+    /* The queued ones never ran; the running one was cancelled. */
+    assert_int_equal(atomic_load(&started), 1);
+}
+
+static void test_free_in_callback_then_pool(void **state)
+{
+    check_free_then_pool_free(*state, 0);
+}
+
+static void test_free_in_run_until_complete_then_pool(void **state)
+{
+    check_free_then_pool_free(*state, 1);
+}
+
+/* libevent's allocator failing at each of evexec_new's allocations in
+ * turn (event_new twice, event_add of the wake-up event): NULL with
+ * ENOMEM, nothing leaked, and the next try works. */
+static int ev_fail_at = -1;     /* the n-th libevent allocation fails */
+static int ev_allocs;
+
+static int ev_should_fail(void)
+{
+    if (ev_fail_at < 0)
+        return 0;
+    return ev_allocs++ == ev_fail_at;
+}
+
+static void *ev_malloc(size_t n)
+{
+    return ev_should_fail() ? NULL : malloc(n);
+}
+
+static void *ev_realloc(void *p, size_t n)
+{
+    return ev_should_fail() ? NULL : realloc(p, n);
+}
+
+static void test_new_libevent_out_of_memory(void **state)
+{
+    struct tu_fx *fx = *state;
+    int failures = 0, k;
+    for (k = 0; k < 64; k++) {
+        /* A fresh base each time, so every allocation of the first
+         * event_add happens again. */
+        struct event_base *base = event_base_new();
+        assert_non_null(base);
+        ev_allocs = 0;
+        ev_fail_at = k;
+        errno = 0;
+        struct evexec *ex = evexec_new(base, fx->pool);
+        int err = errno;
+        int used = ev_allocs;
+        ev_fail_at = -1;
+        if (!ex) {
+            assert_int_equal(err, ENOMEM);
+            failures++;
+            event_base_free(base);
+            continue;
+        }
+        assert_true(used <= k);     /* it made fewer allocations than k+1 */
+        struct tu_job *j = tu_fx_job(fx, 1, 0);
+        struct evexec_future *f = evexec_run(ex, tu_job_fn, j);
+        assert_non_null(f);
+        assert_int_equal(evexec_run_until_complete(ex, f), 0);
+        evexec_future_unref(f);
+        evexec_free(ex);
+        event_base_free(base);
+        break;
+    }
+    assert_true(k < 64);
+    /* Two event_new calls and at least one allocation in event_add. */
+    assert_true(failures >= 3);
+}
+
 /* ---- bad input and defaults ---------------------------------------------- */
 
 static void test_null_arguments(void **state)
@@ -1461,6 +1907,13 @@ static void test_default_pool(void **state)
     X(test_free_undelivered_job) \
     X(test_free_sleep_and_calls) \
     X(test_free_inside_callback) \
+    X(test_call_soon_idle_loop) \
+    X(test_keepalive_off_returns) \
+    X(test_call_soon_races_completions) \
+    X(test_call_soon_after_teardown_began) \
+    X(test_free_in_callback_then_pool) \
+    X(test_free_in_run_until_complete_then_pool) \
+    X(test_new_libevent_out_of_memory) \
     X(test_null_arguments) \
     X(test_arg_free) \
     X(test_arg_free_teardown) \
@@ -1473,6 +1926,8 @@ TESTS(TU_WRAP)
 
 int main(void)
 {
+    /* Before any other libevent call: lets a test fail its allocations. */
+    event_set_mem_functions(ev_malloc, ev_realloc, free);
     const struct CMUnitTest tests[] = { TESTS(ENTRY) };
     int failed = cmocka_run_group_tests_name("bridge-eventfd", tests, NULL, NULL);
     failed += cmocka_run_group_tests_name("bridge-pipe", tests, setup_pipe_group,

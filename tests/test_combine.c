@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -760,31 +761,42 @@ static void test_as_completed_cancel(void **state)
     close_all(x);
 }
 
+struct each_frees {
+    struct fx *x;
+    int calls;
+};
+
 static void each_frees(struct evexec_future *f, void *arg)
 {
-    struct fx *x = arg;
+    struct each_frees *e = arg;
     (void)f;
-    /* Deferred: the teardown runs when the loop's callback returns. */
-    evexec_free(x->ex);
+    e->calls++;
+    /* The teardown runs at once, inside this call. */
+    evexec_free(e->x->ex);
 }
 
-/* evexec_free() asked from inside each(): every delivery and callback due
- * still happens once, then everything is released. */
+/* evexec_free() from inside each(): as_completed was pending, so it ends
+ * ECANCELED and each() is not called again; every callback runs once;
+ * then the pool and the base may go at once. */
 static void test_as_completed_free_inside(void **state)
 {
     struct fx *x = *state;
     struct evexec_future *in[2];
-    struct tu_rec rec;
+    struct tu_rec rec, rw;
+    struct each_frees e = { x, 0 };
     hands(x, in, 2);
-    struct evexec_future *a = evexec_as_completed(x->ex, in, 2, each_frees, x);
+    struct evexec_future *a = evexec_as_completed(x->ex, in, 2, each_frees, &e);
     watch(a, &rec);
     struct evexec_future *w = evexec_wait_for(x->ex, a, &long_tv);
+    watch(w, &rw);
     set_value(x, in[0], 1);
     set_value(x, in[1], 2);
+    evexec_set_keepalive(x->ex, 0);
     event_base_dispatch(x->base);
-    assert_once(&rec, 0);
-    x->ex = NULL;     /* freed by the deferred teardown */
-    (void)w;
+    assert_int_equal(e.calls, 1);
+    assert_once(&rec, ECANCELED);
+    assert_once(&rw, ECANCELED);
+    x->ex = NULL;     /* freed inside each() */
     close_all(x);
 }
 
@@ -1131,6 +1143,71 @@ static void test_nested_results(void **state)
         assert_int_equal(value_of(res[i]), 100 + i);
     evexec_future_unref(outer);
     assert_int_equal(atomic_load(&x->frees), 3);
+    close_all(x);
+}
+
+/* ---- the largest timeouts ---------------------------------------------------- */
+
+/* tv_sec LONG_MAX is a valid timeout: "that long", never an overflow into
+ * the past.  A short sleep ends first; the long ones are still pending;
+ * the inner future's own end still ends the wait_for. */
+static void test_huge_timeouts(void **state)
+{
+    struct fx *x = *state;
+    const struct timeval huge = { LONG_MAX, 999999 };
+    const struct timeval short_tv = { 0, 20000 };
+    struct evexec_future *in = hand(x);
+    struct evexec_future *slp = evexec_sleep(x->ex, &huge);
+    struct evexec_future *wf = evexec_wait_for(x->ex, in, &huge);
+    struct evexec_future *w = evexec_wait(x->ex, &in, 1, EVEXEC_ALL_COMPLETED, &huge);
+    struct evexec_future *shortf = evexec_sleep(x->ex, &short_tv);
+    assert_non_null(slp);
+    assert_non_null(wf);
+    assert_non_null(w);
+    assert_non_null(shortf);
+    assert_int_equal(settle(x, shortf), 0);
+    turns(x, 3);
+    assert_int_equal(evexec_future_done(slp), 0);
+    assert_int_equal(evexec_future_done(wf), 0);
+    assert_int_equal(evexec_future_done(w), 0);
+    assert_int_equal(evexec_future_done(in), 0);
+    set_value(x, in, 42);
+    assert_int_equal(settle(x, wf), 0);
+    assert_int_equal(value_of(evexec_future_result(wf)), 42);
+    assert_int_equal(settle(x, w), 0);
+    assert_int_equal(evexec_future_cancel(slp), 0);
+    assert_int_equal(settle(x, slp), ECANCELED);
+    struct evexec_future *all[] = { in, slp, wf, w, shortf };
+    unref_all(all, 5);
+
+    /* On a worker: waiting for a cancel with the largest timespec. */
+    struct jspec sw, sp;
+    jspec_init(&sw, x, J_WAIT, 0, 0);
+    sw.wait.tv_sec = LONG_MAX;
+    sw.wait.tv_nsec = 999999999L;
+    struct evexec_future *jw = submit(x, &sw);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    jspec_init(&sp, x, J_POLL, 0, 0);
+    sp.wait = sw.wait;
+    sp.poll_fd = fds[0];
+    struct evexec_future *jp = submit(x, &sp);
+    assert_int_equal(tu_gate_wait_arrived(&x->arrive, 2), 0);
+    struct evexec_future *later = evexec_sleep(x->ex, &short_tv);
+    assert_int_equal(settle(x, later), 0);
+    evexec_future_unref(later);
+    assert_int_equal(evexec_future_done(jw), 0);
+    assert_int_equal(evexec_future_done(jp), 0);
+    assert_int_equal(evexec_future_cancel(jw), 0);
+    assert_int_equal(evexec_future_cancel(jp), 0);
+    assert_int_equal(settle(x, jw), ECANCELED);
+    assert_int_equal(settle(x, jp), ECANCELED);
+    assert_int_equal(atomic_load(&sw.wait_rc), ECANCELED);
+    assert_int_equal(atomic_load(&sp.wait_rc), ECANCELED);
+    evexec_future_unref(jw);
+    evexec_future_unref(jp);
+    close(fds[0]);
+    close(fds[1]);
     close_all(x);
 }
 
@@ -1515,8 +1592,10 @@ static int st_round(struct fx *x, unsigned seed, int n)
     assert_non_null(st.driver);
     st_tick(-1, 0, &st);
     /* Half the rounds tear down at once, with much still pending. */
-    if (seed & 1)
+    if (seed & 1) {
+        evexec_set_keepalive(x->ex, 0);
         event_base_dispatch(x->base);
+    }
     event_free(st.driver);
     for (int i = 0; i < n; i++) {
         struct snode *s = &st.nodes[i];
@@ -1596,6 +1675,7 @@ int main(void)
         T(test_group_cycle),
         T(test_nested_cancel),
         T(test_nested_results),
+        T(test_huge_timeouts),
         T(test_teardown_pending),
         T(test_unobserved_log),
         T(test_stress),

@@ -1,0 +1,287 @@
+/*
+ * test_fork.c -- fork(): a child can make and use new pools, new evexecs
+ * and the default pool; what it inherits from the parent is unusable,
+ * refuses work with ESHUTDOWN, and can be freed without disturbing the
+ * parent, whose loop and pool go on working.
+ *
+ * A child never asserts (cmocka longjmps): each step that fails exits
+ * with its own code, and the parent asserts that code is 0.  Children
+ * leave with _exit(), so what they inherited and leaked on purpose is not
+ * reported as a leak.  Skipped under ThreadSanitizer, which does not
+ * support fork() with threads running.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "evexec.h"
+#include "testutil.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define TU_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TU_TSAN 1
+#endif
+#endif
+
+static int setup(void **state)
+{
+    return tu_fx_setup(state, 2);
+}
+
+static int teardown(void **state)
+{
+    return tu_fx_teardown(state);
+}
+
+/* Wait for a child, killing it after the deadline.  Returns its exit
+ * code, or 1000 + signal, or -1 on timeout. */
+static int wait_child(pid_t pid)
+{
+    int64_t end = tu_now_us() + (int64_t)TU_DEADLINE_MS * 1000;
+    int status;
+    for (;;) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            break;
+        if (r < 0 && errno != EINTR)
+            return -2;
+        if (tu_now_us() > end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return -1;
+        }
+        tu_sleep_us(2000);
+    }
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    return WIFSIGNALED(status) ? 1000 + WTERMSIG(status) : -3;
+}
+
+static int square(struct evexec_job *job, void *arg)
+{
+    long *v = malloc(sizeof *v);
+    if (!v)
+        return ENOMEM;
+    *v = (long)(intptr_t)arg * (long)(intptr_t)arg;
+    evexec_job_set_result(job, v, free);
+    return 0;
+}
+
+/* Run square(n) on ex and check the answer; 0 or a step code. */
+static int child_job(struct evexec *ex, long n, int code)
+{
+    struct evexec_future *f = evexec_run(ex, square, (void *)(intptr_t)n);
+    if (!f)
+        return code;
+    int rc = evexec_run_until_complete(ex, f);
+    long *v = evexec_future_result(f);
+    int ok = rc == 0 && v && *v == n * n;
+    evexec_future_unref(f);
+    return ok ? 0 : code + 1;
+}
+
+struct counter {
+    int calls, error;
+};
+
+static void count_cb(struct evexec_future *f, void *arg)
+{
+    struct counter *c = arg;
+    c->calls++;
+    c->error = evexec_future_error(f);
+}
+
+static void noop_fn(void *arg)
+{
+    (void)arg;
+}
+
+/* Everything the child does; returns 0 or the number of the failed step. */
+static int child_main(struct tu_fx *fx, struct evexec_pool *parent_default,
+                      struct evexec_future *parked, struct counter *parked_cb)
+{
+    /* The default pool is the child's own. */
+    struct evexec_pool *dp = evexec_pool_default();
+    if (!dp || dp == parent_default)
+        return 10;
+    struct event_base *b2 = event_base_new();
+    struct evexec *e2 = b2 ? evexec_new(b2, NULL) : NULL;
+    if (!e2)
+        return 11;
+    int rc = child_job(e2, 7, 12);
+    if (rc)
+        return rc;
+
+    /* A new pool and evexec. */
+    struct evexec_pool *p3 = evexec_pool_new(NULL);
+    struct event_base *b3 = event_base_new();
+    struct evexec *e3 = p3 && b3 ? evexec_new(b3, p3) : NULL;
+    if (!e3)
+        return 20;
+    if ((rc = child_job(e3, 9, 21)) != 0)
+        return rc;
+    if (evexec_pool_shutdown(p3, EVEXEC_SHUTDOWN_WAIT) != 0)
+        return 23;
+
+    /* What was inherited refuses work. */
+    errno = 0;
+    if (evexec_run(fx->ex, square, NULL) || errno != ESHUTDOWN)
+        return 30;
+    errno = 0;
+    if (evexec_future_new(fx->ex) || errno != ESHUTDOWN)
+        return 31;
+    struct timeval tv = { 0, 1000 };
+    errno = 0;
+    if (evexec_sleep(fx->ex, &tv) || errno != ESHUTDOWN)
+        return 32;
+    if (evexec_call_soon_threadsafe(fx->ex, noop_fn, NULL) != ESHUTDOWN)
+        return 33;
+    if (evexec_run_until_complete(fx->ex, parked) != ESHUTDOWN)
+        return 34;
+    errno = 0;
+    if (evexec_new(b2, fx->pool) || errno != ESHUTDOWN)
+        return 35;
+    errno = 0;
+    if (evexec_getaddrinfo(fx->ex, "localhost", NULL, NULL) || errno != ESHUTDOWN)
+        return 36;
+    struct evexec_pool_stats st;
+    if (evexec_pool_stats(fx->pool, &st) != ESHUTDOWN)
+        return 37;
+    if (evexec_pool_shutdown(fx->pool, EVEXEC_SHUTDOWN_WAIT) != 0)
+        return 38;
+
+    /* Freeing the inherited ones: the parked job's future ends ECANCELED
+     * in the child, its callback runs once. */
+    if (event_reinit(fx->base) != 0)
+        return 40;
+    evexec_free(fx->ex);
+    if (parked_cb->calls != 1 || parked_cb->error != ECANCELED)
+        return 41;
+    evexec_pool_free(fx->pool);
+
+    evexec_free(e3);
+    evexec_pool_free(p3);
+    event_base_free(b3);
+    evexec_free(e2);
+    event_base_free(b2);
+    return 0;
+}
+
+static void test_child_uses_new_and_frees_inherited(void **state)
+{
+    struct tu_fx *fx = *state;
+#ifdef TU_TSAN
+    skip();
+#endif
+    /* The parent has used its pool and the default pool: threads exist,
+     * one job is running (parked) when it forks. */
+    struct evexec_pool *dp = evexec_pool_default();
+    assert_non_null(dp);
+    struct evexec *dex = evexec_new(fx->base, dp);
+    assert_non_null(dex);
+    struct evexec_future *df = evexec_run(dex, square, (void *)(intptr_t)3);
+    assert_int_equal(evexec_run_until_complete(dex, df), 0);
+    evexec_future_unref(df);
+    evexec_free(dex);
+
+    struct tu_job *parked = tu_fx_job(fx, 1, 0);
+    parked->gate = &fx->gate;
+    struct evexec_future *pf = evexec_run(fx->ex, tu_job_fn, parked);
+    assert_non_null(pf);
+    struct counter pc = { 0, 0 };
+    assert_int_equal(evexec_future_on_done(pf, count_cb, &pc), 0);
+    assert_int_equal(tu_gate_wait_arrived(&fx->gate, 1), 0);
+
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(child_main(fx, dp, pf, &pc));
+    assert_int_equal(wait_child(pid), 0);
+
+    /* The parent goes on: the parked job finishes and is delivered
+     * through the channel the child closed its copy of. */
+    tu_gate_open(&fx->gate);
+    assert_int_equal(evexec_run_until_complete(fx->ex, pf), 0);
+    assert_int_equal(pc.calls, 1);
+    assert_int_equal(pc.error, 0);
+    evexec_future_unref(pf);
+    struct tu_job *j = tu_fx_job(fx, 1, 0);
+    struct evexec_future *f = evexec_run(fx->ex, tu_job_fn, j);
+    assert_non_null(f);
+    assert_int_equal(evexec_run_until_complete(fx->ex, f), 0);
+    evexec_future_unref(f);
+}
+
+/* A job that forks: its child is no worker (shutdown(WAIT) there is not
+ * EDEADLK) and runs a pool of its own. */
+static int forking_job(struct evexec_job *job, void *arg)
+{
+    (void)job;
+    (void)arg;
+    pid_t pid = fork();
+    if (pid < 0)
+        return errno;
+    if (pid == 0) {
+        struct evexec_pool *p = evexec_pool_new(NULL);
+        struct event_base *b = event_base_new();
+        struct evexec *e = p && b ? evexec_new(b, p) : NULL;
+        if (!e)
+            _exit(50);
+        int rc = child_job(e, 5, 51);
+        if (rc)
+            _exit(rc);
+        evexec_free(e);
+        if (evexec_pool_shutdown(p, EVEXEC_SHUTDOWN_WAIT) != 0)
+            _exit(53);
+        evexec_pool_free(p);
+        event_base_free(b);
+        _exit(0);
+    }
+    int code = wait_child(pid);
+    return code == 0 ? 0 : code < 0 ? ETIMEDOUT : 1000 + code;
+}
+
+static void test_fork_from_job(void **state)
+{
+    struct tu_fx *fx = *state;
+#ifdef TU_TSAN
+    skip();
+#endif
+    fflush(NULL);
+    struct evexec_future *f = evexec_run(fx->ex, forking_job, NULL);
+    assert_non_null(f);
+    assert_int_equal(evexec_run_until_complete(fx->ex, f), 0);
+    evexec_future_unref(f);
+}
+
+#define TESTS(X) \
+    X(test_child_uses_new_and_frees_inherited) \
+    X(test_fork_from_job)
+
+TESTS(TU_WRAP)
+
+#define ENTRY(name) TU_ENTRY(name, setup, teardown),
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = { TESTS(ENTRY) };
+    return cmocka_run_group_tests_name("fork", tests, NULL, NULL);
+}
