@@ -423,8 +423,8 @@ EVEXEC_API struct evexec *evexec_new(struct event_base *base, struct evexec_pool
         return NULL;
     }
     unsigned gen = evexec__fork_init();
-    struct evexec *ex = calloc(1, sizeof *ex);
-    struct evexec__core *core = calloc(1, sizeof *core);
+    struct evexec *ex = evexec__calloc(1, sizeof *ex);
+    struct evexec__core *core = evexec__calloc(1, sizeof *core);
     int err = ENOMEM;
     if (!ex || !core)
         goto fail;
@@ -688,7 +688,7 @@ EVEXEC_API struct evexec_future *evexec_run_opts(struct evexec *ex, evexec_fn fn
     if (jf) {
         ex->free_jobs = (struct evexec__jobfut *)jf->job.node.next;
         ex->nfree_jobs--;
-    } else if (!(jf = malloc(sizeof *jf))) {
+    } else if (!(jf = evexec__malloc(sizeof *jf))) {
         evexec__maybe_idle(ex);
         errno = ENOMEM;
         return NULL;
@@ -793,7 +793,7 @@ EVEXEC_API int evexec_call_soon_threadsafe(struct evexec *ex, void (*fn)(void *)
     int on_loop = pthread_equal(pthread_self(), ex->loop_thread);
     if (on_loop && ex->closing)
         return ESHUTDOWN;
-    struct evexec__call *call = malloc(sizeof *call);
+    struct evexec__call *call = evexec__malloc(sizeof *call);
     if (!call)
         return ENOMEM;
     call->node.kind = EVEXEC__NODE_CALL;
@@ -838,6 +838,11 @@ EVEXEC_API int evexec_set_keepalive(struct evexec *ex, int keepalive)
 EVEXEC_API int evexec_get_keepalive(const struct evexec *ex)
 {
     return ex ? ex->keep_loop : 0;
+}
+
+int evexec__wakeup_fd(const struct evexec *ex)
+{
+    return ex->core->chan.wfd;
 }
 
 void evexec__bridge_atfork_child(void)

@@ -229,7 +229,7 @@ EVEXEC_API int evexec_job_poll(struct evexec_job *job, struct pollfd *fds, nfds_
         return EINVAL;
     struct pollfd stack[POLL_STACK + 1], *all = stack;
     if (nfds >= POLL_STACK) {
-        all = nfds < SIZE_MAX / sizeof *all - 1 ? malloc((nfds + 1) * sizeof *all) : NULL;
+        all = nfds < SIZE_MAX / sizeof *all - 1 ? evexec__malloc((nfds + 1) * sizeof *all) : NULL;
         if (!all)
             return ENOMEM;
     }

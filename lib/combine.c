@@ -587,7 +587,7 @@ EVEXEC_API int evexec_group_add(struct evexec_group *g, struct evexec_future *f)
     if (g->c.n == g->cap) {
         size_t cap = g->cap ? 2 * g->cap : 4;
         struct evexec_future **in =
-            cap <= SIZE_MAX / sizeof *in ? realloc(g->c.in, cap * sizeof *in) : NULL;
+            cap <= SIZE_MAX / sizeof *in ? evexec__realloc(g->c.in, cap * sizeof *in) : NULL;
         if (!in)
             return ENOMEM;
         g->c.in = in;

@@ -76,7 +76,7 @@ EVEXEC_API struct evexec_future *evexec_getaddrinfo(struct evexec *ex, const cha
     }
     size_t ln = node ? strlen(node) + 1 : 0;
     size_t ls = service ? strlen(service) + 1 : 0;
-    struct dns_ai_req *r = calloc(1, sizeof *r + ln + ls);
+    struct dns_ai_req *r = evexec__calloc(1, sizeof *r + ln + ls);
     if (!r) {
         errno = ENOMEM;
         return NULL;
@@ -106,7 +106,7 @@ struct dns_ni_req {
 static int dns_do_getnameinfo(struct evexec_job *job, void *arg)
 {
     struct dns_ni_req *r = arg;
-    struct evexec_nameinfo *ni = malloc(sizeof *ni);
+    struct evexec_nameinfo *ni = evexec__malloc(sizeof *ni);
     if (!ni)
         return ENOMEM;
     errno = 0;
@@ -129,7 +129,7 @@ EVEXEC_API struct evexec_future *evexec_getnameinfo(struct evexec *ex,
         errno = EINVAL;
         return NULL;
     }
-    struct dns_ni_req *r = calloc(1, sizeof *r);
+    struct dns_ni_req *r = evexec__calloc(1, sizeof *r);
     if (!r) {
         errno = ENOMEM;
         return NULL;

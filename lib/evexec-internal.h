@@ -62,6 +62,22 @@ static inline void evexec__cpu_relax(void)
 #endif
 }
 
+/* ---- alloc.c: allocations and threads, with fault hooks ------------------ */
+
+/* A test hook: returns non-zero when the call (of n bytes, for memory)
+ * should fail.  NULL (the default): nothing fails. */
+typedef int (*evexec__fail_hook)(size_t n);
+extern _Atomic(evexec__fail_hook) evexec__alloc_hook;
+extern _Atomic(evexec__fail_hook) evexec__thread_hook;
+
+/* malloc, calloc, realloc: NULL with errno ENOMEM when the hook says so.
+ * Release with free(). */
+void *evexec__malloc(size_t n);
+void *evexec__calloc(size_t count, size_t size);
+void *evexec__realloc(void *p, size_t n);
+/* pthread_create with default attributes; EAGAIN when the hook says so. */
+int evexec__thread_create(pthread_t *tid, void *(*start)(void *), void *arg);
+
 /* ---- fork.c -------------------------------------------------------------- */
 
 /* Bumped in every child after fork(); a pool or evexec made in an older
@@ -404,6 +420,9 @@ int evexec__leave(struct evexec *ex);
 /* Hold the loop open (the wake-up event added) while on > 0.  Returns 0,
  * or ENOMEM if the wake-up event could not be added (nothing held then). */
 int evexec__keepalive(struct evexec *ex, int on);
+
+/* For tests: the write end of ex's wake-up channel. */
+int evexec__wakeup_fd(const struct evexec *ex);
 
 /* Job futures: cancel handling lives in bridge.c. */
 int evexec__job_cancel(struct evexec_future *f);

@@ -172,7 +172,7 @@ static struct evexec_future *fs_call(struct evexec *ex, int need, const struct f
     }
     size_t l1 = path ? strlen(path) + 1 : 0;
     size_t l2 = path2 ? strlen(path2) + 1 : 0;
-    struct fs_req *r = malloc(sizeof *r + l1 + l2);
+    struct fs_req *r = evexec__malloc(sizeof *r + l1 + l2);
     if (!r) {
         errno = ENOMEM;
         return NULL;
@@ -250,7 +250,7 @@ static int fs_do_xfer(struct evexec_job *job, void *arg)
 static int fs_do_stat(struct evexec_job *job, void *arg)
 {
     struct fs_req *r = arg;
-    struct stat *st = malloc(sizeof *st);
+    struct stat *st = evexec__malloc(sizeof *st);
     if (!st)
         return ENOMEM;
     int rc;
@@ -339,7 +339,7 @@ static int fs_do_scandir(struct evexec_job *job, void *arg)
     size_t bytes = sizeof(struct evexec_dirlist) + (count + 1) * sizeof(char *);
     for (size_t i = 0; i < count; i++)
         bytes += strlen(ents[i]->d_name) + 1;
-    struct evexec_dirlist *dl = malloc(bytes);
+    struct evexec_dirlist *dl = evexec__malloc(bytes);
     if (dl) {
         dl->count = count;
         dl->names = (char **)(dl + 1);
@@ -422,7 +422,7 @@ static int fs_do_read_file(struct evexec_job *job, void *arg)
                 if (cap > max)
                     cap = max;
             }
-            struct evexec_buf *nb = realloc(b, sizeof *b + cap + 1);
+            struct evexec_buf *nb = evexec__realloc(b, sizeof *b + cap + 1);
             if (!nb) {
                 err = ENOMEM;
                 goto out;

@@ -66,7 +66,7 @@ struct evexec_future *evexec__future_alloc(struct evexec *ex, size_t size, int k
         errno = rc;
         return NULL;
     }
-    struct evexec_future *f = malloc(size);
+    struct evexec_future *f = evexec__malloc(size);
     if (!f) {
         errno = ENOMEM;
         return NULL;
@@ -274,8 +274,8 @@ EVEXEC_API int evexec_future_cancel(struct evexec_future *f)
 static __attribute__((noinline)) int grow_callbacks(struct evexec_future *f)
 {
     unsigned cap = f->cbcap * 2 < 4 ? 4 : f->cbcap * 2;
-    struct evexec__cb *cbs = f->cbs == &f->cb0 ? malloc(cap * sizeof *cbs)
-                                               : realloc(f->cbs, cap * sizeof *cbs);
+    struct evexec__cb *cbs = f->cbs == &f->cb0 ? evexec__malloc(cap * sizeof *cbs)
+                                               : evexec__realloc(f->cbs, cap * sizeof *cbs);
     if (!cbs)
         return ENOMEM;
     if (f->cbs == &f->cb0)

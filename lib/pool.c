@@ -341,14 +341,14 @@ static void join_exited(struct evexec__thread *t)
 /* Start one worker.  Caller holds pool->lock.  Returns 0 or an errno. */
 static int spawn(struct evexec_pool *pool)
 {
-    struct evexec__thread *t = malloc(sizeof *t);
+    struct evexec__thread *t = evexec__malloc(sizeof *t);
     if (!t) {
         pool->spawn_errno = ENOMEM;
         return ENOMEM;
     }
     t->pool = pool;
     t->serial = (unsigned long)++pool->started;
-    int rc = pthread_create(&t->tid, NULL, worker_main, t);
+    int rc = evexec__thread_create(&t->tid, worker_main, t);
     if (rc) {
         pool->started--;
         pool->spawn_errno = rc;
@@ -380,7 +380,7 @@ EVEXEC_API struct evexec_pool *evexec_pool_new(const struct evexec_pool_config *
         return NULL;
     }
     int rc;
-    struct evexec_pool *pool = calloc(1, sizeof *pool);
+    struct evexec_pool *pool = evexec__calloc(1, sizeof *pool);
     if (!pool) {
         errno = ENOMEM;
         return NULL;

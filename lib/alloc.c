@@ -1,0 +1,66 @@
+/*
+ * alloc.c -- the one place the library allocates memory and starts
+ * threads, so that tests can make any of them fail.
+ *
+ * Every malloc, calloc and realloc of lib/ goes through evexec__malloc()
+ * and friends, and the pool starts its workers through
+ * evexec__thread_create().  Each consults a hook that is NULL in normal
+ * use (one relaxed load); a test installs a hook that says which calls
+ * fail (the n-th allocation, every thread after the k-th...), and sees
+ * that every failure becomes an error code, never a crash, a hang or a
+ * leak.  Memory from here is released with plain free(): results handed
+ * to users keep free() as their destructor.
+ *
+ * Threads: any; the hooks are atomic pointers, set by tests while no
+ * other thread of theirs allocates through the library.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#include <errno.h>
+#include <stdlib.h>
+
+#include "evexec-internal.h"
+
+_Atomic(evexec__fail_hook) evexec__alloc_hook;
+_Atomic(evexec__fail_hook) evexec__thread_hook;
+
+static int fails(_Atomic(evexec__fail_hook) *hook, size_t n)
+{
+    evexec__fail_hook h = atomic_load_explicit(hook, memory_order_relaxed);
+    return h != NULL && h(n) != 0;
+}
+
+void *evexec__malloc(size_t n)
+{
+    if (fails(&evexec__alloc_hook, n)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return malloc(n);
+}
+
+void *evexec__calloc(size_t count, size_t size)
+{
+    if (fails(&evexec__alloc_hook, size)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return calloc(count, size);
+}
+
+void *evexec__realloc(void *p, size_t n)
+{
+    if (fails(&evexec__alloc_hook, n)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return realloc(p, n);
+}
+
+int evexec__thread_create(pthread_t *tid, void *(*start)(void *), void *arg)
+{
+    if (fails(&evexec__thread_hook, 0))
+        return EAGAIN;
+    return pthread_create(tid, NULL, start, arg);
+}
