@@ -50,9 +50,19 @@ extern "C" {
 #define EVEXEC_VERSION_MINOR 1
 #define EVEXEC_VERSION_PATCH 0
 #define EVEXEC_VERSION_STRING "0.1.0"
+/** The version this header belongs to, as 0xMMmmpp00 (libevent's form):
+ *  compare with evexec_version_number() to detect a library older than
+ *  the header a program was compiled with. */
+#define EVEXEC_VERSION_NUMBER \
+    (((unsigned long)EVEXEC_VERSION_MAJOR << 24) | \
+     ((unsigned long)EVEXEC_VERSION_MINOR << 16) | \
+     ((unsigned long)EVEXEC_VERSION_PATCH << 8))
 
 /** The version of the library linked in, as "MAJOR.MINOR.PATCH". */
 EVEXEC_API const char *evexec_version(void);
+
+/** The version of the library linked in, as EVEXEC_VERSION_NUMBER. */
+EVEXEC_API unsigned long evexec_version_number(void);
 
 struct event_base;
 struct evexec_pool;
@@ -182,8 +192,14 @@ EVEXEC_API int evexec_pool_stats(const struct evexec_pool *pool,
                                  struct evexec_pool_stats *out);
 
 /**
- * The process-wide default pool (default settings), made on first use and
- * never freed.  Returns NULL with errno ENOMEM if it cannot be made.
+ * The process-wide default pool, made on first use and never freed.  Its
+ * settings are the defaults, except that the environment variable
+ * EVEXEC_THREADS, when it holds a number from 1 to 1024 at the moment the
+ * pool is made, sets max_threads (as UV_THREADPOOL_SIZE does for libuv);
+ * any other value is ignored.  In a child after fork() the first call
+ * makes the child's own default pool (the parent's is inherited: see
+ * evexec_free()).  Returns NULL with errno ENOMEM if it cannot be made (a
+ * later call tries again).  Thread-safe.
  */
 EVEXEC_API struct evexec_pool *evexec_pool_default(void);
 

@@ -655,6 +655,7 @@ EVEXEC_API struct evexec_pool *evexec_get_pool(const struct evexec *ex)
 static const struct evexec__future_ops job_ops = {
     .cancel = evexec__job_cancel,
     .release = NULL,
+    .name = "job",
 };
 
 void evexec__jobfut_recycle(struct evexec *ex, struct evexec__jobfut *jf)

@@ -1,7 +1,7 @@
 /*
  * combine.c -- futures made of futures: gather, wait, as_completed,
- * wait_for and task groups; reporting failures nobody read.  (Waiting for
- * cancellation on a worker lives in cancel.c.)
+ * wait_for and task groups.  (Waiting for cancellation on a worker lives in
+ * cancel.c, the report of failures nobody read in log.c.)
  *
  * Design.  Every combinator is a future (struct comb first in its block)
  * whose ops table is embedded in a struct comb_kind, so fut.ops also names
@@ -28,8 +28,7 @@
  * ends the recursion of two groups holding each other's futures; during
  * evexec_free() it ends at once, so teardown always converges.
  *
- * Threads: all of it is loop-thread code, except the log sink (any
- * thread), guarded by its own mutex.
+ * Threads: all of it is loop-thread code.
  */
 #define _GNU_SOURCE
 #ifdef HAVE_CONFIG_H
@@ -48,16 +47,12 @@
 
 #include "evexec-internal.h"
 
-/* A hook for the core, declared in evexec-internal.h: future.c calls
- * evexec__report_unobserved() for every future it releases. */
-
 /* ---- the common part ------------------------------------------------------ */
 
 struct comb;
 
 struct comb_kind {
     struct evexec__future_ops ops;     /* first: fut.ops points here */
-    const char *name;                  /* for reports */
     /* An input ended while the combinator is pending. */
     void (*input)(struct comb *c, struct evexec_future *in);
     /* The timer fired while the combinator is pending. */
@@ -270,8 +265,8 @@ static void gather_input(struct comb *c, struct evexec_future *in)
 }
 
 static const struct comb_kind gather_kind = {
-    .ops = { .cancel = comb_cancel_with_inputs, .release = comb_release },
-    .name = "gather",
+    .ops = { .cancel = comb_cancel_with_inputs, .release = comb_release,
+             .name = "gather" },
     .input = gather_input,
     .timer = gather_succeed,
     .observes = 1,
@@ -355,8 +350,8 @@ static void wait_input(struct comb *c, struct evexec_future *in)
 }
 
 static const struct comb_kind wait_kind = {
-    .ops = { .cancel = comb_cancel, .release = comb_release },
-    .name = "wait",
+    .ops = { .cancel = comb_cancel, .release = comb_release,
+             .name = "wait" },
     .input = wait_input,
     .timer = wait_end,
 };
@@ -406,8 +401,8 @@ static void as_completed_input(struct comb *c, struct evexec_future *in)
 }
 
 static const struct comb_kind as_completed_kind = {
-    .ops = { .cancel = comb_cancel, .release = comb_release },
-    .name = "as_completed",
+    .ops = { .cancel = comb_cancel, .release = comb_release,
+             .name = "as_completed" },
     .input = as_completed_input,
     .timer = as_completed_end,
 };
@@ -458,8 +453,8 @@ static void wait_for_timer(struct comb *c)
 }
 
 static const struct comb_kind wait_for_kind = {
-    .ops = { .cancel = comb_cancel_with_inputs, .release = comb_release },
-    .name = "wait_for",
+    .ops = { .cancel = comb_cancel_with_inputs, .release = comb_release,
+             .name = "wait_for" },
     .input = wait_for_adopt,
     .timer = wait_for_timer,
     .observes = 1,
@@ -552,8 +547,8 @@ static void group_release(struct evexec_future *f)
 }
 
 static const struct comb_kind group_kind = {
-    .ops = { .cancel = group_cancel, .release = group_release },
-    .name = "group",
+    .ops = { .cancel = group_cancel, .release = group_release,
+             .name = "group" },
     .input = group_input,
     .timer = group_maybe_end,
 };
@@ -632,66 +627,4 @@ EVEXEC_API void evexec_group_free(struct evexec_group *g)
         group_close(g);
     }
     evexec_future_unref(&g->c.fut);     /* the handle's reference */
-}
-
-/* ---- failures nobody read ------------------------------------------------- */
-
-static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
-static evexec_log_fn log_fn;
-static void *log_arg;
-
-EVEXEC_API void evexec_set_log_fn(evexec_log_fn fn, void *arg)
-{
-    pthread_mutex_lock(&log_mu);
-    log_fn = fn;
-    log_arg = fn ? arg : NULL;
-    pthread_mutex_unlock(&log_mu);
-}
-
-void evexec__log_atfork(int phase)
-{
-    if (phase == EVEXEC__FORK_PREPARE)
-        pthread_mutex_lock(&log_mu);
-    else
-        pthread_mutex_unlock(&log_mu);
-}
-
-static void log_line(int error, const char *msg)
-{
-    pthread_mutex_lock(&log_mu);
-    evexec_log_fn fn = log_fn;
-    void *arg = log_arg;
-    pthread_mutex_unlock(&log_mu);
-    if (fn)
-        fn(error, msg, arg);
-    else
-        fprintf(stderr, "%s\n", msg);
-}
-
-static const char *future_kind_name(const struct evexec_future *f)
-{
-    static const struct comb_kind *const kinds[] = {
-        &gather_kind, &wait_kind, &as_completed_kind, &wait_for_kind,
-        &group_kind,
-    };
-    if (f->kind == EVEXEC__F_JOB)
-        return "job";
-    if (f->kind == EVEXEC__F_USER)
-        return "hand-made";
-    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
-        if (f->ops == &kinds[i]->ops)
-            return kinds[i]->name;
-    return "other";
-}
-
-void evexec__report_unobserved(struct evexec_future *f)
-{
-    if (f->state == EVEXEC__PENDING || f->error == 0 || f->error == ECANCELED ||
-        f->observed)
-        return;
-    char msg[200];
-    snprintf(msg, sizeof msg,
-             "evexec: error never retrieved from a %s future: %s (%d)",
-             future_kind_name(f), evexec_strerror(f->error), f->error);
-    log_line(f->error, msg);
 }

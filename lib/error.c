@@ -161,3 +161,8 @@ EVEXEC_API const char *evexec_version(void)
 {
     return EVEXEC_VERSION_STRING;
 }
+
+EVEXEC_API unsigned long evexec_version_number(void)
+{
+    return EVEXEC_VERSION_NUMBER;
+}

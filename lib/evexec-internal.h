@@ -246,6 +246,8 @@ struct evexec__future_ops {
      * for every future before any memory is freed, and unref is then a
      * no-op, so it may unref other futures freely. */
     void (*release)(struct evexec_future *f);
+    /* The kind, as reports name it ("job", "sleep", "gather"...). */
+    const char *name;
 };
 
 struct evexec_future {
@@ -326,7 +328,7 @@ void evexec__future_resume(struct evexec_future *f);
 /* Run every due done callback.  Loop thread, from a libevent callback. */
 void evexec__run_ready(struct evexec *ex);
 
-/* ---- combine.c hooks ---------------------------------------------------- */
+/* ---- log.c: failures nobody read ---------------------------------------- */
 
 /* Report a failed future released without its error having been read
  * (checks that itself).  Called by evexec__future_release. */

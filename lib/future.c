@@ -417,6 +417,7 @@ static void sleep_release(struct evexec_future *f)
 static const struct evexec__future_ops sleep_ops = {
     .cancel = sleep_cancel,
     .release = sleep_release,
+    .name = "sleep",
 };
 
 EVEXEC_API struct evexec_future *evexec_sleep(struct evexec *ex, const struct timeval *delay)

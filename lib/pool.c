@@ -735,7 +735,17 @@ EVEXEC_API struct evexec_pool *evexec_pool_default(void)
     pthread_mutex_lock(&default_mu);
     if (!default_pool || default_gen != gen) {
         /* A parent's pool is left as it is: its threads are not here. */
-        default_pool = evexec_pool_new(NULL);
+        struct evexec_pool_config cfg;
+        memset(&cfg, 0, sizeof cfg);
+        const char *env = getenv("EVEXEC_THREADS");
+        if (env && *env) {
+            char *end;
+            errno = 0;
+            unsigned long n = strtoul(env, &end, 10);
+            if (errno == 0 && *end == '\0' && n >= 1 && n <= EVEXEC__MAX_THREADS_LIMIT)
+                cfg.max_threads = (unsigned)n;
+        }
+        default_pool = evexec_pool_new(&cfg);
         default_gen = gen;
         if (!default_pool)
             err = errno;

@@ -170,6 +170,11 @@ static void test_version(void **state)
     (void)state;
     assert_non_null(evexec_version());
     assert_string_equal(evexec_version(), EVEXEC_VERSION_STRING);
+    assert_int_equal(evexec_version_number(), EVEXEC_VERSION_NUMBER);
+    char s[32];
+    snprintf(s, sizeof s, "%lu.%lu.%lu", (EVEXEC_VERSION_NUMBER >> 24) & 0xff,
+             (EVEXEC_VERSION_NUMBER >> 16) & 0xff, (EVEXEC_VERSION_NUMBER >> 8) & 0xff);
+    assert_string_equal(s, EVEXEC_VERSION_STRING);
 }
 
 int main(void)

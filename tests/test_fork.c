@@ -272,9 +272,65 @@ static void test_fork_from_job(void **state)
     evexec_future_unref(f);
 }
 
+/* EVEXEC_THREADS sizes the default pool, made anew in a child. */
+static atomic_int arrived;
+
+static int wait_for_three(struct evexec_job *job, void *arg)
+{
+    (void)job;
+    (void)arg;
+    atomic_fetch_add(&arrived, 1);
+    int64_t end = tu_now_us() + 10 * 1000000;
+    while (atomic_load(&arrived) < 3 && tu_now_us() < end)
+        tu_sleep_us(1000);
+    return atomic_load(&arrived) >= 3 ? 0 : ETIMEDOUT;
+}
+
+static int threads_child(const char *value, unsigned want)
+{
+    setenv("EVEXEC_THREADS", value, 1);
+    struct evexec_pool *p = evexec_pool_default();
+    struct event_base *b = event_base_new();
+    struct evexec *e = p && b ? evexec_new(b, NULL) : NULL;
+    if (!e)
+        return 60;
+    struct evexec_future *f[6];
+    for (int i = 0; i < 6; i++)
+        if (!(f[i] = evexec_run(e, wait_for_three, NULL)))
+            return 61;
+    struct evexec_future *all = evexec_gather(e, f, 6);
+    if (!all || evexec_run_until_complete(e, all) != 0)
+        return 62;
+    struct evexec_pool_stats st;
+    if (evexec_pool_stats(p, &st) != 0)
+        return 63;
+    if (want ? st.threads_started != want : st.threads_started < 3)
+        return 64;
+    return 0;
+}
+
+static void test_default_pool_size_from_env(void **state)
+{
+    (void)state;
+#ifdef TU_TSAN
+    skip();
+#endif
+    const char *values[] = { "3", "0", "junk", "99999" };
+    unsigned want[] = { 3, 0, 0, 0 };     /* 0: the default size */
+    for (int i = 0; i < 4; i++) {
+        fflush(NULL);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+            _exit(threads_child(values[i], want[i]));
+        assert_int_equal(wait_child(pid), 0);
+    }
+}
+
 #define TESTS(X) \
     X(test_child_uses_new_and_frees_inherited) \
-    X(test_fork_from_job)
+    X(test_fork_from_job) \
+    X(test_default_pool_size_from_env)
 
 TESTS(TU_WRAP)
 
