@@ -21,6 +21,10 @@
 #                          with what configure really finds; `make` only
 #                          (and `make check`'s programs built, not run):
 #                          its tests would repeat plain's for ~25s more
+#      build/fuzz   the libFuzzer harness (tests/fuzz/README.md) with ASan
+#                   and UBSan: configure --enable-fuzzer, then `make fuzz`
+#                   for FUZZ_SECONDS (default 60) seconds; a clean run counts
+#                   as one passed test, a crash, leak or hang as one failure
 # 4. `make distcheck` once, in build/plain;
 # 5. adds up the cmocka summaries of every test log of the three builds and
 #    ends with one line, "N passed, M failed".  M counts failed tests, plus
@@ -34,10 +38,11 @@
 #   --no-autoreconf  use the configure script already in the source tree
 #   --no-distcheck   skip `make distcheck`
 #   --builds "LIST"  which builds to make
-#                    (default: "plain tsan asan portable portable-gcc")
+#                    (default: "plain tsan asan portable portable-gcc fuzz")
 # Environment:
 #   JOBS        parallel make jobs (default 2)
 #   BUILD_ROOT  where the builds go (default: build/ in the source tree)
+#   FUZZ_SECONDS   how long the fuzz build fuzzes (default 60)
 #   CC          compiler (default: configure's choice)
 #   TEST_TIMEOUT   seconds one test program may run (default 300)
 #   STEP_TIMEOUT   seconds one `make check` or `make distcheck` may run
@@ -58,7 +63,7 @@ JOBS=${JOBS:-2}
 TEST_TIMEOUT=${TEST_TIMEOUT:-300}
 STEP_TIMEOUT=${STEP_TIMEOUT:-900}
 BUILD_ROOT=${BUILD_ROOT:-$srcdir/build}
-BUILDS="plain tsan asan portable portable-gcc"
+BUILDS="plain tsan asan portable portable-gcc fuzz"
 # The portable builds: every file (library, tools, tests, examples) in
 # strict ISO C11 + POSIX 2008; lib/*.c ask for _GNU_SOURCE themselves.
 STRICT_CFLAGS="-std=c11 -D_POSIX_C_SOURCE=200809L -O1 -g"
@@ -243,8 +248,38 @@ EOF
 # ---------------------------------------------------------------------------
 build_ok=()   # builds whose `make` succeeded
 
+# The fuzz build: only the harness, then `make fuzz` (tests/fuzz/run.sh).
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+fuzz_passed=0
+do_fuzz() {
+    local dir=$BUILD_ROOT/fuzz
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    if ! run_phase "[fuzz] configure" "$dir/configure.log" \
+            sh -c 'cd "$1" && shift && "$@"' - "$dir" "$srcdir/configure" --enable-fuzzer; then
+        show_tail "$dir/configure.log" 30
+        failed_phases+=("$dir/configure.log"); phase_fail_count=$((phase_fail_count + 1))
+        return 0
+    fi
+    if ! run_phase "[fuzz] make" "$dir/make.log" make -C "$dir" tests/fuzz/fuzz_api; then
+        show_tail "$dir/make.log" 40
+        failed_phases+=("$dir/make.log"); phase_fail_count=$((phase_fail_count + 1))
+        return 0
+    fi
+    if run_phase "[fuzz] ${FUZZ_SECONDS}s" "$dir/fuzz-run.log" \
+            timeout -k 30 $((FUZZ_SECONDS + 300)) \
+            make -C "$dir" fuzz FUZZ_SECONDS="$FUZZ_SECONDS"; then
+        fuzz_passed=$((fuzz_passed + 1))
+    else
+        show_tail "$dir/fuzz-run.log" 100
+        failed_phases+=("$dir/fuzz-run.log"); phase_fail_count=$((phase_fail_count + 1))
+    fi
+    grep '^fuzz: ' "$dir/fuzz-run.log" | head -n 2 | sed 's/^/    /' || true
+}
+
 do_build() {
     local b=$1 dir=$BUILD_ROOT/$1 flags=() need= run_tests=1
+    if [ "$b" = fuzz ]; then do_fuzz; return 0; fi
     case $b in
     plain) ;;
     tsan) flags=(--enable-sanitizer=thread) ;;
@@ -396,6 +431,7 @@ for log in "${failed_phases[@]}"; do
     esac
 done
 
+passed=$((passed + fuzz_passed))
 failed=$((failed + phase_fail_count))
 
 echo
