@@ -70,6 +70,9 @@ struct evexec;
 struct evexec_future;
 struct evexec_job;
 
+/** A done callback.  `f` is borrowed; the callback may unref it. */
+typedef void (*evexec_done_cb)(struct evexec_future *f, void *arg);
+
 /* ------------------------------------------------------------------ */
 /* Errors                                                              */
 /* ------------------------------------------------------------------ */
@@ -92,6 +95,14 @@ EVEXEC_API const char *evexec_strerror(int code);
 
 /** Pool settings.  All zero (or a NULL pointer) means defaults. */
 struct evexec_pool_config {
+    /** The size of this struct as the caller knows it, so that fields
+     *  added in later versions never break programs built before them.
+     *  Set it with EVEXEC_POOL_CONFIG_INIT.  0 means the 1.0 layout (the
+     *  fields up to spin_us), so a zero-filled struct works; fields added
+     *  after 1.0 are read only when size covers them.  A size larger than
+     *  the library knows is EINVAL unless the bytes it does not know are
+     *  zero. */
+    size_t size;
     /** Most worker threads.  0: min(32, number of CPUs + 4), as Python.
      *  Slow-lane jobs (EVEXEC_LANE_SLOW) get at most half of them, at
      *  least one; so with max_threads 1 the slow lane shares the only
@@ -127,6 +138,10 @@ struct evexec_pool_config {
      *  may hold its event_base for up to 64 spins in a row.  0: off. */
     unsigned spin_us;
 };
+
+/** An initializer for struct evexec_pool_config: defaults, size set:
+ *  `struct evexec_pool_config cfg = EVEXEC_POOL_CONFIG_INIT;` */
+#define EVEXEC_POOL_CONFIG_INIT { sizeof(struct evexec_pool_config) }
 
 /**
  * Make a pool.  Threads start lazily, as work arrives.  Jobs run in two
@@ -331,6 +346,10 @@ typedef int (*evexec_fn)(struct evexec_job *job, void *arg);
 
 /** Options for evexec_run_opts().  All zero = evexec_run(). */
 struct evexec_run_opts {
+    /** The size of this struct as the caller knows it: set it with
+     *  EVEXEC_RUN_OPTS_INIT.  0 means the 1.0 layout (lane, arg_free).
+     *  As for struct evexec_pool_config. */
+    size_t size;
     /** EVEXEC_LANE_DEFAULT, or EVEXEC_LANE_SLOW for work that may hang
      *  (name lookups): slow-lane jobs never occupy more than half of the
      *  pool's max_threads (at least one), so from max_threads 2 up they
@@ -345,6 +364,9 @@ struct evexec_run_opts {
      *  NULL: arg stays the caller's. */
     void (*arg_free)(void *arg);
 };
+
+/** An initializer for struct evexec_run_opts: defaults, size set. */
+#define EVEXEC_RUN_OPTS_INIT { sizeof(struct evexec_run_opts) }
 
 /**
  * Run fn(job, arg) on a worker of the evexec's pool.  Returns a new future
@@ -365,6 +387,20 @@ struct evexec_run_opts {
  */
 EVEXEC_API struct evexec_future *evexec_run(struct evexec *ex, evexec_fn fn,
                                             void *arg);
+
+/**
+ * The common case in one call: run fn(job, arg) on a worker and call
+ * done(f, done_arg) on the loop thread once it has ended, with no future
+ * to keep or drop.  `f` is borrowed for the callback: read it with
+ * evexec_future_error() and evexec_future_result() (valid until done
+ * returns; keep the result with evexec_future_take_result()).  done runs
+ * exactly once, as every done callback does: with the job's outcome, or
+ * ECANCELED at evexec_free() at the latest.
+ * Returns 0; EINVAL (NULL ex, fn or done) and the errors of evexec_run(),
+ * in which case done is never called.  Loop thread.
+ */
+EVEXEC_API int evexec_submit(struct evexec *ex, evexec_fn fn, void *arg,
+                             evexec_done_cb done, void *done_arg);
 
 /** evexec_run() with options; opts NULL means defaults.  EINVAL for an
  *  unknown lane. */
@@ -450,8 +486,6 @@ EVEXEC_API int evexec_future_cancel(struct evexec_future *f);
 /** 1 if the future ended ECANCELED. */
 EVEXEC_API int evexec_future_cancelled(const struct evexec_future *f);
 
-/** A done callback.  `f` is borrowed; the callback may unref it. */
-typedef void (*evexec_done_cb)(struct evexec_future *f, void *arg);
 
 /**
  * Call cb(f, arg) once f has ended: later, from the loop, even if f has

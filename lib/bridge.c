@@ -671,8 +671,17 @@ void evexec__jobfut_recycle(struct evexec *ex, struct evexec__jobfut *jf)
 
 EVEXEC_API struct evexec_future *evexec_run_opts(struct evexec *ex, evexec_fn fn,
                                                  void *arg,
-                                                 const struct evexec_run_opts *opts)
+                                                 const struct evexec_run_opts *user_opts)
 {
+    struct evexec_run_opts o;
+    const struct evexec_run_opts *opts = NULL;
+    if (user_opts) {
+        if (evexec__read_struct(&o, sizeof o, user_opts, EVEXEC__RUN_OPTS_SIZE_1_0) != 0) {
+            errno = EINVAL;
+            return NULL;
+        }
+        opts = &o;
+    }
     int lane = opts ? opts->lane : EVEXEC_LANE_DEFAULT;
     if (!ex || !fn || (lane != EVEXEC_LANE_DEFAULT && lane != EVEXEC_LANE_SLOW)) {
         errno = EINVAL;
@@ -739,6 +748,22 @@ EVEXEC_API struct evexec_future *evexec_run_opts(struct evexec *ex, evexec_fn fn
 EVEXEC_API struct evexec_future *evexec_run(struct evexec *ex, evexec_fn fn, void *arg)
 {
     return evexec_run_opts(ex, fn, arg, NULL);
+}
+
+EVEXEC_API int evexec_submit(struct evexec *ex, evexec_fn fn, void *arg,
+                             evexec_done_cb done, void *done_arg)
+{
+    if (!done)
+        return EINVAL;
+    struct evexec_future *f = evexec_run(ex, fn, arg);
+    if (!f)
+        return errno;
+    /* A fresh future keeps its first callback inline: this cannot fail.
+     * Dropping our reference leaves the in-flight one, and a pending
+     * future with a callback is kept until it has run. */
+    evexec_future_on_done(f, done, done_arg);
+    evexec_future_unref(f);
+    return 0;
 }
 
 int evexec__job_cancel(struct evexec_future *f)

@@ -156,13 +156,3 @@ EVEXEC_API const char *evexec_strerror(int code)
         s = lookup(eai_names, EVEXEC__NELEM(eai_names), code);
     return s ? s : "unknown error";
 }
-
-EVEXEC_API const char *evexec_version(void)
-{
-    return EVEXEC_VERSION_STRING;
-}
-
-EVEXEC_API unsigned long evexec_version_number(void)
-{
-    return EVEXEC_VERSION_NUMBER;
-}

@@ -78,6 +78,21 @@ void *evexec__realloc(void *p, size_t n);
 /* pthread_create with default attributes; EAGAIN when the hook says so. */
 int evexec__thread_create(pthread_t *tid, void *(*start)(void *), void *arg);
 
+/* ---- version.c: public structs that grow ---------------------------------- */
+
+/* Copy the caller's struct `in` (NULL: all defaults) into `out` (ours
+ * bytes, zeroed first).  Its leading size_t says how big the caller's
+ * struct is; 0 means first_size, the 1.0 layout.  Returns 0, or EINVAL for
+ * a size too small, or larger than ours with non-zero bytes we do not
+ * know. */
+int evexec__read_struct(void *out, size_t ours, const void *in, size_t first_size);
+
+/* The 1.0 layouts: the size of each struct up to its last 1.0 field. */
+#define EVEXEC__POOL_CONFIG_SIZE_1_0 \
+    (offsetof(struct evexec_pool_config, spin_us) + sizeof(unsigned))
+#define EVEXEC__RUN_OPTS_SIZE_1_0 \
+    (offsetof(struct evexec_run_opts, arg_free) + sizeof(void (*)(void *)))
+
 /* ---- fork.c -------------------------------------------------------------- */
 
 /* Bumped in every child after fork(); a pool or evexec made in an older

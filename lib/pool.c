@@ -368,11 +368,14 @@ static unsigned default_max_threads(void)
     return cpus + 4 < 32 ? (unsigned)cpus + 4 : 32;
 }
 
-EVEXEC_API struct evexec_pool *evexec_pool_new(const struct evexec_pool_config *cfg)
+EVEXEC_API struct evexec_pool *evexec_pool_new(const struct evexec_pool_config *user_cfg)
 {
-    static const struct evexec_pool_config defaults;
-    if (!cfg)
-        cfg = &defaults;
+    struct evexec_pool_config c;
+    const struct evexec_pool_config *cfg = &c;
+    if (evexec__read_struct(&c, sizeof c, user_cfg, EVEXEC__POOL_CONFIG_SIZE_1_0) != 0) {
+        errno = EINVAL;
+        return NULL;
+    }
     unsigned max = cfg->max_threads ? cfg->max_threads : default_max_threads();
     if (max > EVEXEC__MAX_THREADS_LIMIT || cfg->min_threads > max ||
         cfg->spin_us > EVEXEC__MAX_SPIN_US) {

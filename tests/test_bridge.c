@@ -1718,6 +1718,126 @@ static void test_new_libevent_out_of_memory(void **state)
     assert_true(failures >= 3);
 }
 
+/* ---- structs that grow ------------------------------------------------------ */
+
+/* A caller compiled against a newer header: our struct plus a field we do
+ * not know. */
+struct newer_config {
+    struct evexec_pool_config known;
+    uint64_t unknown;
+};
+
+struct newer_opts {
+    struct evexec_run_opts known;
+    uint64_t unknown;
+};
+
+static void test_struct_sizes(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct evexec_pool_config init = EVEXEC_POOL_CONFIG_INIT;
+    assert_int_equal(init.size, sizeof init);
+    struct evexec_pool *p = evexec_pool_new(&init);
+    assert_non_null(p);
+    evexec_pool_free(p);
+
+    /* Zero-filled: the 1.0 layout; its fields are read. */
+    struct evexec_pool_config zero;
+    memset(&zero, 0, sizeof zero);
+    zero.min_threads = 3;
+    zero.max_threads = 2;
+    errno = 0;
+    assert_null(evexec_pool_new(&zero));       /* min > max: it was read */
+    assert_int_equal(errno, EINVAL);
+
+    struct newer_config nc;
+    memset(&nc, 0, sizeof nc);
+    nc.known.size = sizeof nc;
+    nc.known.max_threads = 2;
+    p = evexec_pool_new(&nc.known);            /* unknown bytes zero: fine */
+    assert_non_null(p);
+    evexec_pool_free(p);
+    nc.unknown = 1;
+    errno = 0;
+    assert_null(evexec_pool_new(&nc.known));   /* asks for what we lack */
+    assert_int_equal(errno, EINVAL);
+    nc.unknown = 0;
+    nc.known.size = 2;                         /* not even the size field */
+    errno = 0;
+    assert_null(evexec_pool_new(&nc.known));
+    assert_int_equal(errno, EINVAL);
+
+    struct newer_opts no;
+    memset(&no, 0, sizeof no);
+    no.known.size = sizeof no;
+    no.known.lane = EVEXEC_LANE_SLOW;
+    struct tu_job *j = tu_fx_job(fx, 0, 0);
+    struct evexec_future *f = evexec_run_opts(fx->ex, tu_job_fn, j, &no.known);
+    assert_non_null(f);
+    assert_int_equal(evexec_run_until_complete(fx->ex, f), 0);
+    evexec_future_unref(f);
+    no.unknown = 7;
+    errno = 0;
+    assert_null(evexec_run_opts(fx->ex, tu_job_fn, j, &no.known));
+    assert_int_equal(errno, EINVAL);
+    struct evexec_run_opts oi = EVEXEC_RUN_OPTS_INIT;
+    assert_int_equal(oi.size, sizeof oi);
+    f = evexec_run_opts(fx->ex, tu_job_fn, j, &oi);
+    assert_non_null(f);
+    assert_int_equal(evexec_run_until_complete(fx->ex, f), 0);
+    evexec_future_unref(f);
+}
+
+/* ---- evexec_submit: the common case in one call ---------------------------- */
+
+struct submit_seen {
+    int calls, error;
+    long value;
+    int in_api;
+};
+
+static void submit_done(struct evexec_future *f, void *arg)
+{
+    struct submit_seen *s = arg;
+    s->calls++;
+    s->error = evexec_future_error(f);
+    struct tu_result *r = evexec_future_result(f);
+    s->value = r ? r->value : -1;
+    s->in_api = tu_in_api;
+}
+
+static void test_submit(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct submit_seen ok = { 0 }, bad = { 0 }, cancelled = { 0 };
+    struct tu_job *a = tu_fx_job(fx, 1, 0);
+    struct tu_job *b = tu_fx_job(fx, 0, EIO);
+    tu_in_api = 1;
+    assert_int_equal(evexec_submit(fx->ex, tu_job_fn, a, submit_done, &ok), 0);
+    assert_int_equal(evexec_submit(fx->ex, tu_job_fn, b, submit_done, &bad), 0);
+    tu_in_api = 0;
+    assert_int_equal(evexec_submit(fx->ex, tu_job_fn, a, NULL, &ok), EINVAL);
+    assert_int_equal(evexec_submit(NULL, tu_job_fn, a, submit_done, &ok), EINVAL);
+    assert_int_equal(evexec_submit(fx->ex, NULL, a, submit_done, &ok), EINVAL);
+    dispatch(fx);
+    assert_int_equal(ok.calls, 1);
+    assert_int_equal(ok.error, 0);
+    assert_int_equal(ok.in_api, 0);
+    assert_int_equal(ok.value, 0);
+    assert_int_equal(bad.calls, 1);
+    assert_int_equal(bad.error, EIO);
+    /* The result went with the future, after the callback. */
+    assert_int_equal(atomic_load(&fx->frees), 1);
+    /* Pending at evexec_free: ECANCELED, once. */
+    struct tu_job *parked = tu_fx_job(fx, 1, 0);
+    parked->gate = &fx->gate;
+    assert_int_equal(evexec_submit(fx->ex, tu_job_fn, parked, submit_done, &cancelled), 0);
+    assert_int_equal(tu_gate_wait_arrived(&fx->gate, 1), 0);
+    free_ex(fx);
+    assert_int_equal(cancelled.calls, 1);
+    assert_int_equal(cancelled.error, ECANCELED);
+}
+
 /* ---- bad input and defaults ---------------------------------------------- */
 
 static void test_null_arguments(void **state)
@@ -1914,6 +2034,8 @@ static void test_default_pool(void **state)
     X(test_free_in_callback_then_pool) \
     X(test_free_in_run_until_complete_then_pool) \
     X(test_new_libevent_out_of_memory) \
+    X(test_struct_sizes) \
+    X(test_submit) \
     X(test_null_arguments) \
     X(test_arg_free) \
     X(test_arg_free_teardown) \
