@@ -20,8 +20,10 @@
  * [0, 1000000)); ENOMEM; ESHUTDOWN while the evexec is being freed.
  *
  * Timeouts are relative, measured on the event_base's clock by a libevent
- * timer.  NULL means none.  A pending timer keeps event_base_dispatch()
- * running; a combinator waiting only on hand-made futures does not.
+ * timer.  NULL means none.  With keep-alive off (evexec_set_keepalive()),
+ * a pending timer keeps event_base_dispatch() running and a combinator
+ * waiting only on hand-made futures does not; with the default keep-alive
+ * the evexec keeps it running anyway.
  *
  * Teardown.  evexec_free() ends pending combinators ECANCELED at once, like
  * every other pending future, and releases them.

@@ -172,8 +172,10 @@ EVEXEC_API struct evexec_pool *evexec_pool_new(const struct evexec_pool_config *
  *   finished (with CANCEL: every running one).
  *
  * Returns 0; EINVAL for a NULL pool or unknown flag bits; EDEADLK when
- * asked to wait from one of the pool's own workers.  May be called again.
- * Thread-safe.
+ * asked to wait from one of the pool's own workers (nothing is done then:
+ * call it without EVEXEC_SHUTDOWN_WAIT from there).  0 at once for a pool
+ * inherited across fork() (nothing of it runs in the child).  May be
+ * called again.  Thread-safe.
  */
 EVEXEC_API int evexec_pool_shutdown(struct evexec_pool *pool, int flags);
 
@@ -321,9 +323,10 @@ EVEXEC_API struct evexec_pool *evexec_get_pool(const struct evexec *ex);
  * inside it; a call that finds the teardown under way fails with
  * ESHUTDOWN and is never run (fn and arg stay the caller's).
  * Returns 0, EINVAL (NULL ex or fn), ENOMEM, or ESHUTDOWN (being freed, or
- * inherited across fork()).  The evexec must not be freed while another
+ * inherited across fork()).  The evexec's memory must stay while another
  * thread may call this: a call that may race evexec_free() must be over
- * before evexec_free() returns.
+ * before evexec_free() returns (or, when evexec_free() is called from one
+ * of the evexec's callbacks, before that callback returns).
  */
 EVEXEC_API int evexec_call_soon_threadsafe(struct evexec *ex,
                                            void (*fn)(void *arg), void *arg);

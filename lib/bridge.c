@@ -11,15 +11,21 @@
  * fd before detaching means no wake-up is lost: a push that lands after the
  * exchange finds the list empty and writes again.
  *
- * The read event is added only while jobs are in flight (or while
- * evexec_run_until_complete runs), so event_base_dispatch() still returns
- * when there is nothing left to do.  It is deleted at the end of a drain,
- * after callbacks had their chance to submit more work, so a steady stream
- * of jobs never adds and deletes it per job.
+ * Keep-alive.  By default the read event stays added for the evexec's
+ * whole life, so a call from another thread is always seen.  With
+ * keep-alive off (evexec_set_keepalive) it is added only while jobs or
+ * loop-thread calls are in flight (or while evexec_run_until_complete
+ * runs), so event_base_dispatch() returns when there is nothing left to
+ * do; it is then deleted at the end of a drain, after callbacks had their
+ * chance to submit more work, so a steady stream of jobs never adds and
+ * deletes it per job.  Adding it is the one libevent call that can fail
+ * (ENOMEM): it is made before anything is handed over, so a failure is
+ * reported by the call that needed it and no completion goes unwatched.
  *
  * Teardown (evexec_free).  The loop takes its queued jobs off the pool, then
  * swaps the list head for CLOSED.  From then on a pusher that finds CLOSED
- * disposes of its node itself: it releases the job's result on the worker.
+ * disposes of its node itself: it releases the job's result on the worker
+ * (a call_soon_threadsafe is refused with ESHUTDOWN instead).
  * The job's memory is shared with its future, so it is freed by whichever
  * of the loop (done with the future) and the worker (done with the job)
  * comes second: each swaps job->orphan to 1, and the one that reads 1
@@ -584,12 +590,11 @@ static void td_release(struct evexec *ex, long running)
     event_free(ex->ready_ev);
     ex->wake_ev = ex->ready_ev = NULL;
     ex->wake_added = 0;
-    if (evexec__inherited(ex))
-        core_free(ex->core);    /* the parent's workers push to their own */
-    else
-        core_unref(ex->core, EVEXEC__CORE_BIAS - running + 1);
-    /* ex->core stays: another thread may be reading it in a call that
-     * the closed list refuses. */
+    /* Settle the bias; the evexec's own reference stays until its memory
+     * goes, so that a call another thread makes while the teardown runs
+     * finds the list closed (ESHUTDOWN), not freed memory. */
+    if (!evexec__inherited(ex))
+        core_unref(ex->core, EVEXEC__CORE_BIAS - running);
 }
 
 /* 6. Free the memory.  A block still held by a running job goes to
@@ -617,6 +622,10 @@ static void free_memory(struct evexec *ex)
         ex->free_jobs = (struct evexec__jobfut *)jf->job.node.next;
         free(jf);
     }
+    if (inherited)
+        core_free(ex->core);    /* the parent's workers push to their own */
+    else
+        core_unref(ex->core, 1);
 #ifndef NDEBUG
     memset(ex, 0xf0, sizeof *ex);
 #endif

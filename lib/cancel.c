@@ -307,9 +307,22 @@ void evexec__cancel_atfork(int phase)
         case EVEXEC__FORK_PREPARE:
             pthread_mutex_lock(&s->mu);
             break;
-        case EVEXEC__FORK_CHILD:
+        case EVEXEC__FORK_CHILD: {
+            /* The condition variable may still count waiters of the
+             * parent, whose threads are not here: a broadcast would wait
+             * for them forever.  Make it anew (and the mutex, which only
+             * this thread holds). */
             s->pollers = NULL;
-            /* fall through */
+            pthread_condattr_t ca;
+            pthread_condattr_init(&ca);
+            pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+            memset(&s->cv, 0, sizeof s->cv);
+            pthread_cond_init(&s->cv, &ca);
+            pthread_condattr_destroy(&ca);
+            memset(&s->mu, 0, sizeof s->mu);
+            pthread_mutex_init(&s->mu, NULL);
+            break;
+        }
         default:
             pthread_mutex_unlock(&s->mu);
             break;

@@ -110,7 +110,7 @@ $NM -D --defined-only "$so" > "$tmp/nm" || {
 }
 awk 'NF >= 3 { print $3 } NF == 2 { print $2 }' "$tmp/nm" |
     sed 's/@.*//' |
-    grep -v -x -E '_init|_fini|_edata|_end|__bss_start|__end__|_etext|__data_start' |
+    grep -v -x -E '_init|_fini|_edata|_end|__bss_start|__end__|_etext|__data_start|EVEXEC_[0-9.]+' |
     LC_ALL=C sort -u > "$tmp/exported"
 
 LC_ALL=C comm -23 "$tmp/declared" "$tmp/exported" > "$tmp/missing"
@@ -127,8 +127,32 @@ if [ -s "$tmp/extra" ]; then
     sed 's/^/  /' "$tmp/extra"
     status=1
 fi
+# The recorded list (lib/libevexec.map): a symbol that disappears is an ABI
+# break, one that appears must be recorded on purpose, in its version node.
+map="$top_srcdir/lib/libevexec.map"
+sed -n 's/^[ \t]*\(evexec_[A-Za-z0-9_]*\);[ \t]*$/\1/p' "$map" | LC_ALL=C sort -u > "$tmp/recorded"
+LC_ALL=C comm -23 "$tmp/recorded" "$tmp/declared" > "$tmp/gone"
+LC_ALL=C comm -13 "$tmp/recorded" "$tmp/declared" > "$tmp/unrecorded"
+if [ -s "$tmp/gone" ]; then
+    echo "check-exports: recorded in lib/libevexec.map but no longer declared (an ABI break):"
+    sed 's/^/  /' "$tmp/gone"
+    status=1
+fi
+if [ -s "$tmp/unrecorded" ]; then
+    echo "check-exports: declared EVEXEC_API but not recorded in lib/libevexec.map:"
+    sed 's/^/  /' "$tmp/unrecorded"
+    status=1
+fi
+# With the version script, every export carries its version node.
+if grep -q '@@EVEXEC_' "$tmp/nm"; then
+    if grep ' evexec_' "$tmp/nm" | grep -v '@@EVEXEC_' > "$tmp/unversioned"; then
+        echo "check-exports: exported without a version node:"
+        sed 's/^/  /' "$tmp/unversioned"
+        status=1
+    fi
+fi
 if [ $status -eq 0 ]; then
     echo "check-exports: OK: $(wc -l < "$tmp/exported" | tr -d ' ') symbols," \
-         "exactly the EVEXEC_API functions of include/*.h"
+         "exactly the EVEXEC_API functions of include/*.h and the list in lib/libevexec.map"
 fi
 exit $status

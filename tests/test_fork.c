@@ -327,8 +327,97 @@ static void test_default_pool_size_from_env(void **state)
     }
 }
 
+/* Workers of the parent were waiting for their cancel (on the shared
+ * cancellation condition variables) when it forked: the child's own jobs
+ * still wait and are woken, and a cancel there does not block. */
+static int wait_cancel_fn(struct evexec_job *job, void *arg)
+{
+    (void)arg;
+    return evexec_job_wait_cancel(job, NULL);
+}
+
+static int cancel_child(void)
+{
+    struct evexec_pool_config cfg = EVEXEC_POOL_CONFIG_INIT;
+    cfg.max_threads = 34;
+    struct evexec_pool *p = evexec_pool_new(&cfg);
+    struct event_base *b = event_base_new();
+    struct evexec *e = p && b ? evexec_new(b, p) : NULL;
+    if (!e)
+        return 70;
+    for (int round = 0; round < 3; round++) {
+        struct evexec_future *f[32];
+        for (int i = 0; i < 32; i++)
+            if (!(f[i] = evexec_run(e, wait_cancel_fn, NULL)))
+                return 71;
+        struct timeval tv = { 0, 20000 };
+        struct evexec_future *s = evexec_sleep(e, &tv);
+        if (!s || evexec_run_until_complete(e, s) != 0)
+            return 72;
+        evexec_future_unref(s);
+        for (int i = 0; i < 32; i++)
+            evexec_future_cancel(f[i]);
+        struct evexec_future *g = evexec_gather_opts(e, f, 32, EVEXEC_GATHER_ALL);
+        if (!g || evexec_run_until_complete(e, g) != 0)
+            return 73;
+        for (int i = 0; i < 32; i++) {
+            if (evexec_future_error(f[i]) != ECANCELED)
+                return 74;
+            evexec_future_unref(f[i]);
+        }
+        evexec_future_unref(g);
+    }
+    if (evexec_pool_shutdown(p, EVEXEC_SHUTDOWN_CANCEL | EVEXEC_SHUTDOWN_WAIT) != 0)
+        return 75;
+    evexec_free(e);
+    evexec_pool_free(p);
+    event_base_free(b);
+    return 0;
+}
+
+static void test_fork_while_waiting_for_cancel(void **state)
+{
+    struct tu_fx *fx = *state;
+#ifdef TU_TSAN
+    skip();
+#endif
+    /* Eight workers waiting, so that most stripes have a waiter. */
+    struct evexec_pool_config cfg = EVEXEC_POOL_CONFIG_INIT;
+    cfg.max_threads = 8;
+    struct evexec_pool *p8 = evexec_pool_new(&cfg);
+    assert_non_null(p8);
+    struct evexec *ex8 = evexec_new(fx->base, p8);
+    assert_non_null(ex8);
+    struct evexec_future *w[8];
+    for (int i = 0; i < 8; i++) {
+        w[i] = evexec_run(ex8, wait_cancel_fn, NULL);
+        assert_non_null(w[i]);
+    }
+    /* Let the workers reach their wait. */
+    struct timeval tv = { 0, 100000 };
+    struct evexec_future *s = evexec_sleep(ex8, &tv);
+    assert_int_equal(evexec_run_until_complete(ex8, s), 0);
+    evexec_future_unref(s);
+    for (int k = 0; k < 3; k++) {
+        fflush(NULL);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+            _exit(cancel_child());
+        assert_int_equal(wait_child(pid), 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(evexec_future_cancel(w[i]), 0);
+        assert_int_equal(evexec_run_until_complete(ex8, w[i]), ECANCELED);
+        evexec_future_unref(w[i]);
+    }
+    evexec_free(ex8);
+    evexec_pool_free(p8);
+}
+
 #define TESTS(X) \
     X(test_child_uses_new_and_frees_inherited) \
+    X(test_fork_while_waiting_for_cancel) \
     X(test_fork_from_job) \
     X(test_default_pool_size_from_env)
 
