@@ -25,6 +25,12 @@
 #                   and UBSan: configure --enable-fuzzer, then `make fuzz`
 #                   for FUZZ_SECONDS (default 60) seconds; a clean run counts
 #                   as one passed test, a crash, leak or hang as one failure
+#    then, after the builds:
+#      model check  tests/model/check.sh: spin on the hand-off and shutdown
+#                   models, and their mutants (which must fail)
+#      valgrind     tests/valgrind/run.sh build/plain: memcheck over the
+#                   examples and the demo
+#    each one counts as one passed test, or one failure;
 # 4. `make distcheck` once, in build/plain;
 # 5. adds up the cmocka summaries of every test log of the three builds and
 #    ends with one line, "N passed, M failed".  M counts failed tests, plus
@@ -37,6 +43,8 @@
 #   --no-deps        never install packages
 #   --no-autoreconf  use the configure script already in the source tree
 #   --no-distcheck   skip `make distcheck`
+#   --no-model       skip the spin model check
+#   --no-valgrind    skip valgrind over build/plain
 #   --builds "LIST"  which builds to make
 #                    (default: "plain tsan asan portable portable-gcc fuzz")
 # Environment:
@@ -55,7 +63,7 @@ set -euo pipefail
 DEB_PACKAGES=(
     build-essential autoconf automake libtool pkg-config autoconf-archive
     libevent-dev libcmocka-dev libuv1-dev libcurl4-openssl-dev
-    libsqlite3-dev clang
+    libsqlite3-dev clang spin valgrind
 )
 
 srcdir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -72,6 +80,8 @@ NO_LINUX_EXTRAS=(ac_cv_func_pipe2=no ac_cv_func_eventfd=no
 do_deps=1
 do_autoreconf=1
 do_distcheck=1
+do_model=1
+do_valgrind=1
 
 while [ $# -gt 0 ]; do
     case $1 in
@@ -79,6 +89,8 @@ while [ $# -gt 0 ]; do
     --no-deps) do_deps=0 ;;
     --no-autoreconf) do_autoreconf=0 ;;
     --no-distcheck) do_distcheck=0 ;;
+    --no-model) do_model=0 ;;
+    --no-valgrind) do_valgrind=0 ;;
     --builds) shift; BUILDS=${1:?--builds needs a list} ;;
     --builds=*) BUILDS=${1#--builds=} ;;
     -h|--help) sed -n '2,/^$/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
@@ -350,6 +362,44 @@ for b in $BUILDS; do
 done
 
 # ---------------------------------------------------------------------------
+# 3b. The spin models (tests/model) and valgrind over build/plain
+# (tests/valgrind).  A missing tool counts as a failure: CI installs both.
+# ---------------------------------------------------------------------------
+extra_passed=0
+# run_counted NAME LOG CMD...: run_phase, counted as one test.
+run_counted() {
+    local log=$2
+    if run_phase "$@"; then
+        extra_passed=$((extra_passed + 1))
+    else
+        show_tail "$log" 60
+        failed_phases+=("$log"); phase_fail_count=$((phase_fail_count + 1))
+    fi
+}
+if [ $do_model -eq 1 ]; then
+    if ! command -v spin >/dev/null 2>&1; then
+        skip_phase "model check" "spin not found"
+        failed_phases+=("spin not found for the model check"); phase_fail_count=$((phase_fail_count + 1))
+    else
+        run_counted "model check" "$BUILD_ROOT/model-check.log" \
+            sh "$srcdir/tests/model/check.sh"
+        grep -E '^model check: ' "$BUILD_ROOT/model-check.log" | sed 's/^/    /' || true
+    fi
+fi
+if [ $do_valgrind -eq 1 ]; then
+    if ! command -v valgrind >/dev/null 2>&1; then
+        skip_phase "[plain] valgrind" "valgrind not found"
+        failed_phases+=("valgrind not found"); phase_fail_count=$((phase_fail_count + 1))
+    elif [[ " ${build_ok[*]-} " != *" plain "* ]]; then
+        skip_phase "[plain] valgrind" "no plain build"
+    else
+        run_counted "[plain] valgrind" "$BUILD_ROOT/plain/valgrind.log" \
+            sh "$srcdir/tests/valgrind/run.sh" "$BUILD_ROOT/plain"
+        grep -E 'errors, exit|^valgrind: ' "$BUILD_ROOT/plain/valgrind.log" | sed 's/^/    /' || true
+    fi
+fi
+
+# ---------------------------------------------------------------------------
 # 4. distcheck, once, in the plain build.
 # ---------------------------------------------------------------------------
 # Its own `make check` would fail the same way as the plain one did, so it
@@ -432,6 +482,7 @@ for log in "${failed_phases[@]}"; do
 done
 
 passed=$((passed + fuzz_passed))
+passed=$((passed + extra_passed))
 failed=$((failed + phase_fail_count))
 
 echo
