@@ -201,37 +201,17 @@ static void batch_add(struct evexec *ex, struct evexec_job *job)
 {
     if (batching && batching != ex)
         evexec__flush_thread_batch();
-    job->qnext = NULL;
-    job->qprev = ex->batch_tail;
-    if (ex->batch_tail)
-        ex->batch_tail->qnext = job;
-    else
-        ex->batch_head = job;
-    ex->batch_tail = job;
+    evexec__jobq_push(&ex->batch, job);
     batching = ex;
-}
-
-static void batch_remove(struct evexec *ex, struct evexec_job *job)
-{
-    if (job->qprev)
-        job->qprev->qnext = job->qnext;
-    else
-        ex->batch_head = job->qnext;
-    if (job->qnext)
-        job->qnext->qprev = job->qprev;
-    else
-        ex->batch_tail = job->qprev;
-    job->qprev = job->qnext = NULL;
 }
 
 static void end_unsent(struct evexec *ex, struct evexec_job *job, int error);
 
 static void flush_batch(struct evexec *ex)
 {
-    struct evexec_job *head = ex->batch_head, *job, *next;
+    struct evexec_job *head = evexec__jobq_take_all(&ex->batch), *job, *next;
     if (!head)
         return;
-    ex->batch_head = ex->batch_tail = NULL;
     if (batching == ex)
         batching = NULL;
     for (job = head; job; job = job->qnext)
@@ -510,8 +490,7 @@ static struct evexec_job *job_of(struct evexec_future *f)
 /* 1. Jobs not yet handed over, and queued jobs, never run. */
 static void td_end_unsent(struct evexec *ex)
 {
-    struct evexec_job *bj = ex->batch_head, *bnext;
-    ex->batch_head = ex->batch_tail = NULL;
+    struct evexec_job *bj = evexec__jobq_take_all(&ex->batch), *bnext;
     if (batching == ex)
         batching = NULL;
     for (; bj; bj = bnext) {
@@ -782,7 +761,7 @@ int evexec__job_cancel(struct evexec_future *f)
 
     f->cancel_taken = 1;
     if (f->batched) {
-        batch_remove(ex, &jf->job);
+        evexec__jobq_unlink(&ex->batch, &jf->job);
         end_unsent(ex, &jf->job, ECANCELED);
         evexec__maybe_idle(ex);
     } else if (evexec__inherited(ex)) {

@@ -194,6 +194,48 @@ struct evexec_job {
     atomic_uchar orphan;               /* teardown handshake, see bridge.c */
 };
 
+/* A FIFO of jobs linked through their own qprev/qnext (no allocation):
+ * the pool's lanes, and a loop's batch of submissions. */
+struct evexec__jobq {
+    struct evexec_job *head, *tail;
+    size_t len;
+};
+
+static inline void evexec__jobq_push(struct evexec__jobq *q, struct evexec_job *job)
+{
+    job->qnext = NULL;
+    job->qprev = q->tail;
+    if (q->tail)
+        q->tail->qnext = job;
+    else
+        q->head = job;
+    q->tail = job;
+    q->len++;
+}
+
+static inline void evexec__jobq_unlink(struct evexec__jobq *q, struct evexec_job *job)
+{
+    if (job->qprev)
+        job->qprev->qnext = job->qnext;
+    else
+        q->head = job->qnext;
+    if (job->qnext)
+        job->qnext->qprev = job->qprev;
+    else
+        q->tail = job->qprev;
+    job->qprev = job->qnext = NULL;
+    q->len--;
+}
+
+/* Empty q; returns what it held, linked through qnext. */
+static inline struct evexec_job *evexec__jobq_take_all(struct evexec__jobq *q)
+{
+    struct evexec_job *head = q->head;
+    q->head = q->tail = NULL;
+    q->len = 0;
+    return head;
+}
+
 /* ---- pool.c ------------------------------------------------------------ */
 
 /* Queue a job.  Returns 0, ESHUTDOWN, EAGAIN (full, or no thread at all). */
@@ -391,7 +433,7 @@ struct evexec {
     struct evexec_future *ready_head, *ready_tail;
     struct evexec__jobfut *free_jobs;  /* recycled blocks (linked by job.node.next) */
     size_t nfree_jobs;
-    struct evexec_job *batch_head, *batch_tail;  /* submissions made in our
+    struct evexec__jobq batch;      /* submissions made in our
                                                     callbacks, not yet queued */
     struct evexec__node *draining;  /* completions detached, not yet delivered */
     size_t inflight;                /* jobs and loop-thread calls not drained */

@@ -65,16 +65,11 @@
 #define EVEXEC__DEFAULT_IDLE_MS 10000
 #define EVEXEC__MAX_SPIN_US 1000
 
-struct evexec__queue {
-    struct evexec_job *head, *tail;
-    size_t len;
-};
-
 struct evexec_pool {
     pthread_mutex_t lock;
     pthread_cond_t work_cv;      /* waiting workers */
     pthread_cond_t exit_cv;      /* shutdown(WAIT) and free */
-    struct evexec__queue q[2];   /* by lane */
+    struct evexec__jobq q[2];   /* by lane */
     unsigned nthreads;           /* alive */
     unsigned free_threads;       /* alive and not running a job */
     unsigned waiting;            /* in cond_wait on work_cv */
@@ -130,32 +125,6 @@ int evexec__worker_cancelling(void)
     return pool && atomic_load_explicit(&pool->cancel_running, memory_order_acquire);
 }
 
-static void queue_push(struct evexec__queue *q, struct evexec_job *job)
-{
-    job->qnext = NULL;
-    job->qprev = q->tail;
-    if (q->tail)
-        q->tail->qnext = job;
-    else
-        q->head = job;
-    q->tail = job;
-    q->len++;
-}
-
-static void queue_unlink(struct evexec__queue *q, struct evexec_job *job)
-{
-    if (job->qprev)
-        job->qprev->qnext = job->qnext;
-    else
-        q->head = job->qnext;
-    if (job->qnext)
-        job->qnext->qprev = job->qprev;
-    else
-        q->tail = job->qprev;
-    job->qprev = job->qnext = NULL;
-    q->len--;
-}
-
 /* Tell spinning workers that work arrived.  Caller holds pool->lock, so
  * load and store need not be one atomic step. */
 static void bump_submits(struct evexec_pool *pool)
@@ -203,10 +172,10 @@ static struct evexec_job *take(struct evexec_pool *pool)
 {
     struct evexec_job *job = pool->q[EVEXEC_LANE_DEFAULT].head;
     if (job) {
-        queue_unlink(&pool->q[EVEXEC_LANE_DEFAULT], job);
+        evexec__jobq_unlink(&pool->q[EVEXEC_LANE_DEFAULT], job);
     } else if (pool->slow_running < pool->slow_max &&
                (job = pool->q[EVEXEC_LANE_SLOW].head) != NULL) {
-        queue_unlink(&pool->q[EVEXEC_LANE_SLOW], job);
+        evexec__jobq_unlink(&pool->q[EVEXEC_LANE_SLOW], job);
         pool->slow_running++;
     } else {
         return NULL;
@@ -434,29 +403,19 @@ fail_mutex:
     return NULL;
 }
 
-int evexec__pool_submit(struct evexec_pool *pool, struct evexec_job *job)
+/* Queue one job.  Caller holds pool->lock; the pool takes work. */
+static int submit_locked(struct evexec_pool *pool, struct evexec_job *job)
 {
     int lane = job->lane;
-    struct evexec__queue *q = &pool->q[lane];
-    int rc = 0;
+    struct evexec__jobq *q = &pool->q[lane];
 
-    if (inherited(pool))
-        return ESHUTDOWN;
-    pthread_mutex_lock(&pool->lock);
-    struct evexec__thread *dead = take_exited(pool);
-    if (pool->shutdown) {
-        rc = ESHUTDOWN;
-        goto out;
-    }
     /* max_queued counts this lane's jobs that will wait; a job a spare
      * thread takes at once does not wait.  Full when it already has
      * max_queued waiting (then this one would wait too). */
     if (pool->max_queued &&
-        lane_waiting(pool, lane, spare_threads(pool)) >= pool->max_queued) {
-        rc = EAGAIN;
-        goto out;
-    }
-    queue_push(q, job);
+        lane_waiting(pool, lane, spare_threads(pool)) >= pool->max_queued)
+        return EAGAIN;
+    evexec__jobq_push(q, job);
     job->qstate = EVEXEC__Q_QUEUED;
     bump_submits(pool);
     size_t want = runnable(pool);
@@ -467,17 +426,13 @@ int evexec__pool_submit(struct evexec_pool *pool, struct evexec_job *job)
         (pool->nthreads == 0 ||
          (pool->max_queued &&
           lane_waiting(pool, lane, pool->free_threads) > pool->max_queued))) {
-        queue_unlink(q, job);
+        evexec__jobq_unlink(q, job);
         job->qstate = EVEXEC__Q_NEW;
-        rc = EAGAIN;
-        goto out;
+        return EAGAIN;
     }
     if (pool->waiting > 0 && want > 0)
         pthread_cond_signal(&pool->work_cv);
-out:
-    pthread_mutex_unlock(&pool->lock);
-    join_exited(dead);
-    return rc;
+    return 0;
 }
 
 /* Wake up to `n` waiting workers.  Caller holds pool->lock. */
@@ -492,27 +447,17 @@ static void signal_workers(struct evexec_pool *pool, size_t n)
         pthread_cond_signal(&pool->work_cv);
 }
 
-int evexec__pool_submit_batch(struct evexec_pool *pool, struct evexec_job *head)
+/* Queue a chain of jobs.  Caller holds pool->lock; the pool takes work. */
+static int submit_batch_locked(struct evexec_pool *pool, struct evexec_job *head)
 {
     struct evexec_job *job, *next;
-    int rc = 0;
 
-    if (inherited(pool))
-        return ESHUTDOWN;
-    pthread_mutex_lock(&pool->lock);
-    struct evexec__thread *dead = take_exited(pool);
-    if (pool->shutdown) {
-        rc = ESHUTDOWN;
-        goto out;
-    }
     /* Not one thread, and none can be made: nothing would ever run them. */
-    if (pool->nthreads == 0 && spawn(pool) != 0) {
-        rc = EAGAIN;
-        goto out;
-    }
+    if (pool->nthreads == 0 && spawn(pool) != 0)
+        return EAGAIN;
     for (job = head; job; job = next) {
         next = job->qnext;
-        queue_push(&pool->q[job->lane], job);
+        evexec__jobq_push(&pool->q[job->lane], job);
         job->qstate = EVEXEC__Q_QUEUED;
     }
     bump_submits(pool);
@@ -521,10 +466,34 @@ int evexec__pool_submit_batch(struct evexec_pool *pool, struct evexec_job *head)
            spawn(pool) == 0)
         continue;
     signal_workers(pool, want);
-out:
+    return 0;
+}
+
+/* A submission: under the lock unless the pool refuses work (shut down,
+ * or inherited across fork); workers that exited meanwhile are joined
+ * after the lock is released. */
+static int submit_with(struct evexec_pool *pool,
+                       int (*locked)(struct evexec_pool *, struct evexec_job *),
+                       struct evexec_job *job)
+{
+    if (inherited(pool))
+        return ESHUTDOWN;
+    pthread_mutex_lock(&pool->lock);
+    struct evexec__thread *dead = take_exited(pool);
+    int rc = pool->shutdown ? ESHUTDOWN : locked(pool, job);
     pthread_mutex_unlock(&pool->lock);
     join_exited(dead);
     return rc;
+}
+
+int evexec__pool_submit(struct evexec_pool *pool, struct evexec_job *job)
+{
+    return submit_with(pool, submit_locked, job);
+}
+
+int evexec__pool_submit_batch(struct evexec_pool *pool, struct evexec_job *head)
+{
+    return submit_with(pool, submit_batch_locked, head);
 }
 
 int evexec__pool_unqueue(struct evexec_pool *pool, struct evexec_job *job)
@@ -532,7 +501,7 @@ int evexec__pool_unqueue(struct evexec_pool *pool, struct evexec_job *job)
     int removed = 0;
     pthread_mutex_lock(&pool->lock);
     if (job->qstate == EVEXEC__Q_QUEUED) {
-        queue_unlink(&pool->q[job->lane], job);
+        evexec__jobq_unlink(&pool->q[job->lane], job);
         job->qstate = EVEXEC__Q_REMOVED;
         pool->cancelled++;
         removed = 1;
@@ -555,7 +524,7 @@ static struct evexec__node *unqueue_matching(struct evexec_pool *pool,
             next = job->qnext;
             if (core && job->core != core)
                 continue;
-            queue_unlink(&pool->q[lane], job);
+            evexec__jobq_unlink(&pool->q[lane], job);
             job->qstate = EVEXEC__Q_REMOVED;
             pool->cancelled++;
             job->node.next = NULL;
