@@ -58,6 +58,11 @@
  *                            jobs after the swap, then adds them
  *  MUT_ORPHAN_LOAD_STORE     the orphan exchange split into a load and a
  *                            store
+ *
+ * Not a mutant, not run by check.sh: -DFOREIGN_CALL adds a thread that
+ * calls evexec_call_soon_threadsafe while evexec_free runs (after the
+ * swap); spin shows it can take its core reference after the settle freed
+ * the core (see proctype caller).
  */
 
 #ifndef NW
@@ -97,6 +102,8 @@ byte dq[NW];                 /* ex->draining: detached, not yet delivered */
 byte dqh, dqn;
 
 /* ---- ghosts ---- */
+bit swapped;                 /* teardown swapped CLOSED in */
+bit ex_freed;                /* evexec_free freed struct evexec */
 byte owe;                    /* pushers that found the list empty and have
                                 not yet decided whether to write the fd */
 
@@ -240,7 +247,11 @@ inline detach(leave)
     atomic {
         assert(core_freed == 0);
         n = head;
-        head = leave
+        head = leave;
+        if
+        :: leave == CLOSED -> swapped = 1
+        :: else
+        fi
     }
     /* The detached nodes are the loop's alone now: one step. */
     d_step {
@@ -330,7 +341,8 @@ inline teardown()
             k++
         :: else -> break
         od;
-        k = 0
+        k = 0;
+        ex_freed = 1
     }
 }
 
@@ -376,6 +388,22 @@ inline spin_phase()
     skip;                                /* a break lands here */
     d_step { rounds = 0; got = 0 }
 }
+
+#ifdef FOREIGN_CALL
+/* evexec_call_soon_threadsafe from another thread while evexec_free runs,
+ * after the swap (the header: calls made from then on fail with
+ * ESHUTDOWN): it reads ex->core while ex still exists, then pushes, which
+ * takes a reference on the core and finds CLOSED.  Not part of check.sh:
+ * spin shows the core can be freed (the settle, with no job running)
+ * between the read of ex->core and refs++. */
+proctype caller()
+{
+    atomic { swapped && !ex_freed -> skip }   /* reads ex->core */
+    atomic { assert(core_freed == 0); refs++ }
+    atomic { assert(core_freed == 0); head == CLOSED }
+    core_unref(1)
+}
+#endif
 
 proctype loop()
 {
@@ -431,6 +459,9 @@ init
         :: else -> break
         od;
         run loop();
+#ifdef FOREIGN_CALL
+        run caller();
+#endif
         i = 1;
         do
         :: i <= NW -> run worker(i); i++
