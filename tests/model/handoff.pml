@@ -24,8 +24,10 @@
  *  teardown       td_end_unsent (queued jobs never run), bias added to
  *                 refs, the rest of a drain on the stack and the list
  *                 swapped for CLOSED are delivered, running = inflight,
- *                 core_unref(BIAS - running + 1), free_memory (orphan
- *                 exchange for each job still out, plain free otherwise).
+ *                 core_unref(BIAS - running) (td_release), free_memory
+ *                 (orphan exchange for each job still out, plain free
+ *                 otherwise, then the evexec's own core_unref(1) just
+ *                 before struct evexec goes).
  *
  * Memory is sequentially consistent here: the C code's seq_cst CAS and
  * `spinning` accesses are what make that assumption hold for the
@@ -61,8 +63,8 @@
  *
  * Not a mutant, not run by check.sh: -DFOREIGN_CALL adds a thread that
  * calls evexec_call_soon_threadsafe while evexec_free runs (after the
- * swap); spin shows it can take its core reference after the settle freed
- * the core (see proctype caller).
+ * swap); spin shows it can still take its core reference after the
+ * evexec's last one went with its memory (see proctype caller).
  */
 
 #ifndef NW
@@ -321,12 +323,12 @@ inline teardown()
     od;
     running = inflight;
     torn = 1;
-    /* 4. td_end_pending: futures only.  5. td_release: settle. */
+    /* 4. td_end_pending: futures only.  5. td_release: settle the bias;
+     * the evexec's own reference goes with its memory (step 6). */
 #ifndef MUT_NO_BIAS
-    core_unref(BIAS - running + 1);
+    core_unref(BIAS - running);
 #else
     atomic { assert(core_freed == 0); refs = refs + running }
-    core_unref(1);
 #endif
     /* 6. free_memory (one step: each worker's own exchange still falls
      * before or after it) */
@@ -341,9 +343,10 @@ inline teardown()
             k++
         :: else -> break
         od;
-        k = 0;
-        ex_freed = 1
+        k = 0
     }
+    core_unref(1);                       /* the evexec's own reference */
+    ex_freed = 1                         /* free(ex) */
 }
 
 /* deliver_all(ex, NULL) from a callback pass; a done callback may call
@@ -394,8 +397,8 @@ inline spin_phase()
  * after the swap (the header: calls made from then on fail with
  * ESHUTDOWN): it reads ex->core while ex still exists, then pushes, which
  * takes a reference on the core and finds CLOSED.  Not part of check.sh:
- * spin shows the core can be freed (the settle, with no job running)
- * between the read of ex->core and refs++. */
+ * spin shows the core can be freed (free_memory's core_unref(1), with no
+ * job running) between the caller's read of ex->core and its refs++. */
 proctype caller()
 {
     atomic { swapped && !ex_freed -> skip }   /* reads ex->core */
