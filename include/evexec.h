@@ -141,7 +141,11 @@ struct evexec_pool_config {
 
 /** An initializer for struct evexec_pool_config: defaults, size set:
  *  `struct evexec_pool_config cfg = EVEXEC_POOL_CONFIG_INIT;` */
+#ifdef __cplusplus
 #define EVEXEC_POOL_CONFIG_INIT { sizeof(struct evexec_pool_config) }
+#else
+#define EVEXEC_POOL_CONFIG_INIT { .size = sizeof(struct evexec_pool_config) }
+#endif
 
 /**
  * Make a pool.  Threads start lazily, as work arrives.  Jobs run in two
@@ -369,7 +373,11 @@ struct evexec_run_opts {
 };
 
 /** An initializer for struct evexec_run_opts: defaults, size set. */
+#ifdef __cplusplus
 #define EVEXEC_RUN_OPTS_INIT { sizeof(struct evexec_run_opts) }
+#else
+#define EVEXEC_RUN_OPTS_INIT { .size = sizeof(struct evexec_run_opts) }
+#endif
 
 /**
  * Run fn(job, arg) on a worker of the evexec's pool.  Returns a new future
