@@ -197,10 +197,12 @@ static _Thread_local struct evexec *batching __attribute__((tls_model("initial-e
 static _Thread_local struct evexec *batching;
 #endif
 
+static void flush_thread_batch(void);
+
 static void batch_add(struct evexec *ex, struct evexec_job *job)
 {
     if (batching && batching != ex)
-        evexec__flush_thread_batch();
+        flush_thread_batch();
     evexec__jobq_push(&ex->batch, job);
     batching = ex;
 }
@@ -227,7 +229,7 @@ static void flush_batch(struct evexec *ex)
     evexec__maybe_idle(ex);
 }
 
-void evexec__flush_thread_batch(void)
+static void flush_thread_batch(void)
 {
     if (batching)
         flush_batch(batching);
@@ -506,10 +508,10 @@ static void td_end_unsent(struct evexec *ex)
             }
         return;
     }
-    struct evexec__node *n = evexec__pool_unqueue_core(ex->pool, ex->core), *nn;
-    for (; n; n = nn) {
-        nn = n->next;
-        end_unsent(ex, EVEXEC__CONTAINER_OF(n, struct evexec_job, node), ECANCELED);
+    struct evexec_job *j = evexec__pool_unqueue_owner(ex->pool, ex->core), *jn;
+    for (; j; j = jn) {
+        jn = j->qnext;
+        end_unsent(ex, j, ECANCELED);
     }
 }
 
@@ -639,6 +641,28 @@ EVEXEC_API struct evexec_pool *evexec_get_pool(const struct evexec *ex)
 }
 
 /* ---- jobs ------------------------------------------------------------- */
+
+/* The pool's client (evexec-internal.h): what running a job and handing
+ * it back mean here. */
+static void job_run(struct evexec_job *job)
+{
+    job->error = job->fn(job, job->arg);
+    if (job->arg_free)
+        job->arg_free(job->arg);
+}
+
+static void job_complete(struct evexec_job *job, int ran)
+{
+    if (!ran)
+        job->error = ECANCELED;
+    evexec__core_push(job->core, &job->node);
+}
+
+const struct evexec__pool_client evexec__pool_client = {
+    .run = job_run,
+    .complete = job_complete,
+    .flush = flush_thread_batch,
+};
 
 static const struct evexec__future_ops job_ops = {
     .cancel = evexec__job_cancel,

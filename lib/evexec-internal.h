@@ -238,6 +238,25 @@ static inline struct evexec_job *evexec__jobq_take_all(struct evexec__jobq *q)
 
 /* ---- pool.c ------------------------------------------------------------ */
 
+/*
+ * The pool's interface.  The pool owns only a job's queue fields (qprev,
+ * qnext, qstate, lane) and treats `core` as an opaque owner to match; what
+ * running and handing back a job mean is its client's, through these
+ * three calls.  bridge.c is the client; a test of the pool alone defines
+ * its own evexec__pool_client.
+ */
+struct evexec__pool_client {
+    /* Run the job (a worker, no lock held). */
+    void (*run)(struct evexec_job *job);
+    /* Hand the job back: ran, or (ran == 0) taken off the queue by a
+     * cancelling shutdown.  The job may be freed by then end of the call. */
+    void (*complete)(struct evexec_job *job, int ran);
+    /* Hand this thread's unsent submissions to their pool now (before a
+     * shutdown or a stats snapshot made on a loop thread). */
+    void (*flush)(void);
+};
+extern const struct evexec__pool_client evexec__pool_client;
+
 /* Queue a job.  Returns 0, ESHUTDOWN, EAGAIN (full, or no thread at all). */
 int evexec__pool_submit(struct evexec_pool *pool, struct evexec_job *job);
 
@@ -245,18 +264,13 @@ int evexec__pool_submit(struct evexec_pool *pool, struct evexec_job *job);
  * Returns 0, ESHUTDOWN, or EAGAIN when no thread at all can be made. */
 int evexec__pool_submit_batch(struct evexec_pool *pool, struct evexec_job *head);
 
-/* Hand this thread's pending batch of submissions to its pool now (before
- * a shutdown or a stats snapshot made on a loop thread). */
-void evexec__flush_thread_batch(void);
-
 /* Take a queued job off the queue.  Returns 1 if it was queued (it will
  * never run), 0 if it is running or done. */
 int evexec__pool_unqueue(struct evexec_pool *pool, struct evexec_job *job);
 
-/* Take every queued job of `core` off the queue; returns them linked
- * through node.next. */
-struct evexec__node *evexec__pool_unqueue_core(struct evexec_pool *pool,
-                                               const struct evexec__core *core);
+/* Take every queued job of `owner` (matched against job->core) off the
+ * queue; returns them linked through qnext. */
+struct evexec_job *evexec__pool_unqueue_owner(struct evexec_pool *pool, const void *owner);
 
 /* The pool's opt-in spin (0: off). */
 unsigned evexec__pool_spin_us(const struct evexec_pool *pool);

@@ -35,9 +35,12 @@
  * evexec_job_cancelled() reads through evexec__worker_cancelling() on the
  * worker, and then wakes the pool's waiters in cancel.c.
  *
- * Workers never hold pool->lock while running a job or while handing a
- * completion to an evexec (evexec__core_push is lock-free), so the pool
- * lock is never held together with any other lock.
+ * The pool knows a job only by its queue fields; it runs a job and hands
+ * it back through evexec__pool_client (bridge.c), so it can be built and
+ * tested alone (tests/test_pool_alone.c).  Workers never hold pool->lock
+ * while running a job or while handing it back (the bridge's hand-back is
+ * lock-free), so the pool lock is never held together with any other
+ * lock.
  *
  * Threads are joinable.  An exiting worker puts its handle on `exited`,
  * drops nthreads and signals `exit_cv`, all under the lock, and touches the
@@ -235,12 +238,10 @@ static void *worker_main(void *arg)
         if (job) {
             spun = 0;
             pthread_mutex_unlock(&pool->lock);
-            job->error = job->fn(job, job->arg);
-            if (job->arg_free)
-                job->arg_free(job->arg);
             int slow = job->lane == EVEXEC_LANE_SLOW;
+            evexec__pool_client.run(job);
             atomic_fetch_add_explicit(&pool->completed, 1, memory_order_relaxed);
-            evexec__core_push(job->core, &job->node);
+            evexec__pool_client.complete(job, 1);   /* the job may be gone */
             pthread_mutex_lock(&pool->lock);
             pool->free_threads++;
             if (slow)
@@ -512,24 +513,22 @@ int evexec__pool_unqueue(struct evexec_pool *pool, struct evexec_job *job)
     return removed;
 }
 
-/* Unlink every queued job matching `core` (all of them for NULL) and chain
- * them through node.next.  Caller holds pool->lock. */
-static struct evexec__node *unqueue_matching(struct evexec_pool *pool,
-                                             const struct evexec__core *core)
+/* Unlink every queued job of `owner` (all of them for NULL) and chain
+ * them through qnext.  Caller holds pool->lock. */
+static struct evexec_job *unqueue_matching(struct evexec_pool *pool, const void *owner)
 {
-    struct evexec__node *out = NULL, **tail = &out;
+    struct evexec_job *out = NULL, **tail = &out;
     for (int lane = 0; lane < 2; lane++) {
         struct evexec_job *job = pool->q[lane].head, *next;
         for (; job; job = next) {
             next = job->qnext;
-            if (core && job->core != core)
+            if (owner && (const void *)job->core != owner)
                 continue;
             evexec__jobq_unlink(&pool->q[lane], job);
             job->qstate = EVEXEC__Q_REMOVED;
             pool->cancelled++;
-            job->node.next = NULL;
-            *tail = &job->node;
-            tail = &job->node.next;
+            *tail = job;
+            tail = &job->qnext;
         }
     }
     if (pool->shutdown && pool->q[0].len + pool->q[1].len == 0)
@@ -537,11 +536,10 @@ static struct evexec__node *unqueue_matching(struct evexec_pool *pool,
     return out;
 }
 
-struct evexec__node *evexec__pool_unqueue_core(struct evexec_pool *pool,
-                                               const struct evexec__core *core)
+struct evexec_job *evexec__pool_unqueue_owner(struct evexec_pool *pool, const void *owner)
 {
     pthread_mutex_lock(&pool->lock);
-    struct evexec__node *out = unqueue_matching(pool, core);
+    struct evexec_job *out = unqueue_matching(pool, owner);
     pthread_mutex_unlock(&pool->lock);
     return out;
 }
@@ -598,9 +596,9 @@ EVEXEC_API int evexec_pool_shutdown(struct evexec_pool *pool, int flags)
     if ((flags & EVEXEC_SHUTDOWN_WAIT) && evexec__current_pool == pool)
         return EDEADLK;
     /* Submissions this loop thread already made count as made before. */
-    evexec__flush_thread_batch();
+    evexec__pool_client.flush();
 
-    struct evexec__node *cancelled = NULL;
+    struct evexec_job *cancelled = NULL;
     pthread_mutex_lock(&pool->lock);
     atomic_store_explicit(&pool->shutdown, 1, memory_order_release);
     if (flags & EVEXEC_SHUTDOWN_CANCEL) {
@@ -617,10 +615,8 @@ EVEXEC_API int evexec_pool_shutdown(struct evexec_pool *pool, int flags)
 
     /* Hand the cancelled jobs back to their loops, with no lock held. */
     while (cancelled) {
-        struct evexec__node *next = cancelled->next;
-        struct evexec_job *job = EVEXEC__CONTAINER_OF(cancelled, struct evexec_job, node);
-        job->error = ECANCELED;
-        evexec__core_push(job->core, cancelled);
+        struct evexec_job *next = cancelled->qnext;
+        evexec__pool_client.complete(cancelled, 0);
         cancelled = next;
     }
 
@@ -679,7 +675,7 @@ EVEXEC_API int evexec_pool_stats(const struct evexec_pool *cpool,
     if (inherited(cpool))
         return ESHUTDOWN;
     struct evexec_pool *pool = (struct evexec_pool *)cpool;
-    evexec__flush_thread_batch();
+    evexec__pool_client.flush();
     pthread_mutex_lock(&pool->lock);
     out->threads = pool->nthreads;
     out->idle = pool->waiting;
