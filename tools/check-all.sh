@@ -30,6 +30,9 @@
 #                   models, and their mutants (which must fail)
 #      valgrind     tests/valgrind/run.sh build/plain: memcheck over the
 #                   examples and the demo
+#      install      tests/check-install.sh build/plain: install into a
+#                   scratch prefix, build examples/hello.c against it with
+#                   pkg-config and with CMake's find_package(evexec)
 #    each one counts as one passed test, or one failure;
 # 4. `make distcheck` once, in build/plain;
 # 5. adds up the cmocka summaries of every test log of the three builds and
@@ -63,7 +66,7 @@ set -euo pipefail
 DEB_PACKAGES=(
     build-essential autoconf automake libtool pkg-config autoconf-archive
     libevent-dev libcmocka-dev libuv1-dev libcurl4-openssl-dev
-    libsqlite3-dev clang spin valgrind
+    libsqlite3-dev clang spin valgrind cmake
 )
 
 srcdir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -397,6 +400,16 @@ if [ $do_valgrind -eq 1 ]; then
             sh "$srcdir/tests/valgrind/run.sh" "$BUILD_ROOT/plain"
         grep -E 'errors, exit|^valgrind: ' "$BUILD_ROOT/plain/valgrind.log" | sed 's/^/    /' || true
     fi
+fi
+if [[ " ${build_ok[*]-} " != *" plain "* ]]; then
+    skip_phase "[plain] install" "no plain build"
+elif ! command -v cmake >/dev/null 2>&1; then
+    skip_phase "[plain] install" "cmake not found"
+    failed_phases+=("cmake not found for the install check"); phase_fail_count=$((phase_fail_count + 1))
+else
+    run_counted "[plain] install" "$BUILD_ROOT/plain/install.log" \
+        sh "$srcdir/tests/check-install.sh" "$BUILD_ROOT/plain"
+    grep -E '^check-install: (pkg-config|CMake) build' "$BUILD_ROOT/plain/install.log" | sed 's/^/    /' || true
 fi
 
 # ---------------------------------------------------------------------------
