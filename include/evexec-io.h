@@ -44,8 +44,9 @@
  *
  * Cancelling.  A job still queued never runs.  A running lookup or file
  * call cannot be interrupted: it finishes, its result is released, and the
- * future ends ECANCELED.  evexec_fs_read_file() and evexec_fs_write_file()
- * look at the cancel request between chunks and stop early.
+ * future ends ECANCELED.  evexec_fs_read_file(), evexec_fs_write_file()
+ * and evexec_fs_copyfile() look at the cancel request between chunks and
+ * stop early.
  */
 #ifndef EVEXEC_IO_H
 #define EVEXEC_IO_H
@@ -55,6 +56,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <netdb.h>
+#include <time.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -246,6 +248,143 @@ EVEXEC_API struct evexec_future *evexec_fs_mkdir(struct evexec *ex, const char *
 /** rmdir(path).  As evexec_fs_unlink(). */
 EVEXEC_API struct evexec_future *evexec_fs_rmdir(struct evexec *ex, const char *path);
 
+/**
+ * lstat(path): as evexec_fs_stat(), but a symbolic link is not followed:
+ * the result describes the link itself.  Result: a struct stat (new,
+ * owned by the future, released with free()).  Errors of the future:
+ * lstat(2)'s (ENOENT, ENOTDIR, EACCES, ELOOP, ENAMETOOLONG, ...); ENOMEM;
+ * ECANCELED.  Returns a new future, or NULL with errno EINVAL (NULL ex or
+ * path) or as evexec_run().  Loop thread.
+ */
+EVEXEC_API struct evexec_future *evexec_fs_lstat(struct evexec *ex, const char *path);
+
+/**
+ * readlink(path): the content of the symbolic link at path, of any length
+ * (the buffer grows until it fits).  Result: a NUL-terminated char * (new,
+ * owned by the future, released with free()).  Errors of the future:
+ * readlink(2)'s (EINVAL when path is not a symbolic link, ENOENT, ENOTDIR,
+ * EACCES, ELOOP, ENAMETOOLONG, ...); ENOMEM; ECANCELED.  Returns a new
+ * future, or NULL with errno EINVAL (NULL ex or path) or as evexec_run().
+ * Loop thread.
+ */
+EVEXEC_API struct evexec_future *evexec_fs_readlink(struct evexec *ex, const char *path);
+
+/**
+ * realpath(path): the absolute path of the file path names, every
+ * symbolic link, "." and ".." resolved.  Result: a NUL-terminated char *
+ * (new, owned by the future, released with free()).  Errors of the future:
+ * realpath(3)'s (ENOENT, ENOTDIR, EACCES, ELOOP, ENAMETOOLONG when the
+ * result would not fit PATH_MAX, ...); ENOMEM; ECANCELED.  Returns a new
+ * future, or NULL with errno EINVAL (NULL ex or path) or as evexec_run().
+ * Loop thread.
+ */
+EVEXEC_API struct evexec_future *evexec_fs_realpath(struct evexec *ex, const char *path);
+
+/**
+ * ftruncate(fd, length).  No result.  Errors of the future: ftruncate(2)'s
+ * (EBADF, EINVAL for a descriptor not open for writing or not a regular
+ * file, EFBIG, EPERM, EIO, ...); ECANCELED.  Returns a new future, or NULL
+ * with errno EINVAL (NULL ex, fd < 0, length < 0) or as evexec_run().
+ * Loop thread.
+ */
+EVEXEC_API struct evexec_future *evexec_fs_ftruncate(struct evexec *ex, int fd,
+                                                     off_t length);
+
+/**
+ * chmod(path, mode).  No result.  Errors of the future: chmod(2)'s
+ * (ENOENT, ENOTDIR, EACCES, ELOOP, EPERM, EROFS, ...); ECANCELED.  Returns
+ * a new future, or NULL with errno EINVAL (NULL ex or path) or as
+ * evexec_run().  Loop thread.
+ */
+EVEXEC_API struct evexec_future *evexec_fs_chmod(struct evexec *ex, const char *path,
+                                                 mode_t mode);
+
+/**
+ * fchmod(fd, mode).  No result.  Errors of the future: fchmod(2)'s (EBADF,
+ * EPERM, EROFS, ...); ECANCELED.  Returns a new future, or NULL with errno
+ * EINVAL (NULL ex, fd < 0) or as evexec_run().  Loop thread.
+ */
+EVEXEC_API struct evexec_future *evexec_fs_fchmod(struct evexec *ex, int fd, mode_t mode);
+
+/**
+ * utimensat(AT_FDCWD, path, times, 0): set the access time (times[0]) and
+ * the modification time (times[1]) of path, following symbolic links.
+ * times is copied; NULL sets both to the current time, and so does a
+ * tv_nsec of UTIME_NOW for one of them (UTIME_OMIT leaves it as it is).
+ * No result.  Errors of the future: utimensat(2)'s (ENOENT, ENOTDIR,
+ * EACCES, EPERM, ELOOP, EINVAL for a tv_nsec out of range, EROFS, ...);
+ * ECANCELED.  Returns a new future, or NULL with errno EINVAL (NULL ex or
+ * path) or as evexec_run().  Loop thread.
+ */
+EVEXEC_API struct evexec_future *evexec_fs_utimens(struct evexec *ex, const char *path,
+                                                   const struct timespec times[2]);
+
+/**
+ * mkdtemp(template): make a new directory, mode 0700, named by template
+ * with its last six characters, which must be "XXXXXX", made unique.
+ * template is copied and left as it was.  Result: the path of the new
+ * directory, a NUL-terminated char * (new, owned by the future, released
+ * with free()).  Errors of the future: mkdtemp(3)'s (EINVAL when template
+ * does not end in "XXXXXX", ENOENT, ENOTDIR, EACCES, EEXIST when no unique
+ * name was found, ...); ENOMEM; ECANCELED (the directory stays made when
+ * the job had already run).  Returns a new future, or NULL with errno
+ * EINVAL (NULL ex or template) or as evexec_run().  Loop thread.
+ */
+EVEXEC_API struct evexec_future *evexec_fs_mkdtemp(struct evexec *ex, const char *tmpl);
+
+/** evexec_fs_copyfile() flag: fail with EEXIST when the destination exists. */
+#define EVEXEC_FS_COPY_EXCL 0x1
+
+/**
+ * Copy the file at from to the path to, created if need be and replaced
+ * otherwise (through symbolic links, as open(2) follows them); flags is 0
+ * or EVEXEC_FS_COPY_EXCL.  The copy gets the source's permission bits
+ * (not its owner, times or extended attributes).  On Linux the data is
+ * copied by the kernel with copy_file_range(2) where the file system
+ * allows (ENOSYS, EXDEV, EINVAL and EOPNOTSUPP fall back to read(2) and
+ * write(2)).  The cancel request is looked at between chunks.  Copying a
+ * file onto itself (the same inode) succeeds and leaves it as it is.
+ *
+ * When the copy fails or is cancelled once `to` was opened, `to` is
+ * removed if it is a regular file: also one that existed before and was
+ * replaced (its old content is gone by then).  A `to` that is not a
+ * regular file (a device, a FIFO) is written to as it is: neither
+ * truncated, nor given the mode, nor removed.  With EVEXEC_FS_COPY_EXCL
+ * an existing `to` is never touched.
+ *
+ * No result.  Errors of the future: those of open(2) for either path
+ * (ENOENT, EACCES, ENOTDIR, ELOOP, ...); EEXIST with EVEXEC_FS_COPY_EXCL;
+ * EISDIR when from is a directory (or to is one); those of fstat(2),
+ * ftruncate(2), fchmod(2), copy_file_range(2), read(2) and write(2)
+ * (ENOSPC, EIO, EFBIG, ...); EIO for a write(2) that returns 0; ENOMEM;
+ * ECANCELED.  Returns a new future, or NULL with errno EINVAL (NULL ex,
+ * from or to; a flag other than EVEXEC_FS_COPY_EXCL) or as evexec_run().
+ * Loop thread.
+ */
+EVEXEC_API struct evexec_future *evexec_fs_copyfile(struct evexec *ex, const char *from,
+                                                    const char *to, int flags);
+
+/**
+ * Send up to len bytes of in_fd, from offset on, to out_fd: Linux's
+ * sendfile(2), or pread(2) and write(2) where sendfile refuses the pair
+ * (ENOSYS, EINVAL, EXDEV, EOPNOTSUPP before any byte was sent) and on
+ * other systems.  The file offset of in_fd is not used nor changed; that
+ * of out_fd advances.  It goes on until len bytes are sent or in_fd ends,
+ * so the count is smaller than len only at end of file or after an error
+ * that came once some bytes were sent (that error is not reported then,
+ * as write(2) does).
+ *
+ * Result: the byte count, read with evexec_fs_count().  Errors of the
+ * future (when no byte was sent): sendfile(2)'s, pread(2)'s and write(2)'s
+ * (EBADF, ESPIPE for an in_fd that cannot be read at an offset, EISDIR,
+ * EAGAIN for a non-blocking out_fd, ENOSPC, EIO, ...); EIO for a write(2)
+ * that returns 0; ENOMEM; ECANCELED.  Returns a new future, or NULL with
+ * errno EINVAL (NULL ex, out_fd or in_fd < 0, offset < 0, len > SSIZE_MAX)
+ * or as evexec_run().  Loop thread.
+ */
+EVEXEC_API struct evexec_future *evexec_fs_sendfile(struct evexec *ex, int out_fd,
+                                                    int in_fd, off_t offset, size_t len);
+
 /** The result of evexec_fs_scandir(): one malloc() block, names inside. */
 struct evexec_dirlist {
     size_t count;       /**< entries, "." and ".." left out */
@@ -347,8 +486,8 @@ EVEXEC_API struct evexec_future *evexec_fs_write_file(struct evexec *ex,
 /* ---- reading results that are not pointers ---- */
 
 /**
- * The byte count of a future made by evexec_fs_read(), _write(), _pread()
- * or _pwrite() that ended successfully.  Returns it (>= 0), or -1 with
+ * The byte count of a future made by evexec_fs_read(), _write(), _pread(),
+ * _pwrite() or _sendfile() that ended successfully.  Returns it (>= 0), or -1 with
  * errno set to the future's error when it failed, EINPROGRESS while it is
  * pending, EINVAL for NULL or a future of another kind.  Loop thread.
  */

@@ -44,6 +44,9 @@
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/sendfile.h>
+#endif
 
 #include "evexec-internal.h"
 
@@ -138,16 +141,19 @@ struct fs_req {
     evexec__io_fn run;          /* first: see evexec__io_submit() */
     int kind;                   /* which call, for a run that does several */
     int fd;
+    int fd2;                    /* sendfile's in_fd */
     int flags;
     mode_t mode;
     void *buf;                  /* borrowed; only read by writes */
     size_t len;
     off_t off;
+    int has_times;              /* utimens: times[] given, else now */
+    struct timespec times[2];
     const char *path, *path2;   /* copies, in `names` */
     char names[];
 };
 
-enum { FS_READ = 1, FS_WRITE, FS_PREAD, FS_PWRITE, FS_DATASYNC };
+enum { FS_READ = 1, FS_WRITE, FS_PREAD, FS_PWRITE, FS_DATASYNC, FS_LSTAT };
 
 /* What fs_call() checks before anything is queued. */
 enum {
@@ -156,6 +162,8 @@ enum {
     NEED_FD = 1 << 2,
     NEED_BUF = 1 << 3,          /* buf/len, for read and write calls */
     NEED_OFF = 1 << 4,
+    NEED_FD2 = 1 << 5,
+    NEED_LEN = 1 << 6,          /* len <= SSIZE_MAX, no buffer */
 };
 
 /* Check the arguments in *t (and the paths, which it copies), then queue a
@@ -166,7 +174,8 @@ static struct evexec_future *fs_call(struct evexec *ex, int need, const struct f
     if (!ex || ((need & NEED_PATH) && !path) || ((need & NEED_PATH2) && !path2) ||
         ((need & NEED_FD) && t->fd < 0) ||
         ((need & NEED_BUF) && ((!t->buf && t->len > 0) || t->len > SSIZE_MAX)) ||
-        ((need & NEED_OFF) && t->off < 0)) {
+        ((need & NEED_OFF) && t->off < 0) || ((need & NEED_FD2) && t->fd2 < 0) ||
+        ((need & NEED_LEN) && t->len > SSIZE_MAX)) {
         errno = EINVAL;
         return NULL;
     }
@@ -254,7 +263,10 @@ static int fs_do_stat(struct evexec_job *job, void *arg)
     if (!st)
         return ENOMEM;
     int rc;
-    FS_RETRY(rc, r->path ? stat(r->path, st) : fstat(r->fd, st));
+    if (r->kind == FS_LSTAT)
+        FS_RETRY(rc, lstat(r->path, st));
+    else
+        FS_RETRY(rc, r->path ? stat(r->path, st) : fstat(r->fd, st));
     if (rc != 0) {
         int err = errno;
         free(st);
@@ -620,6 +632,305 @@ static int fs_do_write_file(struct evexec_job *job, void *arg)
     return 0;
 }
 
+/* ---- links, modes, times, temporary directories --------------------------- */
+
+static int fs_do_readlink(struct evexec_job *job, void *arg)
+{
+    struct fs_req *r = arg;
+    char *buf = NULL;
+    /* Grow until the link fits with a byte to spare: readlink(2) filling
+     * the whole buffer may have cut the link short. */
+    for (size_t cap = 128;; cap = cap > (size_t)SSIZE_MAX / 2 ? (size_t)SSIZE_MAX : cap * 2) {
+        char *nb = evexec__realloc(buf, cap);
+        if (!nb) {
+            free(buf);
+            return ENOMEM;
+        }
+        buf = nb;
+        ssize_t n;
+        FS_RETRY(n, readlink(r->path, buf, cap));
+        if (n < 0) {
+            int err = errno;
+            free(buf);
+            return err;
+        }
+        if ((size_t)n < cap) {
+            buf[n] = '\0';
+            evexec_job_set_result(job, buf, free);
+            return 0;
+        }
+        if (cap == (size_t)SSIZE_MAX) {
+            free(buf);
+            return ENAMETOOLONG;
+        }
+    }
+}
+
+static int fs_do_realpath(struct evexec_job *job, void *arg)
+{
+    struct fs_req *r = arg;
+    char *buf = evexec__malloc(PATH_MAX);
+    if (!buf)
+        return ENOMEM;
+    char *res;
+    do
+        res = realpath(r->path, buf);
+    while (!res && errno == EINTR);
+    if (!res) {
+        int err = errno;
+        free(buf);
+        return err;
+    }
+    char *small = evexec__realloc(buf, strlen(buf) + 1);
+    if (small)
+        buf = small;            /* else keep the larger block */
+    evexec_job_set_result(job, buf, free);
+    return 0;
+}
+
+static int fs_do_ftruncate(struct evexec_job *job, void *arg)
+{
+    struct fs_req *r = arg;
+    int rc;
+    (void)job;
+    FS_RETRY(rc, ftruncate(r->fd, r->off));
+    return fs_status(rc);
+}
+
+/* chmod(path) or, without a path, fchmod(fd). */
+static int fs_do_chmod(struct evexec_job *job, void *arg)
+{
+    struct fs_req *r = arg;
+    int rc;
+    (void)job;
+    if (r->path)
+        FS_RETRY(rc, chmod(r->path, r->mode));
+    else
+        FS_RETRY(rc, fchmod(r->fd, r->mode));
+    return fs_status(rc);
+}
+
+static int fs_do_utimens(struct evexec_job *job, void *arg)
+{
+    struct fs_req *r = arg;
+    int rc;
+    (void)job;
+    FS_RETRY(rc, utimensat(AT_FDCWD, r->path, r->has_times ? r->times : NULL, 0));
+    return fs_status(rc);
+}
+
+static int fs_do_mkdtemp(struct evexec_job *job, void *arg)
+{
+    struct fs_req *r = arg;
+    size_t l = strlen(r->path) + 1;
+    char *name = evexec__malloc(l);
+    if (!name)
+        return ENOMEM;
+    char *res;
+    /* mkdtemp(3) fills in the X's: each try starts from the template. */
+    do {
+        memcpy(name, r->path, l);
+        res = mkdtemp(name);
+    } while (!res && errno == EINTR);
+    if (!res) {
+        int err = errno;
+        free(name);
+        return err;
+    }
+    evexec_job_set_result(job, name, free);
+    return 0;
+}
+
+/* ---- copyfile and sendfile ------------------------------------------------ */
+
+/* The fallback's buffer. */
+#define FS_COPY_BUF ((size_t)64 << 10)
+
+/* Write all len bytes of p to fd.  Returns 0 or an errno value (EIO for
+ * a write that returns 0). */
+static int fs_write_all(int fd, const char *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n;
+        FS_RETRY(n, fs_write(fd, p, len));
+        if (n < 0)
+            return errno;
+        if (n == 0)
+            return EIO;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+#ifdef __linux__
+/* Errors after which the kernel's copy is given up for read and write. */
+static int fs_no_offload(int err)
+{
+    return err == ENOSYS || err == EXDEV || err == EINVAL || err == EOPNOTSUPP ||
+           err == ENOTSUP;
+}
+#endif
+
+/* Copy from `in` to `out` from their file offsets to the end of in,
+ * looking at the cancel request between chunks.  Returns 0 or an errno
+ * value. */
+static int fs_copy_fds(struct evexec_job *job, int in, int out)
+{
+    char *buf = NULL;
+    int err = 0;
+#ifdef __linux__
+    int offload = 1;
+#endif
+    for (;;) {
+        if (evexec_job_cancelled(job)) {
+            err = ECANCELED;
+            break;
+        }
+#ifdef __linux__
+        if (offload) {
+            ssize_t n;
+            FS_RETRY(n, copy_file_range(in, NULL, out, NULL, FS_CHUNK, 0));
+            if (n > 0)
+                continue;
+            if (n == 0)
+                break;
+            if (!fs_no_offload(errno)) {
+                err = errno;
+                break;
+            }
+            offload = 0;        /* from here: read and write */
+        }
+#endif
+        if (!buf && !(buf = evexec__malloc(FS_COPY_BUF))) {
+            err = ENOMEM;
+            break;
+        }
+        ssize_t n;
+        FS_RETRY(n, read(in, buf, FS_COPY_BUF));
+        if (n < 0) {
+            err = errno;
+            break;
+        }
+        if (n == 0)
+            break;
+        err = fs_write_all(out, buf, (size_t)n);
+        if (err)
+            break;
+    }
+    free(buf);
+    return err;
+}
+
+static int fs_do_copyfile(struct evexec_job *job, void *arg)
+{
+    struct fs_req *r = arg;
+    struct stat st, dst;
+    int in, out, rc, err = 0;
+
+    FS_RETRY(in, open(r->path, O_RDONLY | O_CLOEXEC | O_NOCTTY));
+    if (in < 0)
+        return errno;
+    FS_RETRY(rc, fstat(in, &st));
+    if (rc != 0) {
+        err = errno;
+        goto close_in;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        err = EISDIR;
+        goto close_in;
+    }
+    int oflags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOCTTY;
+    if (r->flags & EVEXEC_FS_COPY_EXCL)
+        oflags |= O_EXCL;
+    FS_RETRY(out, open(r->path2, oflags, st.st_mode & 07777));
+    if (out < 0) {
+        err = errno;
+        goto close_in;
+    }
+    /* Copying a file onto itself: nothing to do (truncating it first
+     * would lose it). */
+    int regular = 0;            /* only a regular file is removed on failure */
+    FS_RETRY(rc, fstat(out, &dst));
+    if (rc != 0) {
+        err = errno;
+    } else if (dst.st_dev == st.st_dev && dst.st_ino == st.st_ino) {
+        close(out);
+        goto close_in;
+    } else if (S_ISREG(dst.st_mode)) {
+        regular = 1;
+        FS_RETRY(rc, ftruncate(out, 0));
+        if (rc == 0)
+            FS_RETRY(rc, fchmod(out, st.st_mode & 07777));
+        err = fs_status(rc);
+    }
+    if (!err)
+        err = fs_copy_fds(job, in, out);
+    if (close(out) != 0 && !err && errno != EINTR)
+        err = errno;
+    if (err && regular)
+        FS_RETRY(rc, unlink(r->path2));
+close_in:
+    close(in);
+    return err;
+}
+
+static int fs_do_sendfile(struct evexec_job *job, void *arg)
+{
+    struct fs_req *r = arg;
+    off_t off = r->off;
+    size_t done = 0;
+    char *buf = NULL;
+    int err = 0;
+#ifdef __linux__
+    int offload = 1;
+#endif
+    while (done < r->len) {
+        size_t want = r->len - done < FS_CHUNK ? r->len - done : FS_CHUNK;
+        ssize_t n;
+#ifdef __linux__
+        if (offload) {
+            FS_RETRY(n, sendfile(r->fd, r->fd2, &off, want));
+            if (n > 0) {
+                done += (size_t)n;
+                continue;
+            }
+            if (n == 0)
+                break;
+            if (done > 0 || !fs_no_offload(errno)) {
+                err = errno;
+                break;
+            }
+            offload = 0;        /* from here: pread and write */
+        }
+#endif
+        if (!buf && !(buf = evexec__malloc(FS_COPY_BUF))) {
+            err = ENOMEM;
+            break;
+        }
+        if (want > FS_COPY_BUF)
+            want = FS_COPY_BUF;
+        FS_RETRY(n, pread(r->fd2, buf, want, off));
+        if (n < 0) {
+            err = errno;
+            break;
+        }
+        if (n == 0)
+            break;
+        err = fs_write_all(r->fd, buf, (size_t)n);
+        if (err)
+            break;
+        off += n;
+        done += (size_t)n;
+    }
+    free(buf);
+    /* Bytes already sent are reported, as a short write(2) would be. */
+    if (err && done == 0)
+        return err;
+    fs_set_scalar(job, (intptr_t)done, fs_count_tag);
+    return 0;
+}
+
 /* ---- the public calls ----------------------------------------------------- */
 
 EVEXEC_API struct evexec_future *evexec_fs_open(struct evexec *ex, const char *path,
@@ -737,4 +1048,78 @@ EVEXEC_API struct evexec_future *evexec_fs_write_file(struct evexec *ex, const c
     struct fs_req t = { .run = fs_do_write_file, .buf = (void *)data, .len = len,
                         .mode = mode };
     return fs_call(ex, NEED_PATH | NEED_BUF, &t, path, NULL);
+}
+
+EVEXEC_API struct evexec_future *evexec_fs_lstat(struct evexec *ex, const char *path)
+{
+    struct fs_req t = { .run = fs_do_stat, .kind = FS_LSTAT };
+    return fs_call(ex, NEED_PATH, &t, path, NULL);
+}
+
+EVEXEC_API struct evexec_future *evexec_fs_readlink(struct evexec *ex, const char *path)
+{
+    struct fs_req t = { .run = fs_do_readlink };
+    return fs_call(ex, NEED_PATH, &t, path, NULL);
+}
+
+EVEXEC_API struct evexec_future *evexec_fs_realpath(struct evexec *ex, const char *path)
+{
+    struct fs_req t = { .run = fs_do_realpath };
+    return fs_call(ex, NEED_PATH, &t, path, NULL);
+}
+
+EVEXEC_API struct evexec_future *evexec_fs_ftruncate(struct evexec *ex, int fd, off_t length)
+{
+    struct fs_req t = { .run = fs_do_ftruncate, .fd = fd, .off = length };
+    return fs_call(ex, NEED_FD | NEED_OFF, &t, NULL, NULL);
+}
+
+EVEXEC_API struct evexec_future *evexec_fs_chmod(struct evexec *ex, const char *path,
+                                                 mode_t mode)
+{
+    struct fs_req t = { .run = fs_do_chmod, .mode = mode };
+    return fs_call(ex, NEED_PATH, &t, path, NULL);
+}
+
+EVEXEC_API struct evexec_future *evexec_fs_fchmod(struct evexec *ex, int fd, mode_t mode)
+{
+    struct fs_req t = { .run = fs_do_chmod, .fd = fd, .mode = mode };
+    return fs_call(ex, NEED_FD, &t, NULL, NULL);
+}
+
+EVEXEC_API struct evexec_future *evexec_fs_utimens(struct evexec *ex, const char *path,
+                                                   const struct timespec times[2])
+{
+    struct fs_req t = { .run = fs_do_utimens };
+    if (times) {
+        t.has_times = 1;
+        t.times[0] = times[0];
+        t.times[1] = times[1];
+    }
+    return fs_call(ex, NEED_PATH, &t, path, NULL);
+}
+
+EVEXEC_API struct evexec_future *evexec_fs_mkdtemp(struct evexec *ex, const char *tmpl)
+{
+    struct fs_req t = { .run = fs_do_mkdtemp };
+    return fs_call(ex, NEED_PATH, &t, tmpl, NULL);
+}
+
+EVEXEC_API struct evexec_future *evexec_fs_copyfile(struct evexec *ex, const char *from,
+                                                    const char *to, int flags)
+{
+    if (flags & ~EVEXEC_FS_COPY_EXCL) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct fs_req t = { .run = fs_do_copyfile, .flags = flags };
+    return fs_call(ex, NEED_PATH | NEED_PATH2, &t, from, to);
+}
+
+EVEXEC_API struct evexec_future *evexec_fs_sendfile(struct evexec *ex, int out_fd,
+                                                    int in_fd, off_t offset, size_t len)
+{
+    struct fs_req t = { .run = fs_do_sendfile, .fd = out_fd, .fd2 = in_fd, .off = offset,
+                        .len = len };
+    return fs_call(ex, NEED_FD | NEED_FD2 | NEED_OFF | NEED_LEN, &t, NULL, NULL);
 }

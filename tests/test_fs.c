@@ -13,9 +13,9 @@
  *
  * White box.  The program links the library statically, so it reaches
  * fs.c's test seams (evexec-internal.h: a write(2) that returns 0, a lower
- * read_file limit), and its own definitions of stat, fstat, unlink,
- * rename, mkdir, rmdir and scandir take the place of libc's for the
- * library too: they pass every call on to libc, except that, while a test
+ * read_file limit), and its own definitions of stat, lstat, fstat, chmod,
+ * fchmod, ftruncate, utimensat, readlink, unlink, rename, mkdir, rmdir and
+ * scandir take the place of libc's for the library too: they pass every call on to libc, except that, while a test
  * turns eintr.on, every other call made on a worker of that test's pool
  * fails with EINTR first.  Real signals cannot do that deterministically
  * (Linux's local file systems finish those calls rather than interrupt
@@ -140,6 +140,49 @@ int rmdir(const char *path)
 {
     EINTR_REAL(path_fn, "rmdir");
     return eintr_now() ? -1 : real(path);
+}
+
+typedef int (*lstat_fn)(const char *, struct stat *);
+typedef int (*chmod_fn)(const char *, mode_t);
+typedef int (*fchmod_fn)(int, mode_t);
+typedef int (*ftruncate_fn)(int, off_t);
+typedef int (*utimensat_fn)(int, const char *, const struct timespec *, int);
+typedef ssize_t (*readlink_fn)(const char *, char *, size_t);
+
+int lstat(const char *restrict path, struct stat *restrict st)
+{
+    EINTR_REAL(lstat_fn, "lstat");
+    return eintr_now() ? -1 : real(path, st);
+}
+
+int chmod(const char *path, mode_t mode)
+{
+    EINTR_REAL(chmod_fn, "chmod");
+    return eintr_now() ? -1 : real(path, mode);
+}
+
+int fchmod(int fd, mode_t mode)
+{
+    EINTR_REAL(fchmod_fn, "fchmod");
+    return eintr_now() ? -1 : real(fd, mode);
+}
+
+int ftruncate(int fd, off_t len)
+{
+    EINTR_REAL(ftruncate_fn, "ftruncate");
+    return eintr_now() ? -1 : real(fd, len);
+}
+
+int utimensat(int dirfd, const char *path, const struct timespec times[2], int flags)
+{
+    EINTR_REAL(utimensat_fn, "utimensat");
+    return eintr_now() ? -1 : real(dirfd, path, times, flags);
+}
+
+ssize_t readlink(const char *restrict path, char *restrict buf, size_t len)
+{
+    EINTR_REAL(readlink_fn, "readlink");
+    return eintr_now() ? -1 : real(path, buf, len);
 }
 
 typedef int (*scandir_fn)(const char *restrict, struct dirent ***restrict,
@@ -1007,7 +1050,7 @@ static void test_eintr_retried(void **state)
 
     atomic_store(&eintr.injected, 0);
     atomic_store(&eintr.on, 1);
-    int rc[12], n = 0;
+    int rc[24], n = 0;
     rc[n++] = outcome(x, evexec_fs_mkdir(x->ex, sub, 0700));
     rc[n++] = outcome(x, evexec_fs_write_file(x->ex, a, "abc", 3, 0600));
     rc[n++] = outcome(x, evexec_fs_write_file(x->ex, a, "abcd", 4, 0600));
@@ -1018,12 +1061,35 @@ static void test_eintr_retried(void **state)
     rc[n++] = outcome(x, evexec_fs_rename(x->ex, a, b));
     rc[n++] = outcome(x, evexec_fs_unlink(x->ex, b));
     rc[n++] = outcome(x, evexec_fs_rmdir(x->ex, sub));
+
+    char c[128], d[128], l[128];
+    snprintf(c, sizeof c, "%s", in_dir(x, "c"));
+    snprintf(d, sizeof d, "%s", in_dir(x, "d"));
+    snprintf(l, sizeof l, "%s", in_dir(x, "l"));
+    put_file(c, "abc");                     /* on this thread: never injected */
+    assert_int_equal(symlink("c", l), 0);
+    int cfd = open(c, O_RDWR);
+    assert_true(cfd >= 0);
+    rc[n++] = outcome(x, evexec_fs_lstat(x->ex, l));
+    rc[n++] = outcome(x, evexec_fs_chmod(x->ex, c, 0600));
+    rc[n++] = outcome(x, evexec_fs_fchmod(x->ex, cfd, 0600));
+    rc[n++] = outcome(x, evexec_fs_ftruncate(x->ex, cfd, 2));
+    rc[n++] = outcome(x, evexec_fs_utimens(x->ex, c, NULL));
+    rc[n++] = outcome(x, evexec_fs_readlink(x->ex, l));
+    rc[n++] = outcome(x, evexec_fs_copyfile(x->ex, c, d, 0));
     atomic_store(&eintr.on, 0);
     close(fd);
+    close(cfd);
+    assert_file(d, "ab");
+    assert_int_equal(unlink(c), 0);
+    assert_int_equal(unlink(d), 0);
+    assert_int_equal(unlink(l), 0);
 
     static const char *const what[] = { "mkdir", "write_file", "write_file again",
                                         "stat", "fstat", "read_file", "scandir",
-                                        "rename", "unlink", "rmdir" };
+                                        "rename", "unlink", "rmdir", "lstat", "chmod",
+                                        "fchmod", "ftruncate", "utimens", "readlink",
+                                        "copyfile" };
     for (int i = 0; i < n; i++)
         if (rc[i] != 0)
             fail_msg("evexec_fs_%s ended %d (%s)", what[i], rc[i], evexec_strerror(rc[i]));
@@ -1207,6 +1273,408 @@ static void test_write_file_write_returns_0(void **state)
     assert_int_equal(dir_entries(x), 1);             /* temporary removed */
     assert_int_equal(wrc, 0);
     assert_int_equal(count, 0);
+}
+
+/* ---- links, modes, times, temporary directories --------------------------------- */
+
+static void test_lstat_readlink_realpath(void **state)
+{
+    struct fx *x = *state;
+    char a[128], link[128], loop1[128], loop2[128], longl[128];
+    snprintf(a, sizeof a, "%s", in_dir(x, "a"));
+    snprintf(link, sizeof link, "%s", in_dir(x, "link"));
+    snprintf(loop1, sizeof loop1, "%s", in_dir(x, "loop1"));
+    snprintf(loop2, sizeof loop2, "%s", in_dir(x, "loop2"));
+    snprintf(longl, sizeof longl, "%s", in_dir(x, "long"));
+    put_file(a, "12345");
+    assert_int_equal(symlink("a", link), 0);
+    assert_int_equal(symlink("loop2", loop1), 0);
+    assert_int_equal(symlink("loop1", loop2), 0);
+    char target[3000];
+    memset(target, 'y', sizeof target - 1);
+    target[sizeof target - 1] = '\0';
+    assert_int_equal(symlink(target, longl), 0);
+
+    /* lstat describes the link, stat what it leads to. */
+    struct evexec_future *f = ok(x, evexec_fs_lstat(x->ex, link));
+    const struct stat *st = evexec_future_result(f);
+    assert_true(S_ISLNK(st->st_mode));
+    assert_int_equal(st->st_size, 1);
+    evexec_future_unref(f);
+    f = ok(x, evexec_fs_stat(x->ex, link));
+    st = evexec_future_result(f);
+    assert_true(S_ISREG(st->st_mode));
+    assert_int_equal(st->st_size, 5);
+    evexec_future_unref(f);
+    assert_int_equal(outcome(x, evexec_fs_lstat(x->ex, loop1)), 0);
+    assert_int_equal(outcome(x, evexec_fs_stat(x->ex, loop1)), ELOOP);
+    assert_int_equal(outcome(x, evexec_fs_lstat(x->ex, in_dir(x, "missing"))), ENOENT);
+    assert_int_equal(outcome(x, evexec_fs_lstat(x->ex, in_dir(x, "a/b"))), ENOTDIR);
+
+    /* readlink: the link's text, of any length; taken, free() releases it. */
+    f = ok(x, evexec_fs_readlink(x->ex, link));
+    assert_string_equal(evexec_future_result(f), "a");
+    evexec_future_unref(f);
+    f = ok(x, evexec_fs_readlink(x->ex, longl));
+    char *s = evexec_future_take_result(f);
+    evexec_future_unref(f);
+    assert_string_equal(s, target);
+    free(s);
+    assert_int_equal(outcome(x, evexec_fs_readlink(x->ex, a)), EINVAL);
+    assert_int_equal(outcome(x, evexec_fs_readlink(x->ex, in_dir(x, "missing"))), ENOENT);
+
+    /* realpath: every link and dot resolved. */
+    char want[PATH_MAX];
+    assert_non_null(realpath(a, want));
+    char twisted[160];
+    snprintf(twisted, sizeof twisted, "%s/./../%s/link", x->dir, strrchr(x->dir, '/') + 1);
+    f = ok(x, evexec_fs_realpath(x->ex, twisted));
+    assert_string_equal(evexec_future_result(f), want);
+    evexec_future_unref(f);
+    assert_int_equal(outcome(x, evexec_fs_realpath(x->ex, in_dir(x, "missing"))), ENOENT);
+    assert_int_equal(outcome(x, evexec_fs_realpath(x->ex, loop1)), ELOOP);
+    /* A link to a name longer than NAME_MAX. */
+    assert_int_equal(outcome(x, evexec_fs_realpath(x->ex, longl)), ENAMETOOLONG);
+}
+
+static void test_ftruncate_chmod(void **state)
+{
+    struct fx *x = *state;
+    char p[128];
+    snprintf(p, sizeof p, "%s", in_dir(x, "f"));
+    put_file(p, "some text");
+    int fd = open(p, O_RDWR);
+    assert_true(fd >= 0);
+    struct stat st;
+
+    assert_int_equal(outcome(x, evexec_fs_ftruncate(x->ex, fd, 4)), 0);
+    assert_file(p, "some");
+    assert_int_equal(outcome(x, evexec_fs_ftruncate(x->ex, fd, 100)), 0);
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_size, 100);
+    assert_int_equal(outcome(x, evexec_fs_ftruncate(x->ex, fd, 0)), 0);
+    assert_file(p, "");
+
+    assert_int_equal(outcome(x, evexec_fs_fchmod(x->ex, fd, 0604)), 0);
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0604);
+    assert_int_equal(outcome(x, evexec_fs_chmod(x->ex, p, 0640)), 0);
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0640);
+    close(fd);
+
+    /* Errors: a closed descriptor, one not open for writing, no file, a loop. */
+    int ro = open(p, O_RDONLY);
+    assert_true(ro >= 0);
+    assert_int_equal(outcome(x, evexec_fs_ftruncate(x->ex, ro, 0)), EINVAL);
+    close(ro);
+    assert_int_equal(outcome(x, evexec_fs_ftruncate(x->ex, fd, 0)), EBADF);
+    assert_int_equal(outcome(x, evexec_fs_fchmod(x->ex, fd, 0600)), EBADF);
+    assert_int_equal(outcome(x, evexec_fs_chmod(x->ex, in_dir(x, "missing"), 0600)),
+                     ENOENT);
+    assert_int_equal(symlink("loop", in_dir(x, "loop")), 0);
+    assert_int_equal(outcome(x, evexec_fs_chmod(x->ex, in_dir(x, "loop"), 0600)), ELOOP);
+}
+
+static void test_utimens(void **state)
+{
+    struct fx *x = *state;                   /* one thread */
+    char p[128];
+    snprintf(p, sizeof p, "%s", in_dir(x, "t"));
+    put_file(p, "");
+    struct stat st;
+
+    /* The times are copied: changed right after the call, they still count. */
+    struct timespec times[2] = { { 1000, 500 }, { 2000, 0 } };
+    struct evexec_future *g = block_pool(x);
+    struct evexec_future *f = evexec_fs_utimens(x->ex, p, times);
+    assert_non_null(f);
+    times[1].tv_sec = 9;
+    tu_gate_open(&x->gate);
+    assert_int_equal(outcome(x, f), 0);
+    assert_int_equal(outcome(x, g), 0);
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_atim.tv_sec, 1000);
+    assert_int_equal(st.st_atim.tv_nsec, 500);
+    assert_int_equal(st.st_mtim.tv_sec, 2000);
+
+    /* NULL: now. */
+    time_t before = time(NULL);
+    assert_int_equal(outcome(x, evexec_fs_utimens(x->ex, p, NULL)), 0);
+    assert_int_equal(stat(p, &st), 0);
+    assert_true(st.st_mtim.tv_sec >= before - 1);
+    assert_true(st.st_atim.tv_sec >= before - 1);
+
+    /* UTIME_OMIT leaves one alone. */
+    struct timespec omit[2] = { { 0, UTIME_OMIT }, { 3000, 0 } };
+    assert_int_equal(outcome(x, evexec_fs_utimens(x->ex, p, omit)), 0);
+    assert_int_equal(stat(p, &st), 0);
+    assert_true(st.st_atim.tv_sec >= before - 1);
+    assert_int_equal(st.st_mtim.tv_sec, 3000);
+
+    struct timespec bad[2] = { { 1, 2000000000L }, { 1, 0 } };
+    assert_int_equal(outcome(x, evexec_fs_utimens(x->ex, p, bad)), EINVAL);
+    assert_int_equal(outcome(x, evexec_fs_utimens(x->ex, in_dir(x, "missing"), NULL)),
+                     ENOENT);
+}
+
+static void test_mkdtemp(void **state)
+{
+    struct fx *x = *state;
+    char tmpl[128];
+    snprintf(tmpl, sizeof tmpl, "%s", in_dir(x, "sub-XXXXXX"));
+
+    struct evexec_future *f = ok(x, evexec_fs_mkdtemp(x->ex, tmpl));
+    const char *made = evexec_future_result(f);
+    assert_non_null(made);
+    assert_int_equal(strlen(made), strlen(tmpl));
+    assert_memory_equal(made, tmpl, strlen(tmpl) - 6);
+    assert_string_not_equal(made, tmpl);
+    assert_string_equal(tmpl + strlen(tmpl) - 6, "XXXXXX");   /* left as it was */
+    struct stat st;
+    assert_int_equal(stat(made, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    assert_int_equal(st.st_mode & 0777, 0700);
+
+    /* Another from the same template: another name. */
+    struct evexec_future *f2 = ok(x, evexec_fs_mkdtemp(x->ex, tmpl));
+    char *made2 = evexec_future_take_result(f2);
+    evexec_future_unref(f2);
+    assert_string_not_equal(made, made2);
+    free(made2);
+    evexec_future_unref(f);
+    assert_int_equal(dir_entries(x), 2);
+
+    assert_int_equal(outcome(x, evexec_fs_mkdtemp(x->ex, in_dir(x, "noX"))), EINVAL);
+    assert_int_equal(outcome(x, evexec_fs_mkdtemp(x->ex, in_dir(x, "no/sub-XXXXXX"))),
+                     ENOENT);
+    assert_int_equal(dir_entries(x), 2);
+}
+
+/* ---- copyfile and sendfile -------------------------------------------------------- */
+
+/* A file of n bytes of a pattern that no offset repeats soon. */
+static void put_pattern(const char *path, size_t n)
+{
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    for (size_t i = 0; i < n; i++)
+        fputc((int)((i * 7 + i / 251) & 0xff), fp);
+    assert_int_equal(fclose(fp), 0);
+}
+
+static void assert_same_file(const char *a, const char *b)
+{
+    size_t la, lb;
+    char *sa = slurp(a, &la), *sb = slurp(b, &lb);
+    assert_int_equal(la, lb);
+    assert_memory_equal(sa, sb, la);
+    free(sa);
+    free(sb);
+}
+
+static void test_copyfile(void **state)
+{
+    struct fx *x = *state;
+    char src[128], dst[128], sub[128];
+    snprintf(src, sizeof src, "%s", in_dir(x, "src"));
+    snprintf(dst, sizeof dst, "%s", in_dir(x, "dst"));
+    snprintf(sub, sizeof sub, "%s", in_dir(x, "sub"));
+    put_pattern(src, (3 << 20) + 17);
+    assert_int_equal(chmod(src, 0640), 0);
+
+    assert_int_equal(outcome(x, evexec_fs_copyfile(x->ex, src, dst, 0)), 0);
+    assert_same_file(src, dst);
+    struct stat st;
+    assert_int_equal(stat(dst, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0640);
+
+    /* Over a longer file: replaced, and given the source's mode. */
+    put_file(src, "short");
+    assert_int_equal(chmod(src, 0600), 0);
+    assert_int_equal(outcome(x, evexec_fs_copyfile(x->ex, src, dst, 0)), 0);
+    assert_file(dst, "short");
+    assert_int_equal(stat(dst, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+
+    /* An empty file. */
+    put_file(src, "");
+    assert_int_equal(outcome(x, evexec_fs_copyfile(x->ex, src, dst, 0)), 0);
+    assert_file(dst, "");
+
+    /* EXCL: an existing destination is refused and left alone. */
+    put_file(src, "new");
+    put_file(dst, "old");
+    assert_int_equal(outcome(x, evexec_fs_copyfile(x->ex, src, dst, EVEXEC_FS_COPY_EXCL)),
+                     EEXIST);
+    assert_file(dst, "old");
+    assert_int_equal(unlink(dst), 0);
+    assert_int_equal(outcome(x, evexec_fs_copyfile(x->ex, src, dst, EVEXEC_FS_COPY_EXCL)),
+                     0);
+    assert_file(dst, "new");
+
+    /* Onto itself: nothing lost. */
+    assert_int_equal(outcome(x, evexec_fs_copyfile(x->ex, src, src, 0)), 0);
+    assert_file(src, "new");
+
+    /* Errors, and no destination made by them. */
+    assert_int_equal(unlink(dst), 0);
+    assert_int_equal(outcome(x, evexec_fs_copyfile(x->ex, in_dir(x, "missing"), dst, 0)),
+                     ENOENT);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    assert_int_equal(outcome(x, evexec_fs_copyfile(x->ex, sub, dst, 0)), EISDIR);
+    assert_int_equal(outcome(x, evexec_fs_copyfile(x->ex, src, sub, 0)), EISDIR);
+    assert_int_equal(outcome(x, evexec_fs_copyfile(x->ex, src, in_dir(x, "no/dst"), 0)),
+                     ENOENT);
+    assert_int_equal(symlink("loop", in_dir(x, "loop")), 0);
+    assert_int_equal(outcome(x, evexec_fs_copyfile(x->ex, in_dir(x, "loop"), dst, 0)),
+                     ELOOP);
+    assert_int_equal(access(dst, F_OK), -1);
+    assert_int_equal(dir_entries(x), 3);            /* src, sub, loop */
+}
+
+/* A write(2) that writes the first two chunks and then fails ENOSPC. */
+static atomic_int copy_writes;
+
+static ssize_t write_then_enospc(int fd, const void *buf, size_t len)
+{
+    if (atomic_fetch_add(&copy_writes, 1) < 2)
+        return write(fd, buf, len);
+    errno = ENOSPC;
+    return -1;
+}
+
+/* A write(2) that parks at the gate the first time, then writes. */
+static struct tu_gate *copy_gate;
+
+static ssize_t write_gated(int fd, const void *buf, size_t len)
+{
+    if (atomic_fetch_add(&copy_writes, 1) == 0)
+        tu_gate_pass(copy_gate);
+    return write(fd, buf, len);
+}
+
+static int pool_idle(void *arg)
+{
+    struct evexec_pool_stats st = tu_stats(arg);
+    return st.running == 0 && st.queued == 0;
+}
+
+/* The read/write path (copy_file_range refuses a device: /dev/zero, an
+ * endless source, so only a failure or a cancel ends it): the partial
+ * destination is removed. */
+static void test_copyfile_partial_removed(void **state)
+{
+    struct fx *x = *state;
+    char dst[128];
+    snprintf(dst, sizeof dst, "%s", in_dir(x, "dst"));
+
+    atomic_store(&copy_writes, 0);
+    atomic_store(&evexec__fs_write_hook, write_then_enospc);
+    int rc = outcome(x, evexec_fs_copyfile(x->ex, "/dev/zero", dst, 0));
+    atomic_store(&evexec__fs_write_hook, write);
+    assert_int_equal(rc, ENOSPC);
+    assert_true(atomic_load(&copy_writes) >= 3);
+    assert_int_equal(access(dst, F_OK), -1);
+
+    /* A write(2) that returns 0: EIO, not an endless loop. */
+    atomic_store(&zero_writes, 999);
+    atomic_store(&evexec__fs_write_hook, write_returns_0);
+    rc = outcome(x, evexec_fs_copyfile(x->ex, "/dev/zero", dst, 0));
+    atomic_store(&evexec__fs_write_hook, write);
+    assert_int_equal(rc, EIO);
+    assert_int_equal(access(dst, F_OK), -1);
+
+    /* Cancelled while it runs: stops between chunks, the copy removed. */
+    atomic_store(&copy_writes, 0);
+    copy_gate = &x->gate;
+    atomic_store(&evexec__fs_write_hook, write_gated);
+    struct evexec_future *f = evexec_fs_copyfile(x->ex, "/dev/zero", dst, 0);
+    assert_non_null(f);
+    assert_int_equal(tu_gate_wait_arrived(&x->gate, 1), 0);
+    evexec_future_cancel(f);
+    tu_gate_open(&x->gate);
+    assert_int_equal(outcome(x, f), ECANCELED);
+    assert_int_equal(tu_poll(pool_idle, x->pool), 0);
+    atomic_store(&evexec__fs_write_hook, write);
+    assert_int_equal(access(dst, F_OK), -1);
+    assert_int_equal(dir_entries(x), 0);
+}
+
+static void test_sendfile(void **state)
+{
+    struct fx *x = *state;
+    char src[128], dst[128], big[128], bigcopy[128];
+    snprintf(src, sizeof src, "%s", in_dir(x, "src"));
+    snprintf(dst, sizeof dst, "%s", in_dir(x, "dst"));
+    snprintf(big, sizeof big, "%s", in_dir(x, "big"));
+    snprintf(bigcopy, sizeof bigcopy, "%s", in_dir(x, "bigcopy"));
+    put_file(src, "hello world");
+    int in = open(src, O_RDONLY);
+    int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(in >= 0 && out >= 0);
+
+    /* From an offset, to the end of the file: a short count. */
+    struct evexec_future *f = ok(x, evexec_fs_sendfile(x->ex, out, in, 6, 100));
+    assert_int_equal(evexec_fs_count(f), 5);
+    evexec_future_unref(f);
+    assert_int_equal(lseek(in, 0, SEEK_CUR), 0);    /* in_fd's offset untouched */
+    f = ok(x, evexec_fs_sendfile(x->ex, out, in, 0, 5));
+    assert_int_equal(evexec_fs_count(f), 5);
+    evexec_future_unref(f);
+    assert_file(dst, "worldhello");
+    f = ok(x, evexec_fs_sendfile(x->ex, out, in, 0, 0));
+    assert_int_equal(evexec_fs_count(f), 0);
+    evexec_future_unref(f);
+    f = ok(x, evexec_fs_sendfile(x->ex, out, in, 50, 10));     /* past the end */
+    assert_int_equal(evexec_fs_count(f), 0);
+    evexec_future_unref(f);
+    close(out);
+
+    /* To a descriptor in append mode. */
+    out = open(dst, O_WRONLY | O_APPEND);
+    assert_true(out >= 0);
+    f = ok(x, evexec_fs_sendfile(x->ex, out, in, 5, 6));
+    assert_int_equal(evexec_fs_count(f), 6);
+    evexec_future_unref(f);
+    close(out);
+    assert_file(dst, "worldhello world");
+
+    /* More than one chunk. */
+    const size_t n = (9 << 20) + 3;
+    put_pattern(big, n);
+    int bin = open(big, O_RDONLY);
+    out = open(bigcopy, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(bin >= 0 && out >= 0);
+    f = ok(x, evexec_fs_sendfile(x->ex, out, bin, 0, n));
+    assert_int_equal(evexec_fs_count(f), (ssize_t)n);
+    evexec_future_unref(f);
+    close(out);
+    close(bin);
+    assert_same_file(big, bigcopy);
+
+    /* Errors: closed descriptors; a pipe cannot be read at an offset. */
+    out = open(dst, O_WRONLY);
+    assert_true(out >= 0);
+    int closed = open("/dev/null", O_RDONLY);
+    assert_true(closed >= 0);
+    close(closed);
+    f = evexec_fs_sendfile(x->ex, out, closed, 0, 1);
+    assert_int_equal(finish(x, f), EBADF);
+    errno = 0;
+    assert_int_equal(evexec_fs_count(f), -1);
+    assert_int_equal(errno, EBADF);
+    evexec_future_unref(f);
+    assert_int_equal(outcome(x, evexec_fs_sendfile(x->ex, closed, in, 0, 1)), EBADF);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(write(p[1], "x", 1), 1);
+    assert_int_equal(outcome(x, evexec_fs_sendfile(x->ex, out, p[0], 0, 1)), ESPIPE);
+    close(p[0]);
+    close(p[1]);
+    close(out);
+    close(in);
+    assert_file(dst, "worldhello world");
 }
 
 /* ---- descriptors of cancelled and orphaned opens ------------------------------- */
@@ -1437,6 +1905,32 @@ static void test_bad_input(void **state)
     assert_einval(evexec_fs_write_file(ex, NULL, buf, 1, 0600));
     assert_einval(evexec_fs_write_file(ex, "x", NULL, 1, 0600));
     assert_einval(evexec_fs_write_file(ex, "x", buf, huge, 0600));
+    assert_einval(evexec_fs_lstat(NULL, x->dir));
+    assert_einval(evexec_fs_lstat(ex, NULL));
+    assert_einval(evexec_fs_readlink(NULL, x->dir));
+    assert_einval(evexec_fs_readlink(ex, NULL));
+    assert_einval(evexec_fs_realpath(NULL, x->dir));
+    assert_einval(evexec_fs_realpath(ex, NULL));
+    assert_einval(evexec_fs_ftruncate(NULL, 0, 0));
+    assert_einval(evexec_fs_ftruncate(ex, -1, 0));
+    assert_einval(evexec_fs_ftruncate(ex, 0, -1));
+    assert_einval(evexec_fs_chmod(NULL, "x", 0600));
+    assert_einval(evexec_fs_chmod(ex, NULL, 0600));
+    assert_einval(evexec_fs_fchmod(NULL, 0, 0600));
+    assert_einval(evexec_fs_fchmod(ex, -1, 0600));
+    assert_einval(evexec_fs_utimens(NULL, "x", NULL));
+    assert_einval(evexec_fs_utimens(ex, NULL, NULL));
+    assert_einval(evexec_fs_mkdtemp(NULL, "xXXXXXX"));
+    assert_einval(evexec_fs_mkdtemp(ex, NULL));
+    assert_einval(evexec_fs_copyfile(NULL, "a", "b", 0));
+    assert_einval(evexec_fs_copyfile(ex, NULL, "b", 0));
+    assert_einval(evexec_fs_copyfile(ex, "a", NULL, 0));
+    assert_einval(evexec_fs_copyfile(ex, "a", "b", 0x2));
+    assert_einval(evexec_fs_sendfile(NULL, 1, 0, 0, 1));
+    assert_einval(evexec_fs_sendfile(ex, -1, 0, 0, 1));
+    assert_einval(evexec_fs_sendfile(ex, 1, -1, 0, 1));
+    assert_einval(evexec_fs_sendfile(ex, 1, 0, -1, 1));
+    assert_einval(evexec_fs_sendfile(ex, 1, 0, 0, huge));
 
     /* Nothing was queued by the refused calls: no thread even started. */
     struct evexec_pool_stats st = tu_stats(x->pool);
@@ -1507,6 +2001,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_free_with_queued, setup_one_thread, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_cancel_with_queued, setup_one_thread,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_lstat_readlink_realpath, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ftruncate_chmod, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_utimens, setup_one_thread, teardown),
+        cmocka_unit_test_setup_teardown(test_mkdtemp, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_copyfile, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_copyfile_partial_removed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sendfile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paths_copied, setup_one_thread, teardown),
     };
