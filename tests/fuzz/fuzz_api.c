@@ -4,7 +4,7 @@
  * Each input is a program: a few configuration bytes, then up to MAX_OPS
  * operations on one event_base, one pool (2-3 workers) and one evexec.
  * After every operation the harness checks the contract of
- * /work/shared/DESIGN.md and include/evexec.h and abort()s on a violation,
+ * include/evexec.h (and the project's design card) and abort()s on a violation,
  * which libFuzzer reports as a crash:
  *
  *  - a done callback, an as_completed each() or a call_soon_threadsafe
