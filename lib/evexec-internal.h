@@ -456,7 +456,8 @@ struct evexec {
     unsigned spin_us;               /* the pool's opt-in spin */
     unsigned keepalive;             /* run_until_complete nesting */
     unsigned depth;                 /* inside our own libevent callbacks */
-    unsigned fork_gen;              /* made in this fork generation */
+    unsigned fork_gen;              /* made in this fork generation; set in
+                                       evexec_new, read from any thread */
     pthread_t loop_thread;
     unsigned char keep_loop;        /* evexec_set_keepalive(): watch always */
     unsigned char wake_added;

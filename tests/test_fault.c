@@ -35,14 +35,6 @@
 #include "evexec-internal.h"
 #include "testutil.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define TU_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TU_TSAN 1
-#endif
-#endif
-
 /* ---- failing the n-th allocation ------------------------------------------ */
 
 static atomic_long alloc_count;     /* allocations seen since armed */

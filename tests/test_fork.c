@@ -32,14 +32,6 @@
 #include "evexec.h"
 #include "testutil.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define TU_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TU_TSAN 1
-#endif
-#endif
-
 static int setup(void **state)
 {
     return tu_fx_setup(state, 2);

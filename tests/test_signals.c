@@ -50,43 +50,9 @@
 
 #define WORKERS 4
 
-/* ---- sizes, seeds, randomness (as in test_stress.c) -------------------------- */
-
-static int stress_long(void)
-{
-    const char *e = getenv("EVEXEC_STRESS");
-    return e && strcmp(e, "long") == 0;
-}
-
-static int stress_size(int ci, int lng)
-{
-    return TU_SCALE(stress_long() ? lng : ci);
-}
-
-static uint64_t rng_next(uint64_t *s)
-{
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 2685821657736338717ULL;
-}
-
-static unsigned rng_below(uint64_t *s, unsigned n)
-{
-    return (unsigned)(rng_next(s) >> 33) % n;
-}
+/* ---- seeds (sizes and randomness: testutil.h) ------------------------------- */
 
 static uint64_t g_seed;
-
-static uint64_t stress_seed(void)
-{
-    const char *env = getenv("EVEXEC_STRESS_SEED");
-    if (env && *env)
-        return strtoull(env, NULL, 0);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return ((uint64_t)ts.tv_sec * 1000000007ULL) ^ (uint64_t)ts.tv_nsec;
-}
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -269,8 +235,8 @@ static void sg_submit(struct sg *s)
 {
     struct sg_job *j = &s->jobs[s->submitted++];
     j->s = s;
-    j->kind = (int)rng_below(&s->rng, K_KINDS);
-    j->timeout_us = 50 + (int)rng_below(&s->rng, 300);
+    j->kind = (int)tu_rng_below(&s->rng, K_KINDS);
+    j->timeout_us = 50 + (int)tu_rng_below(&s->rng, 300);
     if (j->kind == K_POLL_CANCELLED)
         j->timeout_us = 200000;     /* the cancel ends it */
     s->count[j->kind]++;
@@ -285,8 +251,8 @@ static void sg_submit(struct sg *s)
         /* Hold a reference across the cancel; the callback drops the
          * first one. */
         evexec_future_ref(f);
-        if (rng_below(&s->rng, 2))
-            tu_sleep_us((long)rng_below(&s->rng, 200));   /* let it start, often */
+        if (tu_rng_below(&s->rng, 2))
+            tu_sleep_us((long)tu_rng_below(&s->rng, 200));   /* let it start, often */
         j->cancel_taken = evexec_future_cancel(f) == 0;
         evexec_future_unref(f);
     }
@@ -360,8 +326,8 @@ static void test_signal_storm(void **state)
     struct sg s;
     memset(&s, 0, sizeof s);
     s.rng = g_seed ? g_seed : 1;
-    s.n = stress_size(16000, 100000);
-    s.files = stress_size(240, 3000);
+    s.n = tu_stress_size(16000, 100000);
+    s.files = tu_stress_size(240, 3000);
     s.window = 2 * WORKERS;
     s.jobs = calloc((size_t)s.n, sizeof *s.jobs);
     struct sg_file *files = calloc((size_t)s.files, sizeof *files);
@@ -401,7 +367,7 @@ static void test_signal_storm(void **state)
     for (int i = 0; i < s.files; i++) {
         struct sg_file *fl = &files[i];
         fl->index = i;
-        fl->len = 1 + rng_below(&s.rng, 200000);
+        fl->len = 1 + tu_rng_below(&s.rng, 200000);
         fl->data = malloc(fl->len);
         assert_non_null(fl->data);
         for (size_t k = 0; k < fl->len; k++)
@@ -493,9 +459,9 @@ static void test_signal_storm(void **state)
 
 int main(void)
 {
-    g_seed = stress_seed();
+    g_seed = tu_stress_seed();
     printf("stress seed: EVEXEC_STRESS_SEED=%" PRIu64 " (size: %s)\n", g_seed,
-           stress_long() ? "long" : "CI");
+           tu_stress_long() ? "long" : "CI");
     fflush(stdout);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_signal_storm),

@@ -127,46 +127,9 @@ static void *xcalloc(size_t n, size_t size)
     return p;
 }
 
-/* ---- sizes, seeds, randomness ----------------------------------------------- */
-
-static int stress_long(void)
-{
-    const char *e = getenv("EVEXEC_STRESS");
-    return e && strcmp(e, "long") == 0;
-}
-
-/* The CI size, or the long size under EVEXEC_STRESS=long; a quarter of
- * either under sanitizers. */
-static int stress_size(int ci, int lng)
-{
-    return TU_SCALE(stress_long() ? lng : ci);
-}
-
-static uint64_t rng_next(uint64_t *s)
-{
-    /* xorshift64* */
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 2685821657736338717ULL;
-}
-
-static unsigned rng_below(uint64_t *s, unsigned n)
-{
-    return (unsigned)(rng_next(s) >> 33) % n;
-}
+/* ---- seeds (sizes and randomness: testutil.h) ------------------------------- */
 
 static uint64_t g_seed;
-
-static uint64_t stress_seed(void)
-{
-    const char *env = getenv("EVEXEC_STRESS_SEED");
-    if (env && *env)
-        return strtoull(env, NULL, 0);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return ((uint64_t)ts.tv_sec * 1000000007ULL) ^ (uint64_t)ts.tv_nsec;
-}
 
 /* A test's own seed: the run's seed mixed with the test's name. */
 static uint64_t seed_for(const char *name)
@@ -273,7 +236,7 @@ static void many_cb(struct evexec_future *f, void *arg)
 static void test_many_jobs(void **state)
 {
     (void)state;
-    int n = stress_size(100000, 1000000);
+    int n = tu_stress_size(100000, 1000000);
     struct many m;
     m.calls = xcalloc((size_t)n, sizeof *m.calls);
     m.wrong_error = 0;
@@ -374,16 +337,16 @@ static void submit_one(struct sloop *l)
     struct sjob *j = &l->jobs[i];
     j->loop = l;
     j->index = i;
-    j->spin_us = rng_below(&l->rng, 4) == 0 ? 0 : (int)rng_below(&l->rng, 51);
-    j->set_result = rng_below(&l->rng, 3) == 0;
-    j->ret = rng_below(&l->rng, 10) == 0 ? EIO : 0;
+    j->spin_us = tu_rng_below(&l->rng, 4) == 0 ? 0 : (int)tu_rng_below(&l->rng, 51);
+    j->set_result = tu_rng_below(&l->rng, 3) == 0;
+    j->ret = tu_rng_below(&l->rng, 10) == 0 ? EIO : 0;
     l->futs[i] = evexec_run(l->ex, stress_job, j);
     if (!l->futs[i] || evexec_future_on_done(l->futs[i], stress_cb, j) != 0) {
         l->submit_failures++;
         l->done++;      /* no callback will come */
         return;
     }
-    if (rng_below(&l->rng, 10) == 0)
+    if (tu_rng_below(&l->rng, 10) == 0)
         try_cancel(l, i);
 }
 
@@ -418,9 +381,9 @@ static void stress_cb(struct evexec_future *f, void *arg)
     evexec_future_unref(f);
     l->futs[i] = NULL;
     /* Cancel a random recent job: queued, running, or already back. */
-    if (rng_below(&l->rng, 3) == 0) {
+    if (tu_rng_below(&l->rng, 3) == 0) {
         int lo = l->submitted > l->window ? l->submitted - l->window : 0;
-        try_cancel(l, lo + (int)rng_below(&l->rng, (unsigned)(l->submitted - lo)));
+        try_cancel(l, lo + (int)tu_rng_below(&l->rng, (unsigned)(l->submitted - lo)));
     }
     /* Keep the window full. */
     for (int k = 0; k < 2 && l->submitted < l->n &&
@@ -494,7 +457,7 @@ static void test_random_cancel(void **state)
 {
     (void)state;
     enum { LOOPS = 2 };
-    int n = stress_size(20000, 500000);
+    int n = tu_stress_size(20000, 500000);
     uint64_t seed = seed_for("random_cancel");
 
     atomic_int results_set, frees;
@@ -606,9 +569,9 @@ static void ts_call(void *arg)
     t->total++;
     t->progress++;
     /* Now and then a job, so that part of the time work is in flight. */
-    if (rng_below(&t->rng, 4096) == 0) {
+    if (tu_rng_below(&t->rng, 4096) == 0) {
         struct evexec_future *f =
-            evexec_run(t->ex, ts_job, (void *)(intptr_t)rng_below(&t->rng, 200));
+            evexec_run(t->ex, ts_job, (void *)(intptr_t)tu_rng_below(&t->rng, 200));
         if (!f || evexec_future_on_done(f, ts_job_done, t) != 0) {
             t->job_submit_failures++;
         } else {
@@ -623,19 +586,19 @@ static void *ts_thread_main(void *p)
     struct ts_thread *me = p;
     struct ts *t = me->t;
     tu_gate_pass(&t->start);
-    unsigned burst = 1 + rng_below(&me->rng, 1024);
+    unsigned burst = 1 + tu_rng_below(&me->rng, 1024);
     for (int i = 0; i < t->per_thread; i++) {
         uintptr_t v = ((uintptr_t)me->id << TS_SEQ_BITS) | (uintptr_t)i;
         if (evexec_call_soon_threadsafe(t->ex, ts_call, (void *)v) != 0)
             atomic_fetch_add(&t->call_failures, 1);
         if (--burst == 0) {
-            burst = 1 + rng_below(&me->rng, 1024);
-            if (rng_below(&me->rng, 8) == 0) {
+            burst = 1 + tu_rng_below(&me->rng, 1024);
+            if (tu_rng_below(&me->rng, 8) == 0) {
                 /* Long enough for the loop to drain everything and sleep. */
                 atomic_fetch_add(&t->pauses, 1);
-                tu_sleep_us(1000 + rng_below(&me->rng, 2000));
+                tu_sleep_us(1000 + tu_rng_below(&me->rng, 2000));
             } else {
-                tu_sleep_us(rng_below(&me->rng, 200));
+                tu_sleep_us(tu_rng_below(&me->rng, 200));
             }
         }
     }
@@ -662,7 +625,7 @@ static void test_threadsafe_calls(void **state)
     struct ts *t = xcalloc(1, sizeof *t);
     g_ts = t;
     t->rng = seed_for("threadsafe_calls");
-    t->per_thread = stress_size(50000, 100000);
+    t->per_thread = tu_stress_size(50000, 100000);
     t->expected = (long)t->per_thread * TS_THREADS;
     atomic_init(&t->call_failures, 0);
     atomic_init(&t->pauses, 0);
@@ -803,7 +766,7 @@ static void test_cancel_race(void **state)
         "wrong result", "a cancel after delivery was not EALREADY or changed it",
     };
     uint64_t rng = seed_for("cancel_race");
-    int n = stress_size(20000, 500000);
+    int n = tu_stress_size(20000, 500000);
     struct cr_job *jobs = xcalloc((size_t)n, sizeof *jobs);
     int bad_rc = 0, count[CR_KINDS] = { 0 };
     struct event_base *base = event_base_new();
@@ -819,10 +782,10 @@ static void test_cancel_race(void **state)
         struct cr_batch b = { &jobs[first], n - first < CR_BATCH ? n - first : CR_BATCH };
         for (int i = 0; i < b.k; i++) {
             struct cr_job *j = &b.jobs[i];
-            j->spin = rng_below(&rng, 4) == 0 ? 0 : 20 + (int)rng_below(&rng, 130);
-            j->nresults = (int)rng_below(&rng, 3);
-            j->ret = rng_below(&rng, 8) == 0 ? EIO : 0;
-            unsigned p = rng_below(&rng, 8);
+            j->spin = tu_rng_below(&rng, 4) == 0 ? 0 : 20 + (int)tu_rng_below(&rng, 130);
+            j->nresults = (int)tu_rng_below(&rng, 3);
+            j->ret = tu_rng_below(&rng, 8) == 0 ? EIO : 0;
+            unsigned p = tu_rng_below(&rng, 8);
             j->plan = p == 0 ? 1 : p == 1 ? 2 : 0;
             futs[i] = evexec_run(ex, cr_fn, j);
             assert_non_null(futs[i]);
@@ -833,7 +796,7 @@ static void test_cancel_race(void **state)
             order[i] = i;
         }
         for (int i = b.k - 1; i > 0; i--) {
-            int r = (int)rng_below(&rng, (unsigned)i + 1);
+            int r = (int)tu_rng_below(&rng, (unsigned)i + 1);
             int tmp = order[i];
             order[i] = order[r];
             order[r] = tmp;
@@ -844,7 +807,7 @@ static void test_cancel_race(void **state)
         for (int o = 0; o < b.k; o++) {
             int i = order[o];
             struct cr_job *j = &b.jobs[i];
-            spin_us((int)rng_below(&rng, 20));
+            spin_us((int)tu_rng_below(&rng, 20));
             if (j->plan != 0)
                 continue;
             int was_done = evexec_future_done(futs[i]);
@@ -988,11 +951,11 @@ static void wf_submit(struct wf *w)
 {
     struct wf_job *j = &w->jobs[w->submitted++];
     j->w = w;
-    j->spin = (int)rng_below(&w->rng, 1001);
-    j->set_result = rng_below(&w->rng, 3) == 0;
-    j->ret = rng_below(&w->rng, 8) == 0 ? EIO : 0;
-    unsigned t = rng_below(&w->rng, 16);
-    struct timeval tv = { 0, t == 0 ? 0 : (suseconds_t)rng_below(&w->rng, 1001) };
+    j->spin = (int)tu_rng_below(&w->rng, 1001);
+    j->set_result = tu_rng_below(&w->rng, 3) == 0;
+    j->ret = tu_rng_below(&w->rng, 8) == 0 ? EIO : 0;
+    unsigned t = tu_rng_below(&w->rng, 16);
+    struct timeval tv = { 0, t == 0 ? 0 : (suseconds_t)tu_rng_below(&w->rng, 1001) };
     /* The inner callback is added before the wait_for exists, so it runs
      * before the wait_for learns of the inner future's end. */
     j->inner = evexec_run(w->ex, wf_fn, j);
@@ -1029,7 +992,7 @@ static void test_wait_for_race(void **state)
     struct wf w;
     memset(&w, 0, sizeof w);
     w.rng = seed_for("wait_for_race");
-    w.n = stress_size(4000, 100000);
+    w.n = tu_stress_size(4000, 100000);
     w.window = WORKERS;   /* jobs start about when submitted */
     w.jobs = xcalloc((size_t)w.n, sizeof *w.jobs);
     struct event_base *base = precise_base_new();
@@ -1140,7 +1103,7 @@ static void sd_submit(struct sd_loop *l, int from_cb)
      * ran while refused). */
     struct sd_job *j = &l->jobs[l->attempts++];
     j->l = l;
-    j->spin = (int)rng_below(&l->rng, 20);
+    j->spin = (int)tu_rng_below(&l->rng, 20);
     j->from_cb = from_cb;
     errno = 0;
     struct evexec_future *f = evexec_run(l->ex, sd_fn, j);
@@ -1176,7 +1139,7 @@ static void sd_cb(struct evexec_future *f, void *arg)
     evexec_future_unref(f);
     l->done++;
     l->progress++;
-    if (!l->stopped && rng_below(&l->rng, 2) == 0)
+    if (!l->stopped && tu_rng_below(&l->rng, 2) == 0)
         sd_submit(l, 1);
 }
 
@@ -1198,7 +1161,7 @@ static void sd_body(struct evexec *ex, void *arg)
             /* The queue is full: let it drain a little. */
             l->eagain_pending = 0;
             event_base_loop(base, EVLOOP_NONBLOCK);
-            tu_sleep_us((long)rng_below(&l->rng, 50));
+            tu_sleep_us((long)tu_rng_below(&l->rng, 50));
         } else if (l->attempts % 8 == 0) {
             event_base_loop(base, EVLOOP_NONBLOCK);
         }
@@ -1255,30 +1218,30 @@ static void test_submit_vs_shutdown(void **state)
                                     EVEXEC_SHUTDOWN_WAIT | EVEXEC_SHUTDOWN_CANCEL };
     static const size_t queue_set[] = { 0, 0, 4, 64 };
     uint64_t rng = seed_for("submit_vs_shutdown");
-    int rounds = stress_size(60, 1000);
+    int rounds = tu_stress_size(60, 1000);
     struct sd_loop *l = xcalloc(SD_LOOPS, sizeof *l);
     long late_new = 0;
     long accepted = 0, refused_shutdown = 0, refused_again = 0, never_ran = 0;
     for (int round = 0; round < rounds; round++) {
         struct sd_round r;
         memset(&r, 0, sizeof r);
-        r.flags = flag_set[rng_below(&rng, 4)];
+        r.flags = flag_set[tu_rng_below(&rng, 4)];
         struct evexec_pool_config cfg;
         memset(&cfg, 0, sizeof cfg);
         cfg.max_threads = WORKERS;
-        cfg.max_queued = queue_set[rng_below(&rng, 4)];
+        cfg.max_queued = queue_set[tu_rng_below(&rng, 4)];
         r.pool = evexec_pool_new(&cfg);
         assert_non_null(r.pool);
         tu_gate_init(&r.start);
         /* Now and then the shutdown races the loops' evexec_new() too. */
-        int race_new = rng_below(&rng, 8) == 0;
+        int race_new = tu_rng_below(&rng, 8) == 0;
         if (race_new)
             tu_gate_open(&r.start);
         struct tu_loop loops[SD_LOOPS];
         for (int k = 0; k < SD_LOOPS; k++) {
             memset(&l[k], 0, sizeof l[k]);
             l[k].r = &r;
-            l[k].rng = rng_next(&rng);
+            l[k].rng = tu_rng_next(&rng);
             loops[k] = (struct tu_loop){ .pool = r.pool, .body = sd_body, .arg = &l[k] };
             assert_int_equal(tu_loop_start(&loops[k]), 0);
         }
@@ -1286,7 +1249,7 @@ static void test_submit_vs_shutdown(void **state)
             assert_int_equal(tu_gate_wait_arrived(&r.start, SD_LOOPS), 0);
             tu_gate_open(&r.start);
         }
-        tu_sleep_us((long)rng_below(&rng, 2000));
+        tu_sleep_us((long)tu_rng_below(&rng, 2000));
         assert_int_equal(evexec_pool_shutdown(r.pool, r.flags), 0);
         if (r.flags & EVEXEC_SHUTDOWN_WAIT)
             atomic_store(&r.after_wait, 1);
@@ -1400,7 +1363,7 @@ static void set_nonblock(int fd)
 static void fr_open(struct fr_fds *s, uint64_t *rng)
 {
     memset(s, 0, sizeof *s);
-    unsigned first = rng_below(rng, 3);
+    unsigned first = tu_rng_below(rng, 3);
     for (unsigned k = 0; k < 3; k++) {
         switch ((first + k) % 3) {
         case 0:
@@ -1444,7 +1407,7 @@ static void test_free_vs_running(void **state)
 {
     (void)state;
     uint64_t rng = seed_for("free_vs_running");
-    int rounds = stress_size(400, 20000);
+    int rounds = tu_stress_size(400, 20000);
     atomic_int frees, set;
     g_fr_frees = &frees;
     g_fr_set = &set;
@@ -1477,24 +1440,24 @@ static void test_free_vs_running(void **state)
                 held_fds[use_pipe] += held[fd];
             }
         }
-        int k = 1 + (int)rng_below(&rng, FR_JOBS);
+        int k = 1 + (int)tu_rng_below(&rng, FR_JOBS);
         for (int i = 0; i < k; i++) {
             struct fr_job *j = &rd->jobs[i];
-            j->spin = (int)rng_below(&rng, 300);
-            j->set_result = rng_below(&rng, 2);
+            j->spin = (int)tu_rng_below(&rng, 300);
+            j->set_result = tu_rng_below(&rng, 2);
             struct evexec_future *f = evexec_run(ex, fr_fn, j);
             assert_non_null(f);
             assert_int_equal(evexec_future_on_done(f, fr_cb, j), 0);
         }
         /* Let a random part of the work finish and be delivered first. */
-        switch (rng_below(&rng, 3)) {
+        switch (tu_rng_below(&rng, 3)) {
         case 0:
             break;
         case 1:
-            spin_us((int)rng_below(&rng, 300));
+            spin_us((int)tu_rng_below(&rng, 300));
             break;
         default:
-            spin_us((int)rng_below(&rng, 300));
+            spin_us((int)tu_rng_below(&rng, 300));
             event_base_loop(base, EVLOOP_NONBLOCK);
             break;
         }
@@ -1609,9 +1572,9 @@ static struct re_job *re_submit(struct re_round *r, int from_cb)
     memset(j, 0, sizeof *j);
     j->r = r;
     j->index = r->njobs;
-    j->spin = (int)rng_below(&r->rng, 60);
-    j->set_result = rng_below(&r->rng, 2);
-    j->ret = rng_below(&r->rng, 6) == 0 ? EIO : 0;
+    j->spin = (int)tu_rng_below(&r->rng, 60);
+    j->set_result = tu_rng_below(&r->rng, 2);
+    j->ret = tu_rng_below(&r->rng, 6) == 0 ? EIO : 0;
     j->from_cb = from_cb;
     errno = 0;
     struct evexec_future *f = evexec_run(r->ex, re_fn, j);
@@ -1638,7 +1601,7 @@ static void re_act(struct re_round *r)
             if (r->futs[i])
                 live[n++] = i;
         if (n) {
-            int i = live[rng_below(&r->rng, (unsigned)n)];
+            int i = live[tu_rng_below(&r->rng, (unsigned)n)];
             int was_done = evexec_future_done(r->futs[i]);
             int rc = evexec_future_cancel(r->futs[i]);
             if (was_done ? rc != EALREADY : rc != 0)
@@ -1648,7 +1611,7 @@ static void re_act(struct re_round *r)
         }
     }
     if (r->do_submit) {
-        int m = 1 + (int)rng_below(&r->rng, 4);
+        int m = 1 + (int)tu_rng_below(&r->rng, 4);
         for (int i = 0; i < m; i++)
             re_submit(r, 1);
     }
@@ -1702,27 +1665,27 @@ static void test_reentrant_callbacks(void **state)
 {
     (void)state;
     uint64_t rng = seed_for("reentrant_callbacks");
-    int rounds = stress_size(400, 20000);
+    int rounds = tu_stress_size(400, 20000);
     long acts[6] = { 0 }, jobs = 0, ended[4] = { 0 };
     for (int round = 0; round < rounds; round++) {
         struct re_round *r = xcalloc(1, sizeof *r);
-        r->rng = rng_next(&rng);
+        r->rng = tu_rng_next(&rng);
         atomic_init(&r->results_set, 0);
         atomic_init(&r->frees, 0);
-        r->pool = tu_pool_new(1 + rng_below(&r->rng, WORKERS), 0);
+        r->pool = tu_pool_new(1 + tu_rng_below(&r->rng, WORKERS), 0);
         struct event_base *base = event_base_new();
         assert_non_null(r->pool);
         assert_non_null(base);
         r->ex = evexec_new(base, r->pool);
         assert_non_null(r->ex);
-        int n = 4 + (int)rng_below(&r->rng, 16);
-        r->designated = 1 + (int)rng_below(&r->rng, (unsigned)n);
-        r->do_cancel = rng_below(&r->rng, 2);
-        r->do_submit = rng_below(&r->rng, 2);
-        r->do_shutdown = rng_below(&r->rng, 2);
-        r->flags = (int)rng_below(&r->rng, 4);      /* 0, WAIT, CANCEL, both */
-        r->do_free = rng_below(&r->rng, 4) != 0;
-        r->do_pool_free = r->do_free && rng_below(&r->rng, 2);
+        int n = 4 + (int)tu_rng_below(&r->rng, 16);
+        r->designated = 1 + (int)tu_rng_below(&r->rng, (unsigned)n);
+        r->do_cancel = tu_rng_below(&r->rng, 2);
+        r->do_submit = tu_rng_below(&r->rng, 2);
+        r->do_shutdown = tu_rng_below(&r->rng, 2);
+        r->flags = (int)tu_rng_below(&r->rng, 4);      /* 0, WAIT, CANCEL, both */
+        r->do_free = tu_rng_below(&r->rng, 4) != 0;
+        r->do_pool_free = r->do_free && tu_rng_below(&r->rng, 2);
         for (int i = 0; i < n; i++)
             assert_non_null(re_submit(r, 0));
         int rc = loop_until(base, re_round_over, r, &r->progress);
@@ -1824,8 +1787,8 @@ static void is_cb(struct evexec_future *f, void *arg)
         return;
     /* The burst is over: the next one after a random 0-3 ms gap, or at
      * once from this callback (handed to the pool when the pass ends). */
-    unsigned gap = rng_below(&s->rng, 3001);
-    if (rng_below(&s->rng, 4) == 0) {
+    unsigned gap = tu_rng_below(&s->rng, 3001);
+    if (tu_rng_below(&s->rng, 4) == 0) {
         is_burst(s, 1);
     } else {
         struct timeval tv = { 0, (suseconds_t)gap };
@@ -1835,7 +1798,7 @@ static void is_cb(struct evexec_future *f, void *arg)
 
 static void is_burst(struct is *s, int from_cb)
 {
-    int k = 1 + (int)rng_below(&s->rng, 8);
+    int k = 1 + (int)tu_rng_below(&s->rng, 8);
     s->bursts_started++;
     s->in_burst = k;
     if (from_cb)
@@ -1843,7 +1806,7 @@ static void is_burst(struct is *s, int from_cb)
     else
         s->from_timer++;
     for (int i = 0; i < k; i++) {
-        struct evexec_future *f = evexec_run(s->ex, is_fn, (void *)(intptr_t)rng_below(&s->rng, 50));
+        struct evexec_future *f = evexec_run(s->ex, is_fn, (void *)(intptr_t)tu_rng_below(&s->rng, 50));
         if (!f || evexec_future_on_done(f, is_cb, s) != 0) {
             s->submit_failures++;
             s->in_burst--;
@@ -1872,7 +1835,7 @@ static void test_idle_shrink(void **state)
     struct is s;
     memset(&s, 0, sizeof s);
     s.rng = seed_for("idle_shrink");
-    s.bursts = stress_size(600, 20000);
+    s.bursts = tu_stress_size(600, 20000);
     struct evexec_pool_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.max_threads = WORKERS;
@@ -1982,9 +1945,9 @@ static void tl_submit(struct tl_loop *l)
 {
     struct tl_job *j = &l->jobs[l->submitted];
     j->l = l;
-    j->spin = (int)rng_below(&l->rng, 100);
-    j->wait_cancel_us = l->is_b && rng_below(&l->rng, 4) == 0 ? (int)rng_below(&l->rng, 500) : 0;
-    j->ret = rng_below(&l->rng, 8) == 0 ? EIO : 0;
+    j->spin = (int)tu_rng_below(&l->rng, 100);
+    j->wait_cancel_us = l->is_b && tu_rng_below(&l->rng, 4) == 0 ? (int)tu_rng_below(&l->rng, 500) : 0;
+    j->ret = tu_rng_below(&l->rng, 8) == 0 ? EIO : 0;
     struct evexec_future *f = evexec_run(l->ex, tl_fn, j);
     if (!f || evexec_future_on_done(f, tl_cb, j) != 0) {
         l->submit_failures++;
@@ -2053,7 +2016,7 @@ static void test_two_loops_one_freed(void **state)
 {
     (void)state;
     uint64_t rng = seed_for("two_loops_one_freed");
-    int rounds = stress_size(40, 500);
+    int rounds = tu_stress_size(40, 500);
     int a_jobs = 600;
     long b_cancelled = 0, b_jobs = 0, in_cb = 0;
     for (int round = 0; round < rounds; round++) {
@@ -2061,7 +2024,7 @@ static void test_two_loops_one_freed(void **state)
         assert_non_null(pool);
         struct tl_loop *l = xcalloc(2, sizeof *l);
         for (int k = 0; k < 2; k++) {
-            l[k].rng = rng_next(&rng);
+            l[k].rng = tu_rng_next(&rng);
             l[k].pool = pool;
             l[k].is_b = k;
             l[k].window = 16;
@@ -2069,8 +2032,8 @@ static void test_two_loops_one_freed(void **state)
             atomic_init(&l[k].frees, 0);
         }
         l[0].cap = a_jobs;
-        l[1].free_at = 1 + (int)rng_below(&rng, (unsigned)a_jobs / 2);
-        l[1].free_in_cb = rng_below(&rng, 2);
+        l[1].free_at = 1 + (int)tu_rng_below(&rng, (unsigned)a_jobs / 2);
+        l[1].free_in_cb = tu_rng_below(&rng, 2);
         l[1].cap = l[1].free_at + 2 * l[1].window;
         for (int k = 0; k < 2; k++)
             l[k].jobs = xcalloc((size_t)l[k].cap, sizeof *l[k].jobs);
@@ -2118,9 +2081,9 @@ static int time_teardown(void **state)
 
 int main(void)
 {
-    g_seed = stress_seed();
+    g_seed = tu_stress_seed();
     printf("stress seed: EVEXEC_STRESS_SEED=%" PRIu64 " (size: %s)\n", g_seed,
-           stress_long() ? "long" : "CI");
+           tu_stress_long() ? "long" : "CI");
     fflush(stdout);
     const struct CMUnitTest tests[] = {
         T(test_many_jobs),

@@ -37,6 +37,15 @@
 
 #define TU_DEADLINE_MS 30000
 
+/* ThreadSanitizer, which does not support fork() with threads running. */
+#if defined(__SANITIZE_THREAD__)
+#define TU_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TU_TSAN 1
+#endif
+#endif
+
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 #define TU_SANITIZED 1
 #elif defined(__has_feature)
@@ -509,6 +518,47 @@ static inline struct tu_job *tu_fx_job(struct tu_fx *fx, int nresults, int ret)
     struct tu_job *j = tu_fx_jobs(fx, 1);
     tu_job_init(j, &fx->frees, nresults, ret);
     return j;
+}
+
+/* ---- stress sizes, seeds, randomness ---------------------------------------- */
+
+/* 1 under EVEXEC_STRESS=long (`make stress`). */
+static inline int tu_stress_long(void)
+{
+    const char *e = getenv("EVEXEC_STRESS");
+    return e && strcmp(e, "long") == 0;
+}
+
+/* The CI size, or the long size under EVEXEC_STRESS=long; a quarter of
+ * either under sanitizers. */
+static inline int tu_stress_size(int ci, int lng)
+{
+    return TU_SCALE(tu_stress_long() ? lng : ci);
+}
+
+/* xorshift64* */
+static inline uint64_t tu_rng_next(uint64_t *s)
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 2685821657736338717ULL;
+}
+
+static inline unsigned tu_rng_below(uint64_t *s, unsigned n)
+{
+    return (unsigned)(tu_rng_next(s) >> 33) % n;
+}
+
+/* EVEXEC_STRESS_SEED, or one from the clock. */
+static inline uint64_t tu_stress_seed(void)
+{
+    const char *env = getenv("EVEXEC_STRESS_SEED");
+    if (env && *env)
+        return strtoull(env, NULL, 0);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return ((uint64_t)ts.tv_sec * 1000000007ULL) ^ (uint64_t)ts.tv_nsec;
 }
 
 #endif /* EVEXEC_TESTUTIL_H */
