@@ -137,6 +137,29 @@ struct evexec_pool_config {
      *  costs no wake-up.  It burns CPU while it spins, and a spinning loop
      *  may hold its event_base for up to 64 spins in a row.  0: off. */
     unsigned spin_us;
+    /* Fields after spin_us are read only when `size` covers them: set
+     * size with EVEXEC_POOL_CONFIG_INIT to use them. */
+    /** Each worker's stack size in bytes, for pools of many threads
+     *  whose jobs need little stack (or jobs that need more).  0: the
+     *  system's default (8 MiB on Linux, reserved, not touched).  EINVAL
+     *  below 16384 (PTHREAD_STACK_MIN) or above 1 GiB. */
+    size_t stack_size;
+    /** Called once in each worker before its first job, after
+     *  thread_init, with thread_init_arg.  What it returns is the
+     *  worker's state: a job reads it with evexec_job_thread_state()
+     *  (one database connection per worker, say).  May be NULL: the
+     *  state is then NULL. */
+    void *(*thread_start)(void *arg);
+    /** Called once in each worker that started, on that worker, as it
+     *  exits (idle longer than idle_timeout_ms, shutdown, or
+     *  evexec_pool_free()), with thread_init_arg and the state that
+     *  thread_start returned (NULL without thread_start).  A worker
+     *  started again later runs thread_init and thread_start again.  It
+     *  runs after the worker's last job; evexec_pool_free() and
+     *  evexec_pool_shutdown(WAIT) return after it has run in every worker
+     *  they waited for.  May be NULL.  Not called in a child after
+     *  fork(): the threads are the parent's. */
+    void (*thread_exit)(void *arg, void *state);
 };
 
 /** An initializer for struct evexec_pool_config: defaults, size set:
@@ -428,6 +451,12 @@ EVEXEC_API struct evexec_future *evexec_run_opts(struct evexec *ex, evexec_fn fn
  */
 EVEXEC_API void evexec_job_set_result(struct evexec_job *job, void *result,
                                       void (*free_fn)(void *));
+
+/** The state that the pool's thread_start returned in the worker running
+ *  this job (see struct evexec_pool_config); NULL without thread_start,
+ *  for a NULL job, or when called from a thread that is not one of the
+ *  pool's workers.  Worker thread running this job. */
+EVEXEC_API void *evexec_job_thread_state(const struct evexec_job *job);
 
 /** True (1) once cancellation of this job was asked: its future was
  *  cancelled, its evexec freed, or its pool shut down with

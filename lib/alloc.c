@@ -58,9 +58,20 @@ void *evexec__realloc(void *p, size_t n)
     return realloc(p, n);
 }
 
-int evexec__thread_create(pthread_t *tid, void *(*start)(void *), void *arg)
+int evexec__thread_create(pthread_t *tid, void *(*start)(void *), void *arg,
+                          size_t stack_size)
 {
     if (fails(&evexec__thread_hook, 0))
         return EAGAIN;
-    return pthread_create(tid, NULL, start, arg);
+    if (stack_size == 0)
+        return pthread_create(tid, NULL, start, arg);
+    pthread_attr_t attr;
+    int rc = pthread_attr_init(&attr);
+    if (rc != 0)
+        return rc;
+    rc = pthread_attr_setstacksize(&attr, stack_size);
+    if (rc == 0)
+        rc = pthread_create(tid, &attr, start, arg);
+    pthread_attr_destroy(&attr);
+    return rc;
 }

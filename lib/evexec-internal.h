@@ -75,8 +75,10 @@ extern _Atomic(evexec__fail_hook) evexec__thread_hook;
 void *evexec__malloc(size_t n);
 void *evexec__calloc(size_t count, size_t size);
 void *evexec__realloc(void *p, size_t n);
-/* pthread_create with default attributes; EAGAIN when the hook says so. */
-int evexec__thread_create(pthread_t *tid, void *(*start)(void *), void *arg);
+/* pthread_create, with the system's default stack when stack_size is 0;
+ * EAGAIN when the hook says so. */
+int evexec__thread_create(pthread_t *tid, void *(*start)(void *), void *arg,
+                          size_t stack_size);
 
 /* ---- version.c: public structs that grow ---------------------------------- */
 

@@ -42,6 +42,13 @@
  * lock-free), so the pool lock is never held together with any other
  * lock.
  *
+ * Per-worker hooks: thread_init and thread_start run on the worker before
+ * its first job; thread_exit runs on it after its last one, without the
+ * lock, when the worker has already left nthreads (so submissions made
+ * meanwhile start a new thread) but is counted in `exiting`, which
+ * shutdown(WAIT) and free wait for as for nthreads.  worker_state is the
+ * worker's own thread-local: only that worker reads or writes it.
+ *
  * Threads are joinable.  An exiting worker puts its handle on `exited`,
  * drops nthreads and signals `exit_cv`, all under the lock, and touches the
  * pool no more -- but its thread-exit destructors may, after that.  So
@@ -67,6 +74,8 @@
 #define EVEXEC__MAX_THREADS_LIMIT 1024
 #define EVEXEC__DEFAULT_IDLE_MS 10000
 #define EVEXEC__MAX_SPIN_US 1000
+#define EVEXEC__MIN_STACK ((size_t)16384)        /* PTHREAD_STACK_MIN on Linux */
+#define EVEXEC__MAX_STACK ((size_t)1 << 30)
 
 struct evexec_pool {
     pthread_mutex_t lock;
@@ -74,6 +83,7 @@ struct evexec_pool {
     pthread_cond_t exit_cv;      /* shutdown(WAIT) and free */
     struct evexec__jobq q[2];   /* by lane */
     unsigned nthreads;           /* alive */
+    unsigned exiting;            /* left the counts, running thread_exit */
     unsigned free_threads;       /* alive and not running a job */
     unsigned waiting;            /* in cond_wait on work_cv */
     unsigned slow_running;
@@ -95,7 +105,10 @@ struct evexec_pool {
                                     what a spinning worker watches */
     char name[16];
     void (*thread_init)(void *);
+    void *(*thread_start)(void *);
+    void (*thread_exit)(void *, void *);
     void *thread_init_arg;
+    size_t stack_size;           /* 0: the system's default */
     unsigned fork_gen;           /* made in this fork generation; set once */
 };
 
@@ -116,10 +129,19 @@ struct evexec__thread {
 
 /* The pool whose worker this thread is: EDEADLK, and cancelling shutdown. */
 static _Thread_local struct evexec_pool *evexec__current_pool;
+/* What the pool's thread_start returned in this worker. */
+static _Thread_local void *worker_state;
 
 struct evexec_pool *evexec__worker_pool(void)
 {
     return evexec__current_pool;
+}
+
+EVEXEC_API void *evexec_job_thread_state(const struct evexec_job *job)
+{
+    if (!job || evexec__current_pool == NULL)
+        return NULL;
+    return worker_state;
 }
 
 int evexec__worker_cancelling(void)
@@ -231,6 +253,8 @@ static void *worker_main(void *arg)
     name_thread(pool, self->serial);
     if (pool->thread_init)
         pool->thread_init(pool->thread_init_arg);
+    if (pool->thread_start)
+        worker_state = pool->thread_start(pool->thread_init_arg);
 
     pthread_mutex_lock(&pool->lock);
     for (;;) {
@@ -278,6 +302,16 @@ static void *worker_main(void *arg)
     }
     pool->nthreads--;
     pool->free_threads--;
+    if (pool->thread_exit) {
+        /* Gone from the counts, so a job submitted meanwhile gets a new
+         * thread; shutdown(WAIT) and free still wait for this one. */
+        pool->exiting++;
+        pthread_mutex_unlock(&pool->lock);
+        pool->thread_exit(pool->thread_init_arg, worker_state);
+        pthread_mutex_lock(&pool->lock);
+        pool->exiting--;
+    }
+    worker_state = NULL;
     self->next = pool->exited;
     pool->exited = self;
     /* Wakes shutdown(WAIT)/free, and waiting peers that may now exit. */
@@ -318,7 +352,7 @@ static int spawn(struct evexec_pool *pool)
     }
     t->pool = pool;
     t->serial = (unsigned long)++pool->started;
-    int rc = evexec__thread_create(&t->tid, worker_main, t);
+    int rc = evexec__thread_create(&t->tid, worker_main, t, pool->stack_size);
     if (rc) {
         pool->started--;
         pool->spawn_errno = rc;
@@ -348,7 +382,9 @@ EVEXEC_API struct evexec_pool *evexec_pool_new(const struct evexec_pool_config *
     }
     unsigned max = cfg->max_threads ? cfg->max_threads : default_max_threads();
     if (max > EVEXEC__MAX_THREADS_LIMIT || cfg->min_threads > max ||
-        cfg->spin_us > EVEXEC__MAX_SPIN_US) {
+        cfg->spin_us > EVEXEC__MAX_SPIN_US ||
+        (cfg->stack_size && (cfg->stack_size < EVEXEC__MIN_STACK ||
+                             cfg->stack_size > EVEXEC__MAX_STACK))) {
         errno = EINVAL;
         return NULL;
     }
@@ -392,7 +428,10 @@ EVEXEC_API struct evexec_pool *evexec_pool_new(const struct evexec_pool_config *
     snprintf(pool->name, 12, "%s", cfg->thread_name ? cfg->thread_name : "evexec");
     pool->spin_us = cfg->spin_us;
     pool->thread_init = cfg->thread_init;
+    pool->thread_start = cfg->thread_start;
+    pool->thread_exit = cfg->thread_exit;
     pool->thread_init_arg = cfg->thread_init_arg;
+    pool->stack_size = cfg->stack_size;
     pool->fork_gen = evexec__fork_init();
     return pool;
 
@@ -583,7 +622,7 @@ int evexec__pool_is_shutdown(struct evexec_pool *pool)
 static void wait_for_exit(struct evexec_pool *pool)
 {
     pthread_cond_broadcast(&pool->work_cv);
-    while (pool->nthreads > 0)
+    while (pool->nthreads > 0 || pool->exiting > 0)
         pthread_cond_wait(&pool->exit_cv, &pool->lock);
 }
 

@@ -1,6 +1,7 @@
 /*
  * test_pool.c -- the worker pool: configuration, lazy start and idle
- * shrink, thread_init and thread names, joining exited threads, submission
+ * shrink, thread_init, per-worker state (thread_start, thread_exit), stack
+ * size and thread names, joining exited threads, submission
  * order with one worker, the bounded queue (per lane), the slow lane,
  * statistics, the three shutdown modes, and freeing a pool.
  *
@@ -496,6 +497,202 @@ static void test_thread_init(void **state)
     assert_int_equal(atomic_load(&init_wrong_arg), 0);
     assert_int_equal(st.threads_started, MAX);
     assert_int_equal(atomic_load(&init_calls), (int)st.threads_started);
+}
+
+/* thread_start's state reaches every job of its worker, thread_exit gets
+ * it back once per worker (idle exit and pool free), and a worker started
+ * again runs thread_start again.  Each state is a counter block of its
+ * own, so a job that saw another worker's state would show up. */
+struct wstate {
+    pthread_t owner;
+    int jobs;
+};
+static atomic_int ws_starts, ws_exits, ws_wrong, ws_jobs_seen;
+static int ws_token;
+
+static void *ws_start(void *arg)
+{
+    if (arg != &ws_token)
+        atomic_fetch_add(&ws_wrong, 1);
+    struct wstate *w = calloc(1, sizeof *w);
+    if (w)
+        w->owner = pthread_self();
+    atomic_fetch_add(&ws_starts, 1);
+    return w;
+}
+
+static void ws_exit(void *arg, void *state)
+{
+    struct wstate *w = state;
+    if (arg != &ws_token || !w || !pthread_equal(w->owner, pthread_self()))
+        atomic_fetch_add(&ws_wrong, 1);
+    if (w)
+        atomic_fetch_add(&ws_jobs_seen, w->jobs);
+    free(w);
+    atomic_fetch_add(&ws_exits, 1);
+}
+
+static int ws_job(struct evexec_job *job, void *arg)
+{
+    struct wstate *w = evexec_job_thread_state(job);
+    if (!w || !pthread_equal(w->owner, pthread_self()))
+        atomic_fetch_add(&ws_wrong, 1);
+    else
+        w->jobs++;
+    return tu_job_fn(job, arg);
+}
+
+static struct evexec_pool_config ws_config(unsigned max_threads)
+{
+    struct evexec_pool_config cfg = EVEXEC_POOL_CONFIG_INIT;
+    cfg.max_threads = max_threads;
+    cfg.thread_start = ws_start;
+    cfg.thread_exit = ws_exit;
+    cfg.thread_init_arg = &ws_token;
+    return cfg;
+}
+
+static void ws_reset(void)
+{
+    atomic_store(&ws_starts, 0);
+    atomic_store(&ws_exits, 0);
+    atomic_store(&ws_wrong, 0);
+    atomic_store(&ws_jobs_seen, 0);
+}
+
+static void run_ws_jobs(struct tu_fx *fx, int n)
+{
+    struct tu_job *jobs = tu_fx_jobs(fx, n);
+    struct evexec_future **f = calloc((size_t)n, sizeof *f);
+    assert_non_null(f);
+    for (int i = 0; i < n; i++) {
+        tu_job_init(&jobs[i], &fx->frees, 0, 0);
+        f[i] = submit_fn(fx, ws_job, &jobs[i]);
+    }
+    dispatch(fx);
+    expect_all(f, n, 0);
+    free(f);
+}
+
+static void test_thread_state(void **state)
+{
+    struct tu_fx *fx = *state;
+    enum { MAX = 3, N = 60 };
+    ws_reset();
+    struct evexec_pool_config cfg = ws_config(MAX);
+    fx_pool(fx, &cfg);
+    run_ws_jobs(fx, N);
+    struct evexec_pool_stats st = tu_stats(fx->pool);
+    evexec_free(fx->ex);
+    fx->ex = NULL;
+    evexec_pool_free(fx->pool);
+    fx->pool = NULL;
+    /* Every worker ran thread_start once and thread_exit once, before
+     * evexec_pool_free returned, and every job found its own worker's
+     * state. */
+    assert_int_equal(atomic_load(&ws_wrong), 0);
+    assert_int_equal(atomic_load(&ws_starts), (int)st.threads_started);
+    assert_int_equal(atomic_load(&ws_exits), (int)st.threads_started);
+    assert_int_equal(atomic_load(&ws_jobs_seen), N);
+}
+
+/* Idle workers that exit run thread_exit; the next jobs start new workers
+ * that run thread_start again. */
+static void test_thread_state_idle_exit(void **state)
+{
+    struct tu_fx *fx = *state;
+    enum { MAX = 2, N = 20 };
+    ws_reset();
+    struct evexec_pool_config cfg = ws_config(MAX);
+    cfg.idle_timeout_ms = 10;
+    fx_pool(fx, &cfg);
+    run_ws_jobs(fx, N);
+    /* Wait (bounded) until every worker has gone idle and exited. */
+    for (int i = 0; i < 2000 && tu_stats(fx->pool).threads > 0; i++)
+        tu_sleep_us(5000);
+    assert_int_equal(tu_stats(fx->pool).threads, 0);
+    int started = atomic_load(&ws_starts);
+    assert_true(started >= 1);
+    assert_int_equal(atomic_load(&ws_exits), started);
+    run_ws_jobs(fx, N);
+    assert_true(atomic_load(&ws_starts) > started);
+    evexec_free(fx->ex);
+    fx->ex = NULL;
+    evexec_pool_free(fx->pool);
+    fx->pool = NULL;
+    assert_int_equal(atomic_load(&ws_wrong), 0);
+    assert_int_equal(atomic_load(&ws_exits), atomic_load(&ws_starts));
+    assert_int_equal(atomic_load(&ws_jobs_seen), 2 * N);
+}
+
+/* Without thread_start the state is NULL; off a worker it is NULL too. */
+static int null_state_job(struct evexec_job *job, void *arg)
+{
+    *(int *)arg = evexec_job_thread_state(job) == NULL;
+    return 0;
+}
+
+static void test_thread_state_none(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct evexec_pool_config cfg = config(1, 0);
+    fx_pool(fx, &cfg);
+    int was_null = 0;
+    struct evexec_future *f = submit_fn(fx, null_state_job, &was_null);
+    dispatch(fx);
+    assert_int_equal(evexec_future_error(f), 0);
+    assert_int_equal(was_null, 1);
+    evexec_future_unref(f);
+    assert_null(evexec_job_thread_state(NULL));
+}
+
+/* stack_size: bounds refused, a small stack works, and the worker's stack
+ * is the size asked for. */
+struct stack_job {
+    size_t size;
+    int rc;
+};
+
+static int stack_job_fn(struct evexec_job *job, void *arg)
+{
+    (void)job;
+    struct stack_job *sj = arg;
+    pthread_attr_t attr;
+    sj->rc = pthread_getattr_np(pthread_self(), &attr);
+    if (sj->rc == 0) {
+        sj->rc = pthread_attr_getstacksize(&attr, &sj->size);
+        pthread_attr_destroy(&attr);
+    }
+    return 0;
+}
+
+static void test_stack_size(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct evexec_pool_config cfg = EVEXEC_POOL_CONFIG_INIT;
+    cfg.stack_size = 16383;
+    expect_config_refused(cfg);
+    cfg.stack_size = ((size_t)1 << 30) + 1;
+    expect_config_refused(cfg);
+    /* A struct of the 1.0 layout (size 0) never reads stack_size. */
+    cfg.size = 0;
+    struct evexec_pool *p = evexec_pool_new(&cfg);
+    assert_non_null(p);
+    evexec_pool_free(p);
+
+    cfg = (struct evexec_pool_config)EVEXEC_POOL_CONFIG_INIT;
+    cfg.max_threads = 2;
+    cfg.stack_size = (size_t)256 * 1024;
+    fx_pool(fx, &cfg);
+    struct stack_job sj = { 0, -1 };
+    struct evexec_future *f = submit_fn(fx, stack_job_fn, &sj);
+    dispatch(fx);
+    assert_int_equal(evexec_future_error(f), 0);
+    evexec_future_unref(f);
+    assert_int_equal(sj.rc, 0);
+    /* The C library may round up to whole pages, never down. */
+    assert_true(sj.size >= (size_t)256 * 1024);
+    assert_true(sj.size < (size_t)1024 * 1024);
 }
 
 /* Worker names start with thread_name (NULL: "evexec"). */
@@ -1330,6 +1527,10 @@ static void test_pool_free_from_worker(void **state)
     X(test_idle_shrink_to_zero) \
     X(test_join_outside_lock) \
     X(test_thread_init) \
+    X(test_thread_state) \
+    X(test_thread_state_idle_exit) \
+    X(test_thread_state_none) \
+    X(test_stack_size) \
     X(test_thread_name) \
     X(test_thread_name_default) \
     X(test_thread_name_long) \
