@@ -1,4 +1,4 @@
-/*
+/** @file
  * evexec-combine.h -- combining futures: gather, wait, as_completed,
  * wait_for, task groups; cooperative cancellation for jobs; reports of
  * failures nobody looked at.

@@ -1,4 +1,4 @@
-/*
+/** @file
  * evexec-io.h -- offloaded I/O: name lookups and file system calls run on
  * the pool, their outcomes delivered as futures on the loop.
  *
@@ -94,8 +94,8 @@ EVEXEC_API struct evexec_future *evexec_getaddrinfo(struct evexec *ex,
 
 /* Sizes of glibc's NI_MAXHOST and NI_MAXSERV, which <netdb.h> declares
  * only for _DEFAULT_SOURCE/_GNU_SOURCE builds. */
-#define EVEXEC_NI_MAXHOST 1025
-#define EVEXEC_NI_MAXSERV 32
+#define EVEXEC_NI_MAXHOST 1025 /**< The size of evexec_nameinfo's host (NI_MAXHOST). */
+#define EVEXEC_NI_MAXSERV 32   /**< The size of evexec_nameinfo's serv (NI_MAXSERV). */
 
 /** The result of evexec_getnameinfo(): two NUL-terminated strings. */
 struct evexec_nameinfo {
@@ -404,7 +404,7 @@ EVEXEC_API struct evexec_future *evexec_fs_scandir(struct evexec *ex, const char
 /** The result of evexec_fs_read_file(): one malloc() block. */
 struct evexec_buf {
     void *data;         /**< len bytes, then a NUL byte (not counted) */
-    size_t len;
+    size_t len;         /**< bytes in data, the NUL byte not counted */
 };
 
 /** The largest file evexec_fs_read_file() reads: 1 GiB. */

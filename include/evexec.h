@@ -1,4 +1,4 @@
-/*
+/** @file
  * evexec.h -- run blocking functions on a thread pool, get the results back
  * on a libevent loop as futures.
  *
@@ -40,16 +40,18 @@
 extern "C" {
 #endif
 
+/** Marks the functions of the public API: the shared library exports
+ *  them and nothing else (default visibility with GCC and clang). */
 #if defined(__GNUC__) && __GNUC__ >= 4
 #define EVEXEC_API __attribute__((visibility("default")))
 #else
 #define EVEXEC_API
 #endif
 
-#define EVEXEC_VERSION_MAJOR 0
-#define EVEXEC_VERSION_MINOR 1
-#define EVEXEC_VERSION_PATCH 0
-#define EVEXEC_VERSION_STRING "0.1.0"
+#define EVEXEC_VERSION_MAJOR 0   /**< The major version of this header. */
+#define EVEXEC_VERSION_MINOR 1   /**< The minor version of this header. */
+#define EVEXEC_VERSION_PATCH 0   /**< The patch level of this header. */
+#define EVEXEC_VERSION_STRING "0.1.0" /**< This header's version, as "MAJOR.MINOR.PATCH". */
 /** The version this header belongs to, as 0xMMmmpp00 (libevent's form):
  *  compare with evexec_version_number() to detect a library older than
  *  the header a program was compiled with. */
@@ -130,7 +132,8 @@ struct evexec_pool_config {
     const char *thread_name;
     /** Called once in each worker, before its first job.  May be NULL. */
     void (*thread_init)(void *arg);
-    void *thread_init_arg;
+    void *thread_init_arg; /**< The argument of thread_init, thread_start
+                                and thread_exit. */
     /** Opt-in, for latency: a worker that runs out of work, and a loop
      *  waiting for the jobs it has in flight, first spin up to this many
      *  microseconds (at most 1000) before they sleep, so a quick reply
@@ -372,7 +375,7 @@ typedef int (*evexec_fn)(struct evexec_job *job, void *arg);
 
 /** Lanes: where a job queues.  See struct evexec_run_opts. */
 #define EVEXEC_LANE_DEFAULT 0
-#define EVEXEC_LANE_SLOW    1
+#define EVEXEC_LANE_SLOW    1  /**< the slow lane, for work that may hang */
 
 /** Options for evexec_run_opts().  All zero = evexec_run(). */
 struct evexec_run_opts {
