@@ -8,7 +8,17 @@
  * every future made through it belong to the thread that runs its
  * event_base (the "loop thread"): call them only from there.  The only
  * exceptions are evexec_call_soon_threadsafe() (any thread) and the job
- * calls evexec_job_*() (the worker running that job).
+ * calls evexec_job_*() (the worker running that job).  An evexec may be
+ * made on one thread and used on another: the loop thread is bound by the
+ * first call that makes work or changes the evexec (evexec_run and every
+ * call that returns a future, evexec_submit, evexec_set_keepalive,
+ * evexec_run_until_complete) or by the base first running one of the
+ * evexec's events, whichever comes first; and whenever the base runs the
+ * evexec's events on another thread, that thread becomes the loop thread
+ * (the hand-over itself must be ordered by the program, as for any
+ * event_base; evexec_set_loop_thread() moves it by hand).  Those calls
+ * made from any other thread fail with EINVAL (NULL with errno EINVAL)
+ * and do nothing.
  *
  * Errors.  Constructors return NULL and set errno.  Other calls return 0 or
  * a positive errno code.  Name resolution keeps getaddrinfo's EAI_* codes,
@@ -299,6 +309,16 @@ EVEXEC_API struct evexec *evexec_new(struct event_base *base,
  * could not add the wake-up event; nothing changed).  Loop thread.
  */
 EVEXEC_API int evexec_set_keepalive(struct evexec *ex, int keepalive);
+
+/**
+ * Make the calling thread the evexec's loop thread (see "Threads" at the
+ * top of this file).  Needed only to hand an evexec whose loop thread is
+ * bound over to a thread that calls it before its base has run there:
+ * the old loop thread must have stopped using the evexec and its base,
+ * and the program must order the hand-over (a pthread_create, a join, a
+ * mutex).  Returns 0, or EINVAL for NULL.
+ */
+EVEXEC_API int evexec_set_loop_thread(struct evexec *ex);
 
 /** The current keep-alive setting (1 or 0); 0 for NULL. */
 EVEXEC_API int evexec_get_keepalive(const struct evexec *ex);

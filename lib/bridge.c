@@ -156,10 +156,14 @@ static int ensure_wake(struct evexec *ex)
     return 0;
 }
 
+/* Without keep-alive, stop watching the channel once nothing of ours is
+ * in flight and nothing waits on the completion list (calls made from
+ * threads that were not the loop thread are not counted in inflight). */
 void evexec__maybe_idle(struct evexec *ex)
 {
     if (ex->wake_added && !ex->keep_loop && ex->inflight == 0 && ex->keepalive == 0 &&
-        !ex->closing) {
+        !ex->closing &&
+        atomic_load_explicit(&ex->core->head, memory_order_acquire) == NULL) {
         event_del(ex->wake_ev);
         ex->wake_added = 0;
     }
@@ -198,6 +202,17 @@ static _Thread_local struct evexec *batching;
 #endif
 
 static void flush_thread_batch(void);
+
+#if defined(__GNUC__)
+static _Thread_local char thread_mark __attribute__((tls_model("initial-exec")));
+#else
+static _Thread_local char thread_mark;
+#endif
+
+uintptr_t evexec__self(void)
+{
+    return (uintptr_t)&thread_mark;
+}
 
 static void batch_add(struct evexec *ex, struct evexec_job *job)
 {
@@ -364,6 +379,10 @@ static void spin_for_completions(struct evexec *ex)
 
 static void callback_pass(struct evexec *ex, int drain)
 {
+    /* The thread running the base is the loop thread (evexec__on_loop). */
+    uintptr_t me = evexec__self();
+    if (atomic_load_explicit(&ex->loop_tid, memory_order_relaxed) != me)
+        atomic_store_explicit(&ex->loop_tid, me, memory_order_relaxed);
     evexec__enter(ex);
     if (drain)
         evexec__wakefd_drain(&ex->core->chan);
@@ -429,7 +448,7 @@ EVEXEC_API struct evexec *evexec_new(struct event_base *base, struct evexec_pool
     ex->base = base;
     ex->pool = pool;
     ex->core = core;
-    ex->loop_thread = pthread_self();
+    atomic_init(&ex->loop_tid, 0);      /* bound by first use */
     ex->fork_gen = gen;
     ex->keep_loop = 1;
     /* A bounded queue must answer EAGAIN at the call: no batching then. */
@@ -828,7 +847,8 @@ EVEXEC_API int evexec_call_soon_threadsafe(struct evexec *ex, void (*fn)(void *)
     /* Inherited across fork: the channel is the parent's. */
     if (evexec__inherited(ex))
         return ESHUTDOWN;
-    int on_loop = pthread_equal(pthread_self(), ex->loop_thread);
+    int on_loop = atomic_load_explicit(&ex->loop_tid, memory_order_relaxed) ==
+                  evexec__self();
     if (on_loop && ex->closing)
         return ESHUTDOWN;
     struct evexec__call *call = evexec__malloc(sizeof *call);
@@ -861,6 +881,8 @@ EVEXEC_API int evexec_set_keepalive(struct evexec *ex, int keepalive)
         return EINVAL;
     if (ex->closing)
         return ESHUTDOWN;
+    if (!evexec__on_loop(ex))
+        return EINVAL;
     if (keepalive) {
         int rc = ensure_wake(ex);
         if (rc)
@@ -870,6 +892,14 @@ EVEXEC_API int evexec_set_keepalive(struct evexec *ex, int keepalive)
         ex->keep_loop = 0;
         evexec__maybe_idle(ex);
     }
+    return 0;
+}
+
+EVEXEC_API int evexec_set_loop_thread(struct evexec *ex)
+{
+    if (!ex)
+        return EINVAL;
+    atomic_store_explicit(&ex->loop_tid, evexec__self(), memory_order_relaxed);
     return 0;
 }
 

@@ -8,9 +8,9 @@
  *    by the worker running it (error, result), then handed back through the
  *    core's completion list.  `cancelled` is the one field both sides touch
  *    at once (atomic).
- *  - struct evexec: the loop thread only, but for `core` and
- *    `loop_thread`, set before any other thread can see the evexec and
- *    read by evexec_call_soon_threadsafe() from any thread.
+ *  - struct evexec: the loop thread only, but for `core`, set before any
+ *    other thread can see the evexec, and `loop_tid` (atomic), both read
+ *    by evexec_call_soon_threadsafe() from any thread.
  *  - struct evexec__core: the part of an evexec that workers see: the
  *    completion list and the wake-up fd.  Reference counted (atomic) so that
  *    it outlives its evexec while orphaned jobs still finish.
@@ -460,7 +460,8 @@ struct evexec {
     unsigned depth;                 /* inside our own libevent callbacks */
     unsigned fork_gen;              /* made in this fork generation; set in
                                        evexec_new, read from any thread */
-    pthread_t loop_thread;
+    atomic_uintptr_t loop_tid;      /* the loop thread's evexec__self(), 0
+                                       until first use; see evexec__on_loop */
     unsigned char keep_loop;        /* evexec_set_keepalive(): watch always */
     unsigned char wake_added;
     unsigned char ready_active;
@@ -475,11 +476,35 @@ static inline int evexec__inherited(const struct evexec *ex)
     return ex->fork_gen != evexec__fork_generation();
 }
 
-/* 0 if new work may be made on ex, else ESHUTDOWN (being freed, or
- * inherited across fork). */
-static inline int evexec__usable(const struct evexec *ex)
+/* The calling thread, as a number unique among live threads that can be
+ * stored atomically: the address of a thread-local of bridge.c. */
+uintptr_t evexec__self(void);
+
+/* The loop thread is the thread that runs ex's event_base.  It is bound
+ * by the first loop-thread call (or the first of ex's events the base
+ * runs), and moved by the base running ex's events on another thread.
+ * 1 if the calling thread is ex's loop thread, binding it when none is
+ * yet; 0 if another thread is. */
+static inline int evexec__on_loop(struct evexec *ex)
 {
-    return ex->closing || evexec__inherited(ex) ? ESHUTDOWN : 0;
+    uintptr_t me = evexec__self();
+    uintptr_t cur = atomic_load_explicit(&ex->loop_tid, memory_order_relaxed);
+    if (cur == me)
+        return 1;
+    return cur == 0 &&
+           atomic_compare_exchange_strong_explicit(&ex->loop_tid, &cur, me,
+                                                   memory_order_relaxed,
+                                                   memory_order_relaxed);
+}
+
+/* 0 if new work may be made on ex, else ESHUTDOWN (being freed, or
+ * inherited across fork) or EINVAL (called from a thread that is not
+ * ex's loop thread). */
+static inline int evexec__usable(struct evexec *ex)
+{
+    if (ex->closing || evexec__inherited(ex))
+        return ESHUTDOWN;
+    return evexec__on_loop(ex) ? 0 : EINVAL;
 }
 
 /* Schedule the ready queue to run from the loop. */

@@ -455,6 +455,8 @@ EVEXEC_API int evexec_run_until_complete(struct evexec *ex, struct evexec_future
         return EINVAL;
     if (evexec__inherited(ex))
         return ESHUTDOWN;
+    if (!evexec__on_loop(ex))
+        return EINVAL;
     if (ex->depth > 0 || ex->closing)
         return EDEADLK;
 

@@ -931,6 +931,159 @@ static void logging_call(void *p)
     l->depth--;
 }
 
+/* The loop thread is bound by first use, not by evexec_new: an evexec
+ * made on one thread is used and run on another.  Loop-thread calls from
+ * any other thread then fail with EINVAL and change nothing; calls made
+ * with evexec_call_soon_threadsafe() from there run on the loop thread. */
+static int bind_noop(struct evexec_job *job, void *arg)
+{
+    (void)job;
+    (void)arg;
+    return 0;
+}
+
+struct bind_ctx {
+    struct evexec *ex;
+    atomic_int bound;           /* set by the loop thread once it is bound */
+    atomic_int posted;          /* set by main once its checks are done */
+    struct evexec_future *done; /* ended by posted_call */
+    pthread_t loop;
+    int off_loop;               /* posted_call ran elsewhere */
+    int job_rc, done_rc;
+};
+
+static void posted_call(void *arg)
+{
+    struct bind_ctx *b = arg;
+    if (!pthread_equal(pthread_self(), b->loop))
+        b->off_loop = 1;
+    evexec_future_set_result(b->done, NULL, NULL);
+}
+
+static void *bind_loop_main(void *arg)
+{
+    struct bind_ctx *b = arg;
+    b->loop = pthread_self();
+    struct evexec_future *f = evexec_run(b->ex, bind_noop, NULL);
+    b->done = evexec_future_new(b->ex);
+    atomic_store(&b->bound, 1);
+    if (!f || !b->done) {
+        b->job_rc = -1;
+        return NULL;
+    }
+    b->job_rc = evexec_run_until_complete(b->ex, f);
+    evexec_future_unref(f);
+    /* Main's call ends b->done; wait (bounded) until main has posted. */
+    for (int i = 0; i < 10000 && !atomic_load(&b->posted); i++)
+        tu_sleep_us(1000);
+    b->done_rc = evexec_run_until_complete(b->ex, b->done);
+    evexec_future_unref(b->done);
+    return NULL;
+}
+
+static void expect_not_loop(struct evexec *ex)
+{
+    struct timeval tv = { 0, 1000 };
+    errno = 0;
+    assert_null(evexec_run(ex, bind_noop, NULL));
+    assert_int_equal(errno, EINVAL);
+    errno = 0;
+    assert_null(evexec_future_new(ex));
+    assert_int_equal(errno, EINVAL);
+    errno = 0;
+    assert_null(evexec_sleep(ex, &tv));
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(evexec_submit(ex, bind_noop, NULL, tu_rec_cb, NULL), EINVAL);
+    assert_int_equal(evexec_set_keepalive(ex, 0), EINVAL);
+    assert_int_equal(evexec_get_keepalive(ex), 1);
+}
+
+static void test_loop_thread_bound_by_first_use(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct bind_ctx b;
+    memset(&b, 0, sizeof b);
+    b.ex = fx->ex;
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, bind_loop_main, &b), 0);
+    for (int i = 0; i < 10000 && !atomic_load(&b.bound); i++)
+        tu_sleep_us(1000);
+    assert_int_equal(atomic_load(&b.bound), 1);
+    expect_not_loop(fx->ex);
+    assert_int_equal(evexec_call_soon_threadsafe(fx->ex, posted_call, &b), 0);
+    atomic_store(&b.posted, 1);
+    pthread_join(th, NULL);
+    assert_int_equal(b.job_rc, 0);
+    assert_int_equal(b.done_rc, 0);
+    assert_int_equal(b.off_loop, 0);
+    /* The loop thread is gone; main takes the evexec back. */
+    assert_int_equal(evexec_set_loop_thread(NULL), EINVAL);
+    assert_int_equal(evexec_set_loop_thread(fx->ex), 0);
+    struct evexec_future *f = evexec_run(fx->ex, bind_noop, NULL);
+    assert_non_null(f);
+    assert_int_equal(evexec_run_until_complete(fx->ex, f), 0);
+    evexec_future_unref(f);
+}
+
+/* Used on main, then run by another thread's dispatch: the base running
+ * the evexec's events there makes that thread the loop thread, so the
+ * callbacks it runs may make work; main may not any more. */
+struct move_ctx {
+    struct evexec *ex;
+    struct event_base *base;
+    struct evexec_future *second;
+    int second_errno;
+    int dispatch_rc;
+};
+
+static void second_done(struct evexec_future *f, void *arg)
+{
+    struct move_ctx *m = arg;
+    (void)f;
+    event_base_loopexit(m->base, NULL);
+}
+
+static void first_done(struct evexec_future *f, void *arg)
+{
+    struct move_ctx *m = arg;
+    (void)f;
+    errno = 0;
+    m->second = evexec_run(m->ex, bind_noop, NULL);
+    m->second_errno = errno;
+    if (!m->second || evexec_future_on_done(m->second, second_done, m) != 0)
+        event_base_loopexit(m->base, NULL);
+}
+
+static void *move_loop_main(void *arg)
+{
+    struct move_ctx *m = arg;
+    m->dispatch_rc = event_base_dispatch(m->base);
+    return NULL;
+}
+
+static void test_loop_thread_moves_with_base(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct move_ctx m = { fx->ex, fx->base, NULL, 0, -2 };
+    struct evexec_future *first = evexec_run(fx->ex, bind_noop, NULL);
+    assert_non_null(first);
+    assert_int_equal(evexec_future_on_done(first, first_done, &m), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, move_loop_main, &m), 0);
+    pthread_join(th, NULL);
+    assert_int_equal(m.dispatch_rc, 0);
+    assert_int_equal(m.second_errno, 0);
+    assert_non_null(m.second);
+    assert_int_equal(evexec_future_error(m.second), 0);
+    /* The base ran the evexec's events on that thread: main is no longer
+     * the loop thread, until it takes it back. */
+    expect_not_loop(fx->ex);
+    assert_int_equal(evexec_set_loop_thread(fx->ex), 0);
+    assert_int_equal(evexec_set_keepalive(fx->ex, 1), 0);
+    evexec_future_unref(first);
+    evexec_future_unref(m.second);
+}
+
 static void test_call_soon_loop_thread(void **state)
 {
     struct tu_fx *fx = *state;
@@ -2021,6 +2174,8 @@ static void test_default_pool(void **state)
     X(test_sleep_bad) \
     X(test_call_soon_many_threads) \
     X(test_call_soon_loop_thread) \
+    X(test_loop_thread_bound_by_first_use) \
+    X(test_loop_thread_moves_with_base) \
     X(test_two_loops_one_pool) \
     X(test_free_user_futures) \
     X(test_free_with_jobs) \

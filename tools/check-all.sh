@@ -33,6 +33,10 @@
 #      install      tests/check-install.sh build/plain: install into a
 #                   scratch prefix, build examples/hello.c against it with
 #                   pkg-config and with CMake's find_package(evexec)
+#      doc          `make doc` in build/plain: the API reference with
+#                   doxygen, then tests/check-doc.sh (no doxygen warning,
+#                   a description for every exported symbol, macro,
+#                   struct, member and typedef)
 #    each one counts as one passed test, or one failure;
 # 4. `make distcheck` once, in build/plain;
 # 5. adds up the cmocka summaries of every test log of the three builds and
@@ -66,7 +70,7 @@ set -euo pipefail
 DEB_PACKAGES=(
     build-essential autoconf automake libtool pkg-config autoconf-archive
     libevent-dev libcmocka-dev libuv1-dev libcurl4-openssl-dev
-    libsqlite3-dev clang spin valgrind cmake
+    libsqlite3-dev clang spin valgrind cmake doxygen
 )
 
 srcdir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -410,6 +414,16 @@ else
     run_counted "[plain] install" "$BUILD_ROOT/plain/install.log" \
         sh "$srcdir/tests/check-install.sh" "$BUILD_ROOT/plain"
     grep -E '^check-install: (pkg-config|CMake) build' "$BUILD_ROOT/plain/install.log" | sed 's/^/    /' || true
+fi
+# The API reference: `make doc` runs doxygen and then tests/check-doc.sh.
+if [[ " ${build_ok[*]-} " != *" plain "* ]]; then
+    skip_phase "[plain] doc" "no plain build"
+elif ! command -v doxygen >/dev/null 2>&1; then
+    skip_phase "[plain] doc" "doxygen not found"
+    failed_phases+=("doxygen not found for make doc"); phase_fail_count=$((phase_fail_count + 1))
+else
+    run_counted "[plain] doc" "$BUILD_ROOT/plain/doc.log" make -C "$BUILD_ROOT/plain" doc
+    grep -E '^check-doc: [0-9]+ documented' "$BUILD_ROOT/plain/doc.log" | sed 's/^/    /' || true
 fi
 
 # ---------------------------------------------------------------------------
