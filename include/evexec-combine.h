@@ -97,6 +97,19 @@ EVEXEC_API struct evexec_future *evexec_gather_opts(struct evexec *ex,
  */
 EVEXEC_API int evexec_gather_error(const struct evexec_future *gather, size_t i);
 
+/**
+ * Input i of the gather, borrowed: the gather holds a reference to it, so
+ * it is valid while the gather is referenced (take a reference of your own
+ * to keep it longer).  It is how an input's outcome is read through the
+ * gather when it is not a pointer: evexec_fs_count(evexec_gather_input(g,
+ * i)) is input i's byte count, evexec_fs_take_fd(evexec_gather_input(g,
+ * i)) takes its descriptor (result[i] of the gather's array must not be
+ * converted for those).  Returns the input, or NULL with errno EINVAL for
+ * NULL, a future that is not a gather, or i >= n.  Loop thread.
+ */
+EVEXEC_API struct evexec_future *evexec_gather_input(struct evexec_future *gather,
+                                                     size_t i);
+
 /* ------------------------------------------------------------------ */
 /* wait                                                                */
 /* ------------------------------------------------------------------ */
@@ -187,6 +200,19 @@ EVEXEC_API struct evexec_future *evexec_as_completed(struct evexec *ex,
  * Cancelling the wait_for cancels f and ends the wait_for ECANCELED at
  * once (a running job's future itself ends when its function returns).
  * The wait_for reads f's error, so f's failure counts as observed.
+ *
+ * Borrowed buffers.  After a timeout (or a cancel) the wait_for has ended
+ * but f may still be running: an evexec_fs_read() keeps writing into its
+ * buffer, an evexec_fs_write() keeps reading from it, until the system
+ * call returns and f ends.  A buffer lent to f is f's until f has ended,
+ * not until the wait_for has.  Free it from a done callback on f
+ * (evexec_future_on_done(f, ...), added before dropping the reference to
+ * f), never when the wait_for ends.  See evexec-io.h, "Borrowed buffers
+ * and combinators".
+ *
+ * Byte counts and descriptors of a file future f are read through the
+ * wait_for with evexec_fs_count(), evexec_fs_fd() and evexec_fs_take_fd()
+ * (see evexec-io.h, "Scalars through combinators").
  *
  * Returns a new future, or NULL with errno as described at the top of this
  * file.  Loop thread.

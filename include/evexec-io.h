@@ -27,6 +27,19 @@
  * finished it (evexec_pool_shutdown() with EVEXEC_SHUTDOWN_WAIT, or
  * evexec_pool_free()).
  *
+ * Borrowed buffers and combinators.  The buffer belongs to the file
+ * future that was given it (the "inner" future), not to any combinator
+ * around it.  An evexec_wait_for() that times out, or a gather or wait_for
+ * that is cancelled, ends at once, while a job already running goes on
+ * reading into (or writing from) the buffer until its system call
+ * returns; only then does the inner future end (ECANCELED).  So the buffer
+ * must stay valid until the inner future has ended, however the
+ * combinator ended.  The safe way to free it is a done callback on the
+ * inner future: evexec_future_on_done(inner, free_buffer_cb, buf), added
+ * before the caller drops its reference to inner (the callback runs once,
+ * also when evexec_free() ends the future).  Keep in mind that the
+ * caveat above still holds for evexec_free().
+ *
  * Results are owned by the future and released with it, unless taken with
  * evexec_future_take_result() (or evexec_fs_take_fd() for a descriptor).
  * A result that a job made but nobody will see (the future was cancelled
@@ -36,6 +49,19 @@
  * (struct addrinfo *ai = evexec_future_result(f)).  Descriptors and byte
  * counts are not pointers: read them with evexec_fs_fd() and
  * evexec_fs_count(), never by converting the result pointer.
+ *
+ * Scalars through combinators.  evexec_fs_count(), evexec_fs_fd() and
+ * evexec_fs_take_fd() given an evexec_wait_for() read through it to its
+ * inner future (through wait_fors of wait_fors too): once the wait_for has
+ * ended 0 they give what they give on the inner future, and
+ * evexec_fs_take_fd() takes the descriptor from the inner future, once.
+ * While the wait_for is pending or after it failed, they give -1 with
+ * errno set to the wait_for's own error: EINPROGRESS, ETIMEDOUT after a
+ * timeout (whatever becomes of the inner future later), ECANCELED.  A
+ * gather's inputs are read with evexec_gather_input():
+ * evexec_fs_count(evexec_gather_input(g, i)).  The entries of a gather's
+ * result array (and the result pointer of a wait_for) are never to be
+ * converted either.
  *
  * Lanes.  Name lookups run on the slow lane (EVEXEC_LANE_SLOW): a lookup
  * can hang for as long as the resolver's timeouts, and the slow lane never
@@ -51,6 +77,7 @@
 #ifndef EVEXEC_IO_H
 #define EVEXEC_IO_H
 
+#include <fcntl.h>              /* AT_FDCWD and the AT_* flags of the *at calls */
 #include <stddef.h>
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -139,6 +166,19 @@ EVEXEC_API struct evexec_future *evexec_getnameinfo(struct evexec *ex,
  * EINTR never ends a future.  Two exceptions: close(2) is never repeated
  * (see evexec_fs_close(), which reports success then), and scandir(3) is
  * started over as a whole.
+ *
+ * Directory-relative calls.  The calls ending in "at" (openat, statat,
+ * unlinkat, mkdirat, renameat, readlinkat) take a relative path relative
+ * to the directory open as dirfd, as openat(2) and its kin do; an
+ * absolute path ignores dirfd.  dirfd may be AT_FDCWD, the current
+ * directory: the call without "at" is exactly that call with AT_FDCWD.
+ * dirfd is borrowed, not duplicated: keep it open until the future has
+ * ended (closed earlier, the job may find EBADF, or a descriptor that
+ * reused the number).  Errors at the call, besides those of the call
+ * without "at": EINVAL for a dirfd < 0 other than AT_FDCWD, and for flag
+ * bits the call does not take.  Errors of the future, besides those of
+ * the call without "at": EBADF when dirfd is not an open descriptor and
+ * ENOTDIR when it is not a directory (both with a relative path only).
  */
 
 /**
@@ -156,6 +196,19 @@ EVEXEC_API struct evexec_future *evexec_fs_open(struct evexec *ex, const char *p
                                                 int flags, mode_t mode);
 
 /**
+ * openat(dirfd, path, flags | O_CLOEXEC, mode): evexec_fs_open() relative
+ * to dirfd (see "Directory-relative calls" above).  Result as
+ * evexec_fs_open()'s, read with evexec_fs_fd() or evexec_fs_take_fd().
+ * Errors of the future: openat(2)'s (ENOENT, EACCES, EEXIST, EISDIR,
+ * ENOTDIR, EBADF, ELOOP, ...); ECANCELED.  Returns a new future, or NULL
+ * with errno EINVAL (NULL ex or path, dirfd < 0 other than AT_FDCWD) or as
+ * evexec_run().  Loop thread.
+ */
+EVEXEC_API struct evexec_future *evexec_fs_openat(struct evexec *ex, int dirfd,
+                                                  const char *path, int flags,
+                                                  mode_t mode);
+
+/**
  * close(fd).  The descriptor is gone when the future ends, whatever the
  * error (as Linux's close(2) does).  Do not cancel a close: once it has
  * been taken by a worker, whether fd was closed is unknown to the caller.
@@ -166,7 +219,11 @@ EVEXEC_API struct evexec_future *evexec_fs_close(struct evexec *ex, int fd);
 
 /**
  * One read(fd, buf, len).  buf is borrowed: it must stay valid, and
- * untouched by the loop, until the future has ended.
+ * untouched by the loop, until this future has ended; not merely until a
+ * combinator around it has (a wait_for that timed out ends while the read
+ * still runs and writes into buf).  Free it from a done callback on this
+ * future when it may be cut short (see "Borrowed buffers and
+ * combinators" at the top of this file).
  * Result: the byte count, read with evexec_fs_count(); 0 at end of file.
  * Returns a new future, or NULL with errno EINVAL (NULL ex, fd < 0, NULL
  * buf with len > 0, len > SSIZE_MAX) or as evexec_run().  Loop thread.
@@ -175,7 +232,9 @@ EVEXEC_API struct evexec_future *evexec_fs_read(struct evexec *ex, int fd,
                                                 void *buf, size_t len);
 
 /**
- * One write(fd, buf, len).  buf is borrowed, as for evexec_fs_read().
+ * One write(fd, buf, len).  buf is borrowed, as for evexec_fs_read(): it
+ * stays valid until this future has ended, whatever ends a combinator
+ * around it first (the write goes on reading it).
  * Result: the byte count (it may be short, as write(2)'s), read with
  * evexec_fs_count().  It is passed on as write(2) gave it, 0 included: a
  * caller that loops until everything is written should treat 0 for a
@@ -188,16 +247,18 @@ EVEXEC_API struct evexec_future *evexec_fs_write(struct evexec *ex, int fd,
                                                  const void *buf, size_t len);
 
 /**
- * One pread(fd, buf, len, offset).  As evexec_fs_read(); also EINVAL at
- * the call for offset < 0.  Loop thread.
+ * One pread(fd, buf, len, offset).  As evexec_fs_read(), buf borrowed
+ * until this future has ended; also EINVAL at the call for offset < 0.
+ * Loop thread.
  */
 EVEXEC_API struct evexec_future *evexec_fs_pread(struct evexec *ex, int fd,
                                                  void *buf, size_t len,
                                                  off_t offset);
 
 /**
- * One pwrite(fd, buf, len, offset).  As evexec_fs_write(); also EINVAL at
- * the call for offset < 0.  Loop thread.
+ * One pwrite(fd, buf, len, offset).  As evexec_fs_write(), buf borrowed
+ * until this future has ended; also EINVAL at the call for offset < 0.
+ * Loop thread.
  */
 EVEXEC_API struct evexec_future *evexec_fs_pwrite(struct evexec *ex, int fd,
                                                   const void *buf, size_t len,
@@ -209,6 +270,20 @@ EVEXEC_API struct evexec_future *evexec_fs_pwrite(struct evexec *ex, int fd,
  * or path) or as evexec_run().  Loop thread.
  */
 EVEXEC_API struct evexec_future *evexec_fs_stat(struct evexec *ex, const char *path);
+
+/**
+ * fstatat(dirfd, path, flags): evexec_fs_stat() relative to dirfd (see
+ * "Directory-relative calls" above); flags is 0 or AT_SYMLINK_NOFOLLOW
+ * (then a symbolic link is not followed, as evexec_fs_lstat()).  Result
+ * as evexec_fs_stat()'s: a struct stat (new, owned by the future, released
+ * with free()).  Errors of the future: fstatat(2)'s (ENOENT, ENOTDIR,
+ * EBADF, EACCES, ELOOP, ENAMETOOLONG, ...); ENOMEM; ECANCELED.  Returns a
+ * new future, or NULL with errno EINVAL (NULL ex or path, dirfd < 0 other
+ * than AT_FDCWD, a flag other than AT_SYMLINK_NOFOLLOW) or as
+ * evexec_run().  Loop thread.
+ */
+EVEXEC_API struct evexec_future *evexec_fs_statat(struct evexec *ex, int dirfd,
+                                                  const char *path, int flags);
 
 /**
  * fstat(fd).  Result as evexec_fs_stat().  Returns a new future, or NULL
@@ -232,6 +307,19 @@ EVEXEC_API struct evexec_future *evexec_fs_fdatasync(struct evexec *ex, int fd);
 EVEXEC_API struct evexec_future *evexec_fs_unlink(struct evexec *ex, const char *path);
 
 /**
+ * unlinkat(dirfd, path, flags): evexec_fs_unlink() relative to dirfd (see
+ * "Directory-relative calls" above); with flags AT_REMOVEDIR it removes an
+ * empty directory instead, as evexec_fs_rmdir().  No result.  Errors of
+ * the future: unlinkat(2)'s (ENOENT, ENOTDIR, EBADF, EISDIR for a
+ * directory without AT_REMOVEDIR, ENOTEMPTY, EACCES, EBUSY, ...);
+ * ECANCELED.  Returns a new future, or NULL with errno EINVAL (NULL ex or
+ * path, dirfd < 0 other than AT_FDCWD, a flag other than AT_REMOVEDIR) or
+ * as evexec_run().  Loop thread.
+ */
+EVEXEC_API struct evexec_future *evexec_fs_unlinkat(struct evexec *ex, int dirfd,
+                                                    const char *path, int flags);
+
+/**
  * rename(from, to).  No result.  Returns a new future, or NULL with errno
  * EINVAL (NULL ex, from or to) or as evexec_run().  Loop thread.
  */
@@ -239,11 +327,34 @@ EVEXEC_API struct evexec_future *evexec_fs_rename(struct evexec *ex, const char 
                                                   const char *to);
 
 /**
+ * renameat(olddirfd, oldpath, newdirfd, newpath): evexec_fs_rename() with
+ * oldpath relative to olddirfd and newpath relative to newdirfd (see
+ * "Directory-relative calls" above; either may be AT_FDCWD).  No result.
+ * Errors of the future: renameat(2)'s (ENOENT, ENOTDIR, EBADF, EISDIR,
+ * ENOTEMPTY, EXDEV, EACCES, ...); ECANCELED.  Returns a new future, or
+ * NULL with errno EINVAL (NULL ex, oldpath or newpath, olddirfd or newdirfd
+ * < 0 other than AT_FDCWD) or as evexec_run().  Loop thread.
+ */
+EVEXEC_API struct evexec_future *evexec_fs_renameat(struct evexec *ex, int olddirfd,
+                                                    const char *oldpath, int newdirfd,
+                                                    const char *newpath);
+
+/**
  * mkdir(path, mode).  No result.  Returns a new future, or NULL with errno
  * EINVAL (NULL ex or path) or as evexec_run().  Loop thread.
  */
 EVEXEC_API struct evexec_future *evexec_fs_mkdir(struct evexec *ex, const char *path,
                                                  mode_t mode);
+
+/**
+ * mkdirat(dirfd, path, mode): evexec_fs_mkdir() relative to dirfd (see
+ * "Directory-relative calls" above).  No result.  Errors of the future:
+ * mkdirat(2)'s (EEXIST, ENOENT, ENOTDIR, EBADF, EACCES, ...); ECANCELED.
+ * Returns a new future, or NULL with errno EINVAL (NULL ex or path, dirfd
+ * < 0 other than AT_FDCWD) or as evexec_run().  Loop thread.
+ */
+EVEXEC_API struct evexec_future *evexec_fs_mkdirat(struct evexec *ex, int dirfd,
+                                                   const char *path, mode_t mode);
 
 /** rmdir(path).  As evexec_fs_unlink(). */
 EVEXEC_API struct evexec_future *evexec_fs_rmdir(struct evexec *ex, const char *path);
@@ -268,6 +379,18 @@ EVEXEC_API struct evexec_future *evexec_fs_lstat(struct evexec *ex, const char *
  * Loop thread.
  */
 EVEXEC_API struct evexec_future *evexec_fs_readlink(struct evexec *ex, const char *path);
+
+/**
+ * readlinkat(dirfd, path): evexec_fs_readlink() relative to dirfd (see
+ * "Directory-relative calls" above).  Result as evexec_fs_readlink()'s: a
+ * NUL-terminated char * (new, owned by the future, released with free()).
+ * Errors of the future: readlinkat(2)'s (EINVAL when path is not a
+ * symbolic link, ENOENT, ENOTDIR, EBADF, EACCES, ...); ENOMEM; ECANCELED.
+ * Returns a new future, or NULL with errno EINVAL (NULL ex or path, dirfd
+ * < 0 other than AT_FDCWD) or as evexec_run().  Loop thread.
+ */
+EVEXEC_API struct evexec_future *evexec_fs_readlinkat(struct evexec *ex, int dirfd,
+                                                      const char *path);
 
 /**
  * realpath(path): the absolute path of the file path names, every
@@ -487,24 +610,32 @@ EVEXEC_API struct evexec_future *evexec_fs_write_file(struct evexec *ex,
 
 /**
  * The byte count of a future made by evexec_fs_read(), _write(), _pread(),
- * _pwrite() or _sendfile() that ended successfully.  Returns it (>= 0), or -1 with
- * errno set to the future's error when it failed, EINPROGRESS while it is
- * pending, EINVAL for NULL or a future of another kind.  Loop thread.
+ * _pwrite() or _sendfile() that ended successfully, or of an
+ * evexec_wait_for() around one (read through to it; see "Scalars through
+ * combinators" at the top of this file; for a gather's input use
+ * evexec_gather_input()).  Returns it (>= 0), or -1 with errno set to the
+ * future's error when it failed (the wait_for's own: ETIMEDOUT after its
+ * timeout), EINPROGRESS while it is pending, EINVAL for NULL or a future
+ * of another kind.  Loop thread.
  */
 EVEXEC_API ssize_t evexec_fs_count(const struct evexec_future *f);
 
 /**
- * The descriptor of a future made by evexec_fs_open() that ended
- * successfully, borrowed: the future still owns it and closes it when it
- * goes.  Returns it, or -1 with errno as evexec_fs_count() (EINVAL also
- * once the descriptor was taken).  Loop thread.
+ * The descriptor of a future made by evexec_fs_open() or _openat() that
+ * ended successfully, or of an evexec_wait_for() around one, borrowed: the
+ * (inner) future still owns it and closes it when it goes.  Returns it, or
+ * -1 with errno as evexec_fs_count() (EINVAL also once the descriptor was
+ * taken).  Loop thread.
  */
 EVEXEC_API int evexec_fs_fd(const struct evexec_future *f);
 
 /**
- * Take the descriptor out of a future made by evexec_fs_open(): the caller
- * now owns it and closes it; the future no longer does.  Returns it, or -1
- * with errno as evexec_fs_fd().  Loop thread.
+ * Take the descriptor out of a future made by evexec_fs_open() or
+ * _openat(), or out of the inner future of an evexec_wait_for() around
+ * one: the caller now owns it and closes it; the future no longer does.
+ * It is taken once: a second take, through the wait_for or on the inner
+ * future, is EINVAL.  Returns it, or -1 with errno as evexec_fs_fd().
+ * Loop thread.
  */
 EVEXEC_API int evexec_fs_take_fd(struct evexec_future *f);
 

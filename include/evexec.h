@@ -334,6 +334,11 @@ EVEXEC_API int evexec_get_keepalive(const struct evexec *ex);
  *    made from then on fail with ESHUTDOWN;
  *  - every future reference still held is released.
  * New futures cannot be made from those callbacks (ESHUTDOWN).
+ * Those callbacks run inside evexec_free(), so what they point at (their
+ * `arg`: a connection, an evhttp request) must still be alive when it is
+ * called: free such objects after evexec_free(), or first let their
+ * callbacks run (cancel the futures, then let the loop turn) or make the
+ * callbacks check that their object is gone.
  * When it returns, nothing of the evexec touches its pool or its base any
  * more: both may be freed at once, also when evexec_free() was called from
  * one of the evexec's own callbacks (then only the memory the callbacks

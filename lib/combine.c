@@ -308,6 +308,15 @@ EVEXEC_API int evexec_gather_error(const struct evexec_future *gather, size_t i)
     return c->in[i]->state == EVEXEC__PENDING ? EINPROGRESS : c->in[i]->error;
 }
 
+EVEXEC_API struct evexec_future *evexec_gather_input(struct evexec_future *gather, size_t i)
+{
+    if (!gather || gather->ops != &gather_kind.ops || i >= ((struct comb *)gather)->n) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return ((struct comb *)gather)->in[i];
+}
+
 /* ---- wait ----------------------------------------------------------------- */
 
 struct wait {
@@ -475,6 +484,13 @@ EVEXEC_API struct evexec_future *evexec_wait_for(struct evexec *ex,
     if (!c)
         return NULL;
     return comb_start(c, timeout);
+}
+
+struct evexec_future *evexec__wait_for_inner(const struct evexec_future *f)
+{
+    if (!f || f->ops != &wait_for_kind.ops)
+        return NULL;
+    return ((const struct comb *)f)->in[0];
 }
 
 /* ---- task groups ---------------------------------------------------------- */

@@ -418,6 +418,13 @@ void evexec__job_cancel_notify(struct evexec_job *job);
  * cancel_running flag, without the pool lock. */
 void evexec__cancel_notify_pool(struct evexec_pool *pool);
 
+/* ---- combine.c ---------------------------------------------------------- */
+
+/* f's inner future when f is a wait_for (borrowed: the wait_for holds a
+ * reference to it), else NULL.  For fs.c's accessors, which read a
+ * descriptor or a byte count through a wait_for.  Loop thread. */
+struct evexec_future *evexec__wait_for_inner(const struct evexec_future *f);
+
 /* ---- fs.c / dns.c: offloaded I/O ---------------------------------------- */
 
 /* An I/O request block starts with the function that runs it; the job owns

@@ -103,35 +103,51 @@ static void fs_set_scalar(struct evexec_job *job, intptr_t v, void (*tag)(void *
     evexec_job_set_result(job, (void *)(v + 1), tag);
 }
 
-/* Read a scalar result stored by fs_set_scalar() with `tag`.  Returns it,
- * or -1 with errno set. */
-static intptr_t fs_get_scalar(const struct evexec_future *f, void (*tag)(void *))
+/* The future that holds the scalar result stored by fs_set_scalar() with
+ * `tag`: f itself, or, through each wait_for that ended 0, its inner
+ * future (a wait_for only borrows the pointer, its destructor stays with
+ * the inner future).  Returns it, or NULL with errno set: the first
+ * failed or pending future's error on the way (a wait_for that timed out
+ * is ETIMEDOUT), EINVAL for NULL, another kind of result, or a result
+ * already taken. */
+static struct evexec_future *fs_scalar_holder(const struct evexec_future *f,
+                                              void (*tag)(void *))
 {
-    int err = evexec_future_error(f);
+    struct evexec_future *in;
+    int err;
+    while ((err = evexec_future_error(f)) == 0 && (in = evexec__wait_for_inner(f)) != NULL)
+        f = in;
     if (err == 0 && (!f->result || f->free_fn != tag))
         err = EINVAL;
     if (err) {
         errno = err;
-        return -1;
+        return NULL;
     }
-    return (intptr_t)f->result - 1;
+    return (struct evexec_future *)f;
+}
+
+/* The scalar in holder's result, or -1 (errno set) for NULL. */
+static intptr_t fs_scalar(const struct evexec_future *holder)
+{
+    return holder ? (intptr_t)holder->result - 1 : -1;
 }
 
 EVEXEC_API ssize_t evexec_fs_count(const struct evexec_future *f)
 {
-    return (ssize_t)fs_get_scalar(f, fs_count_tag);
+    return (ssize_t)fs_scalar(fs_scalar_holder(f, fs_count_tag));
 }
 
 EVEXEC_API int evexec_fs_fd(const struct evexec_future *f)
 {
-    return (int)fs_get_scalar(f, fs_fd_close);
+    return (int)fs_scalar(fs_scalar_holder(f, fs_fd_close));
 }
 
 EVEXEC_API int evexec_fs_take_fd(struct evexec_future *f)
 {
-    int fd = evexec_fs_fd(f);
-    if (fd >= 0)
-        evexec_future_take_result(f);
+    struct evexec_future *holder = fs_scalar_holder(f, fs_fd_close);
+    int fd = (int)fs_scalar(holder);
+    if (holder)
+        evexec_future_take_result(holder);  /* no longer closed by it */
     return fd;
 }
 
@@ -142,7 +158,9 @@ struct fs_req {
     int kind;                   /* which call, for a run that does several */
     int fd;
     int fd2;                    /* sendfile's in_fd */
+    int dirfd, dirfd2;          /* what path and path2 are relative to */
     int flags;
+    int okflags;                /* the flag bits the call takes (NEED_FLAGS) */
     mode_t mode;
     void *buf;                  /* borrowed; only read by writes */
     size_t len;
@@ -153,7 +171,7 @@ struct fs_req {
     char names[];
 };
 
-enum { FS_READ = 1, FS_WRITE, FS_PREAD, FS_PWRITE, FS_DATASYNC, FS_LSTAT };
+enum { FS_READ = 1, FS_WRITE, FS_PREAD, FS_PWRITE, FS_DATASYNC };
 
 /* What fs_call() checks before anything is queued. */
 enum {
@@ -164,7 +182,15 @@ enum {
     NEED_OFF = 1 << 4,
     NEED_FD2 = 1 << 5,
     NEED_LEN = 1 << 6,          /* len <= SSIZE_MAX, no buffer */
+    NEED_DIRFD = 1 << 7,        /* dirfd >= 0 or AT_FDCWD */
+    NEED_DIRFD2 = 1 << 8,       /* dirfd2 likewise */
+    NEED_FLAGS = 1 << 9,        /* no flag bit outside okflags */
 };
+
+static int bad_dirfd(int dirfd)
+{
+    return dirfd < 0 && dirfd != AT_FDCWD;
+}
 
 /* Check the arguments in *t (and the paths, which it copies), then queue a
  * copy of it.  Loop thread. */
@@ -175,7 +201,10 @@ static struct evexec_future *fs_call(struct evexec *ex, int need, const struct f
         ((need & NEED_FD) && t->fd < 0) ||
         ((need & NEED_BUF) && ((!t->buf && t->len > 0) || t->len > SSIZE_MAX)) ||
         ((need & NEED_OFF) && t->off < 0) || ((need & NEED_FD2) && t->fd2 < 0) ||
-        ((need & NEED_LEN) && t->len > SSIZE_MAX)) {
+        ((need & NEED_LEN) && t->len > SSIZE_MAX) ||
+        ((need & NEED_DIRFD) && bad_dirfd(t->dirfd)) ||
+        ((need & NEED_DIRFD2) && bad_dirfd(t->dirfd2)) ||
+        ((need & NEED_FLAGS) && (t->flags & ~t->okflags))) {
         errno = EINVAL;
         return NULL;
     }
@@ -213,7 +242,7 @@ static int fs_do_open(struct evexec_job *job, void *arg)
 {
     struct fs_req *r = arg;
     int fd;
-    FS_RETRY(fd, open(r->path, r->flags | O_CLOEXEC, r->mode));
+    FS_RETRY(fd, openat(r->dirfd, r->path, r->flags | O_CLOEXEC, r->mode));
     if (fd < 0)
         return errno;
     fs_set_scalar(job, fd, fs_fd_close);
@@ -263,10 +292,10 @@ static int fs_do_stat(struct evexec_job *job, void *arg)
     if (!st)
         return ENOMEM;
     int rc;
-    if (r->kind == FS_LSTAT)
-        FS_RETRY(rc, lstat(r->path, st));
+    if (r->path)
+        FS_RETRY(rc, fstatat(r->dirfd, r->path, st, r->flags));
     else
-        FS_RETRY(rc, r->path ? stat(r->path, st) : fstat(r->fd, st));
+        FS_RETRY(rc, fstat(r->fd, st));
     if (rc != 0) {
         int err = errno;
         free(st);
@@ -294,7 +323,7 @@ static int fs_do_unlink(struct evexec_job *job, void *arg)
     struct fs_req *r = arg;
     int rc;
     (void)job;
-    FS_RETRY(rc, unlink(r->path));
+    FS_RETRY(rc, unlinkat(r->dirfd, r->path, r->flags));
     return fs_status(rc);
 }
 
@@ -303,7 +332,7 @@ static int fs_do_rename(struct evexec_job *job, void *arg)
     struct fs_req *r = arg;
     int rc;
     (void)job;
-    FS_RETRY(rc, rename(r->path, r->path2));
+    FS_RETRY(rc, renameat(r->dirfd, r->path, r->dirfd2, r->path2));
     return fs_status(rc);
 }
 
@@ -312,16 +341,7 @@ static int fs_do_mkdir(struct evexec_job *job, void *arg)
     struct fs_req *r = arg;
     int rc;
     (void)job;
-    FS_RETRY(rc, mkdir(r->path, r->mode));
-    return fs_status(rc);
-}
-
-static int fs_do_rmdir(struct evexec_job *job, void *arg)
-{
-    struct fs_req *r = arg;
-    int rc;
-    (void)job;
-    FS_RETRY(rc, rmdir(r->path));
+    FS_RETRY(rc, mkdirat(r->dirfd, r->path, r->mode));
     return fs_status(rc);
 }
 
@@ -648,7 +668,7 @@ static int fs_do_readlink(struct evexec_job *job, void *arg)
         }
         buf = nb;
         ssize_t n;
-        FS_RETRY(n, readlink(r->path, buf, cap));
+        FS_RETRY(n, readlinkat(r->dirfd, r->path, buf, cap));
         if (n < 0) {
             int err = errno;
             free(buf);
@@ -933,11 +953,17 @@ static int fs_do_sendfile(struct evexec_job *job, void *arg)
 
 /* ---- the public calls ----------------------------------------------------- */
 
+EVEXEC_API struct evexec_future *evexec_fs_openat(struct evexec *ex, int dirfd,
+                                                  const char *path, int flags, mode_t mode)
+{
+    struct fs_req t = { .run = fs_do_open, .dirfd = dirfd, .flags = flags, .mode = mode };
+    return fs_call(ex, NEED_PATH | NEED_DIRFD, &t, path, NULL);
+}
+
 EVEXEC_API struct evexec_future *evexec_fs_open(struct evexec *ex, const char *path,
                                                 int flags, mode_t mode)
 {
-    struct fs_req t = { .run = fs_do_open, .flags = flags, .mode = mode };
-    return fs_call(ex, NEED_PATH, &t, path, NULL);
+    return evexec_fs_openat(ex, AT_FDCWD, path, flags, mode);
 }
 
 EVEXEC_API struct evexec_future *evexec_fs_close(struct evexec *ex, int fd)
@@ -979,10 +1005,17 @@ EVEXEC_API struct evexec_future *evexec_fs_pwrite(struct evexec *ex, int fd,
     return fs_call(ex, NEED_FD | NEED_BUF | NEED_OFF, &t, NULL, NULL);
 }
 
+EVEXEC_API struct evexec_future *evexec_fs_statat(struct evexec *ex, int dirfd,
+                                                  const char *path, int flags)
+{
+    struct fs_req t = { .run = fs_do_stat, .dirfd = dirfd, .flags = flags,
+                        .okflags = AT_SYMLINK_NOFOLLOW };
+    return fs_call(ex, NEED_PATH | NEED_DIRFD | NEED_FLAGS, &t, path, NULL);
+}
+
 EVEXEC_API struct evexec_future *evexec_fs_stat(struct evexec *ex, const char *path)
 {
-    struct fs_req t = { .run = fs_do_stat };
-    return fs_call(ex, NEED_PATH, &t, path, NULL);
+    return evexec_fs_statat(ex, AT_FDCWD, path, 0);
 }
 
 EVEXEC_API struct evexec_future *evexec_fs_fstat(struct evexec *ex, int fd)
@@ -1003,30 +1036,50 @@ EVEXEC_API struct evexec_future *evexec_fs_fdatasync(struct evexec *ex, int fd)
     return fs_call(ex, NEED_FD, &t, NULL, NULL);
 }
 
+EVEXEC_API struct evexec_future *evexec_fs_unlinkat(struct evexec *ex, int dirfd,
+                                                    const char *path, int flags)
+{
+    struct fs_req t = { .run = fs_do_unlink, .dirfd = dirfd, .flags = flags,
+                        .okflags = AT_REMOVEDIR };
+    return fs_call(ex, NEED_PATH | NEED_DIRFD | NEED_FLAGS, &t, path, NULL);
+}
+
 EVEXEC_API struct evexec_future *evexec_fs_unlink(struct evexec *ex, const char *path)
 {
-    struct fs_req t = { .run = fs_do_unlink };
-    return fs_call(ex, NEED_PATH, &t, path, NULL);
+    return evexec_fs_unlinkat(ex, AT_FDCWD, path, 0);
+}
+
+EVEXEC_API struct evexec_future *evexec_fs_renameat(struct evexec *ex, int olddirfd,
+                                                    const char *oldpath, int newdirfd,
+                                                    const char *newpath)
+{
+    struct fs_req t = { .run = fs_do_rename, .dirfd = olddirfd, .dirfd2 = newdirfd };
+    return fs_call(ex, NEED_PATH | NEED_PATH2 | NEED_DIRFD | NEED_DIRFD2, &t, oldpath,
+                   newpath);
 }
 
 EVEXEC_API struct evexec_future *evexec_fs_rename(struct evexec *ex, const char *from,
                                                   const char *to)
 {
-    struct fs_req t = { .run = fs_do_rename };
-    return fs_call(ex, NEED_PATH | NEED_PATH2, &t, from, to);
+    return evexec_fs_renameat(ex, AT_FDCWD, from, AT_FDCWD, to);
+}
+
+EVEXEC_API struct evexec_future *evexec_fs_mkdirat(struct evexec *ex, int dirfd,
+                                                   const char *path, mode_t mode)
+{
+    struct fs_req t = { .run = fs_do_mkdir, .dirfd = dirfd, .mode = mode };
+    return fs_call(ex, NEED_PATH | NEED_DIRFD, &t, path, NULL);
 }
 
 EVEXEC_API struct evexec_future *evexec_fs_mkdir(struct evexec *ex, const char *path,
                                                  mode_t mode)
 {
-    struct fs_req t = { .run = fs_do_mkdir, .mode = mode };
-    return fs_call(ex, NEED_PATH, &t, path, NULL);
+    return evexec_fs_mkdirat(ex, AT_FDCWD, path, mode);
 }
 
 EVEXEC_API struct evexec_future *evexec_fs_rmdir(struct evexec *ex, const char *path)
 {
-    struct fs_req t = { .run = fs_do_rmdir };
-    return fs_call(ex, NEED_PATH, &t, path, NULL);
+    return evexec_fs_unlinkat(ex, AT_FDCWD, path, AT_REMOVEDIR);
 }
 
 EVEXEC_API struct evexec_future *evexec_fs_scandir(struct evexec *ex, const char *path)
@@ -1052,14 +1105,19 @@ EVEXEC_API struct evexec_future *evexec_fs_write_file(struct evexec *ex, const c
 
 EVEXEC_API struct evexec_future *evexec_fs_lstat(struct evexec *ex, const char *path)
 {
-    struct fs_req t = { .run = fs_do_stat, .kind = FS_LSTAT };
-    return fs_call(ex, NEED_PATH, &t, path, NULL);
+    return evexec_fs_statat(ex, AT_FDCWD, path, AT_SYMLINK_NOFOLLOW);
+}
+
+EVEXEC_API struct evexec_future *evexec_fs_readlinkat(struct evexec *ex, int dirfd,
+                                                      const char *path)
+{
+    struct fs_req t = { .run = fs_do_readlink, .dirfd = dirfd };
+    return fs_call(ex, NEED_PATH | NEED_DIRFD, &t, path, NULL);
 }
 
 EVEXEC_API struct evexec_future *evexec_fs_readlink(struct evexec *ex, const char *path)
 {
-    struct fs_req t = { .run = fs_do_readlink };
-    return fs_call(ex, NEED_PATH, &t, path, NULL);
+    return evexec_fs_readlinkat(ex, AT_FDCWD, path);
 }
 
 EVEXEC_API struct evexec_future *evexec_fs_realpath(struct evexec *ex, const char *path)
@@ -1108,12 +1166,9 @@ EVEXEC_API struct evexec_future *evexec_fs_mkdtemp(struct evexec *ex, const char
 EVEXEC_API struct evexec_future *evexec_fs_copyfile(struct evexec *ex, const char *from,
                                                     const char *to, int flags)
 {
-    if (flags & ~EVEXEC_FS_COPY_EXCL) {
-        errno = EINVAL;
-        return NULL;
-    }
-    struct fs_req t = { .run = fs_do_copyfile, .flags = flags };
-    return fs_call(ex, NEED_PATH | NEED_PATH2, &t, from, to);
+    struct fs_req t = { .run = fs_do_copyfile, .flags = flags,
+                        .okflags = EVEXEC_FS_COPY_EXCL };
+    return fs_call(ex, NEED_PATH | NEED_PATH2 | NEED_FLAGS, &t, from, to);
 }
 
 EVEXEC_API struct evexec_future *evexec_fs_sendfile(struct evexec *ex, int out_fd,

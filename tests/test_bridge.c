@@ -318,6 +318,30 @@ static void test_pending_while_running(void **state)
     evexec_future_unref(q);
 }
 
+/* Dropping the last reference to a pending job's future cancels nothing:
+ * running and queued jobs still run to the end (never told to cancel), and
+ * their results are released once each. */
+static void test_unref_pending_job(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct tu_job *jobs = tu_fx_jobs(fx, NWORKERS);
+    struct tu_job *queued = tu_fx_job(fx, 1, 0);
+    struct evexec_future *futs[NWORKERS];
+    park_workers(fx, jobs, futs, 1);
+    struct evexec_future *q = submit(fx, queued);
+    unref_all(futs, NWORKERS);
+    evexec_future_unref(q);
+    tu_gate_open(&fx->gate);
+    dispatch(fx);
+    for (int i = 0; i < NWORKERS; i++) {
+        assert_int_equal(atomic_load(&jobs[i].ran), 1);
+        assert_int_equal(atomic_load(&jobs[i].saw_cancel), 0);
+    }
+    assert_int_equal(atomic_load(&queued->ran), 1);
+    assert_int_equal(atomic_load(&queued->saw_cancel), 0);
+    assert_int_equal(atomic_load(&fx->frees), NWORKERS + 1);
+}
+
 /* ---- cancel -------------------------------------------------------------- */
 
 /* Cancelled while queued: taken, ends ECANCELED at once, never runs; its
@@ -2155,6 +2179,7 @@ static void test_default_pool(void **state)
     X(test_error_code) \
     X(test_error_code_negative) \
     X(test_pending_while_running) \
+    X(test_unref_pending_job) \
     X(test_cancel_queued) \
     X(test_cancel_running) \
     X(test_cancel_running_stays_pending) \

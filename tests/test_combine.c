@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -880,6 +881,242 @@ static void test_wait_for_cancel(void **state)
     close_all(x);
 }
 
+/* ---- file results through combinators ---------------------------------------- */
+
+/* call returns -1 with errno err. */
+#define assert_fails(call, err)                 \
+    do {                                        \
+        errno = 0;                              \
+        long r_ = (long)(call);                 \
+        int e_ = errno;                         \
+        assert_int_equal(r_, -1);               \
+        assert_int_equal(e_, (err));            \
+    } while (0)
+
+/* A descriptor number that is certainly closed (opened, then closed). */
+static int closed_fd(void)
+{
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(close(fd), 0);
+    return fd;
+}
+
+/* Byte counts read through wait_for (and a wait_for of a wait_for) are
+ * the inner future's; a wait_for's own failure or pending state comes
+ * first; another kind of result is EINVAL there as on the inner future. */
+static void test_fs_count_through_wait_for(void **state)
+{
+    struct fx *x = *state;
+    int p[2];
+    char buf[16];
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(write(p[1], "abc", 3), 3);
+    struct evexec_future *f = evexec_fs_read(x->ex, p[0], buf, sizeof buf);
+    assert_non_null(f);
+    struct evexec_future *w = evexec_wait_for(x->ex, f, &long_tv);
+    assert_non_null(w);
+    struct evexec_future *ww = evexec_wait_for(x->ex, w, NULL);
+    assert_non_null(ww);
+    assert_fails(evexec_fs_count(w), EINPROGRESS);  /* nothing ends inside a call */
+    assert_int_equal(settle(x, ww), 0);
+    assert_int_equal(evexec_fs_count(f), 3);
+    assert_int_equal(evexec_fs_count(w), 3);
+    assert_int_equal(evexec_fs_count(ww), 3);
+    assert_fails(evexec_fs_fd(w), EINVAL);  /* a count, not a descriptor */
+    evexec_future_unref(ww);
+    evexec_future_unref(w);
+    evexec_future_unref(f);
+
+    /* The inner future failed: its error, through the wait_for. */
+    f = evexec_fs_read(x->ex, closed_fd(), buf, sizeof buf);
+    assert_non_null(f);
+    w = evexec_wait_for(x->ex, f, &long_tv);
+    assert_non_null(w);
+    assert_int_equal(settle(x, w), EBADF);
+    assert_fails(evexec_fs_count(w), EBADF);
+    evexec_future_unref(w);
+    evexec_future_unref(f);
+
+    /* Not a file future inside: EINVAL, no number made up. */
+    f = hand(x);
+    set_value(x, f, 7);
+    w = evexec_wait_for(x->ex, f, NULL);
+    assert_non_null(w);
+    assert_int_equal(settle(x, w), 0);
+    assert_fails(evexec_fs_count(w), EINVAL);
+    evexec_future_unref(w);
+    evexec_future_unref(f);
+    close(p[0]);
+    close(p[1]);
+    close_all(x);
+}
+
+/* evexec_fs_take_fd() through a wait_for takes the inner future's
+ * descriptor once: the futures never close it afterwards, and nobody
+ * else can take it.  Left in place, the inner future closes it once. */
+static void test_fs_take_fd_through_wait_for(void **state)
+{
+    struct fx *x = *state;
+    struct evexec_future *f = evexec_fs_open(x->ex, "/dev/null", O_RDONLY, 0);
+    assert_non_null(f);
+    struct evexec_future *w = evexec_wait_for(x->ex, f, &long_tv);
+    assert_non_null(w);
+    assert_int_equal(settle(x, w), 0);
+    int fd = evexec_fs_fd(w);
+    assert_true(fd >= 0);
+    assert_int_equal(evexec_fs_fd(f), fd);
+    assert_int_equal(evexec_fs_take_fd(w), fd);
+    assert_fails(evexec_fs_take_fd(w), EINVAL);
+    assert_fails(evexec_fs_take_fd(f), EINVAL);
+    assert_fails(evexec_fs_fd(w), EINVAL);
+    evexec_future_unref(w);
+    evexec_future_unref(f);
+    /* Still open (no future closed it) and close-on-exec as opened. */
+    int fl = fcntl(fd, F_GETFD);
+    assert_true(fl != -1 && (fl & FD_CLOEXEC));
+    assert_int_equal(close(fd), 0);
+
+    /* Not taken: open while the inner future lives, closed when it goes. */
+    f = evexec_fs_open(x->ex, "/dev/null", O_RDONLY, 0);
+    assert_non_null(f);
+    w = evexec_wait_for(x->ex, f, NULL);
+    assert_non_null(w);
+    assert_int_equal(settle(x, w), 0);
+    fd = evexec_fs_fd(w);
+    assert_true(fd >= 0);
+    evexec_future_unref(w);
+    assert_true(fcntl(fd, F_GETFD) != -1);
+    evexec_future_unref(f);
+    assert_fails(fcntl(fd, F_GETFD), EBADF);
+    close_all(x);
+}
+
+/* evexec_gather_input() hands out the inputs, so counts and descriptors
+ * are read through a gather; bad arguments are EINVAL. */
+static void test_gather_input_scalars(void **state)
+{
+    struct fx *x = *state;
+    int p[2];
+    char buf[8];
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(write(p[1], "abcd", 4), 4);
+    int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    assert_true(devnull >= 0);
+    struct evexec_future *in[3];
+    in[0] = evexec_fs_read(x->ex, p[0], buf, sizeof buf);
+    in[1] = evexec_fs_write(x->ex, devnull, "xy", 2);
+    in[2] = evexec_fs_open(x->ex, "/dev/null", O_RDONLY, 0);
+    for (int i = 0; i < 3; i++)
+        assert_non_null(in[i]);
+    struct evexec_future *g = evexec_gather(x->ex, in, 3);
+    assert_non_null(g);
+    unref_all(in, 3);                   /* the gather keeps them */
+    for (size_t i = 0; i < 3; i++)
+        assert_ptr_equal(evexec_gather_input(g, i), in[i]);
+    assert_int_equal(settle(x, g), 0);
+    assert_int_equal(evexec_fs_count(evexec_gather_input(g, 0)), 4);
+    assert_int_equal(evexec_fs_count(evexec_gather_input(g, 1)), 2);
+    int fd = evexec_fs_take_fd(evexec_gather_input(g, 2));
+    assert_true(fd >= 0);
+    assert_fails(evexec_fs_take_fd(evexec_gather_input(g, 2)), EINVAL);
+    assert_fails(evexec_fs_count(g), EINVAL);  /* the gather itself: no count */
+
+    struct evexec_future *w = evexec_wait_for(x->ex, g, NULL);
+    assert_non_null(w);
+    struct evexec_future *bad[4] = { NULL, in[0], w, g };
+    size_t idx[4] = { 0, 0, 0, 3 };
+    for (int i = 0; i < 4; i++) {
+        errno = 0;
+        assert_null(evexec_gather_input(bad[i], idx[i]));
+        assert_int_equal(errno, EINVAL);
+    }
+    evexec_future_unref(w);
+    evexec_future_unref(g);
+    assert_true(fcntl(fd, F_GETFD) != -1);  /* taken: the gather did not close it */
+    assert_int_equal(close(fd), 0);
+    close(devnull);
+    close(p[0]);
+    close(p[1]);
+    close_all(x);
+}
+
+/* A buffer lent to a read under a wait_for, freed the safe way: from a
+ * done callback on the read's own future. */
+struct lent {
+    char *buf;
+    struct evexec_future *w;    /* the wait_for around the read */
+    int calls;
+    int error;                  /* the read's */
+    int w_done;                 /* the wait_for had ended by then */
+    char seen[8];               /* what the buffer held */
+};
+
+static void lent_release(struct evexec_future *f, void *arg)
+{
+    struct lent *l = arg;
+    l->calls++;
+    l->error = evexec_future_error(f);
+    l->w_done = evexec_future_done(l->w);
+    memcpy(l->seen, l->buf, sizeof l->seen);
+    free(l->buf);
+    l->buf = NULL;
+}
+
+static int some_running(void *arg)
+{
+    return tu_stats(arg).running >= 1;
+}
+
+/* The wait_for times out around a read blocked on an empty pipe: it ends
+ * ETIMEDOUT at once, while the read still holds the buffer; the read
+ * fills the buffer once data comes, after the wait_for ended, and only
+ * then does its future end and the callback free the buffer (under ASan,
+ * freeing it at the timeout instead is a use after free in read(2)). */
+static void test_wait_for_timeout_borrowed_buffer(void **state)
+{
+    struct fx *x = *state;
+    struct lent l;
+    memset(&l, 0, sizeof l);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    l.buf = calloc(1, sizeof l.seen);
+    assert_non_null(l.buf);
+    struct evexec_future *f = evexec_fs_read(x->ex, p[0], l.buf, sizeof l.seen);
+    assert_non_null(f);
+    assert_int_equal(evexec_future_on_done(f, lent_release, &l), 0);
+    /* Taken by a worker (so in read(2), or about to be) before the timer
+     * starts: a read cancelled while queued never touches the buffer. */
+    assert_int_equal(tu_poll(some_running, x->pool), 0);
+    l.w = evexec_wait_for(x->ex, f, &short_tv);
+    assert_non_null(l.w);
+    assert_int_equal(settle(x, l.w), ETIMEDOUT);
+
+    /* The wait_for has ended; the read has not, and still has the buffer. */
+    assert_int_equal(evexec_future_done(f), 0);
+    assert_int_equal(l.calls, 0);
+    assert_non_null(l.buf);
+    assert_memory_equal(l.buf, "\0\0\0\0", 4);
+    assert_fails(evexec_fs_count(l.w), ETIMEDOUT);
+
+    /* Data arrives: the read writes into the buffer, then ends. */
+    assert_int_equal(write(p[1], "late", 4), 4);
+    assert_int_equal(settle(x, f), ECANCELED);  /* its cancel was taken */
+    assert_int_equal(l.calls, 1);
+    assert_int_equal(l.error, ECANCELED);
+    assert_int_equal(l.w_done, 1);
+    assert_memory_equal(l.seen, "late", 4);
+    assert_null(l.buf);
+    /* The wait_for keeps its own error for count; the read, its own. */
+    assert_fails(evexec_fs_count(l.w), ETIMEDOUT);
+    assert_fails(evexec_fs_count(f), ECANCELED);
+    evexec_future_unref(l.w);
+    evexec_future_unref(f);
+    close(p[0]);
+    close(p[1]);
+    close_all(x);
+}
+
 /* ---- cooperative cancellation ----------------------------------------------- */
 
 static void test_job_wait_cancel(void **state)
@@ -1667,6 +1904,10 @@ int main(void)
         T(test_wait_for_outcomes),
         T(test_wait_for_timeout_cancels),
         T(test_wait_for_cancel),
+        T(test_fs_count_through_wait_for),
+        T(test_fs_take_fd_through_wait_for),
+        T(test_gather_input_scalars),
+        T(test_wait_for_timeout_borrowed_buffer),
         T(test_job_wait_cancel),
         T(test_job_poll),
         T(test_group_success),

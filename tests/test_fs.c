@@ -13,9 +13,9 @@
  *
  * White box.  The program links the library statically, so it reaches
  * fs.c's test seams (evexec-internal.h: a write(2) that returns 0, a lower
- * read_file limit), and its own definitions of stat, lstat, fstat, chmod,
- * fchmod, ftruncate, utimensat, readlink, unlink, rename, mkdir, rmdir and
- * scandir take the place of libc's for the library too: they pass every call on to libc, except that, while a test
+ * read_file limit), and its own definitions of stat, fstatat, fstat, chmod,
+ * fchmod, ftruncate, utimensat, readlink, readlinkat, unlink, unlinkat,
+ * rename, renameat, mkdirat and scandir take the place of libc's for the library too: they pass every call on to libc, except that, while a test
  * turns eintr.on, every other call made on a worker of that test's pool
  * fails with EINTR first.  Real signals cannot do that deterministically
  * (Linux's local file systems finish those calls rather than interrupt
@@ -100,7 +100,11 @@ typedef int (*stat_fn)(const char *, struct stat *);
 typedef int (*fstat_fn)(int, struct stat *);
 typedef int (*path_fn)(const char *);
 typedef int (*rename_fn)(const char *, const char *);
-typedef int (*mkdir_fn)(const char *, mode_t);
+typedef int (*fstatat_fn)(int, const char *, struct stat *, int);
+typedef int (*unlinkat_fn)(int, const char *, int);
+typedef int (*renameat_fn)(int, const char *, int, const char *);
+typedef int (*mkdirat_fn)(int, const char *, mode_t);
+typedef ssize_t (*readlinkat_fn)(int, const char *, char *, size_t);
 
 #define EINTR_REAL(type, name)                                      \
     static void *_Atomic slot;                                      \
@@ -130,30 +134,41 @@ int rename(const char *from, const char *to)
     return eintr_now() ? -1 : real(from, to);
 }
 
-int mkdir(const char *path, mode_t mode)
+int fstatat(int dirfd, const char *restrict path, struct stat *restrict st, int flags)
 {
-    EINTR_REAL(mkdir_fn, "mkdir");
-    return eintr_now() ? -1 : real(path, mode);
+    EINTR_REAL(fstatat_fn, "fstatat");
+    return eintr_now() ? -1 : real(dirfd, path, st, flags);
 }
 
-int rmdir(const char *path)
+int unlinkat(int dirfd, const char *path, int flags)
 {
-    EINTR_REAL(path_fn, "rmdir");
-    return eintr_now() ? -1 : real(path);
+    EINTR_REAL(unlinkat_fn, "unlinkat");
+    return eintr_now() ? -1 : real(dirfd, path, flags);
 }
 
-typedef int (*lstat_fn)(const char *, struct stat *);
+int renameat(int olddirfd, const char *from, int newdirfd, const char *to)
+{
+    EINTR_REAL(renameat_fn, "renameat");
+    return eintr_now() ? -1 : real(olddirfd, from, newdirfd, to);
+}
+
+int mkdirat(int dirfd, const char *path, mode_t mode)
+{
+    EINTR_REAL(mkdirat_fn, "mkdirat");
+    return eintr_now() ? -1 : real(dirfd, path, mode);
+}
+
+ssize_t readlinkat(int dirfd, const char *restrict path, char *restrict buf, size_t len)
+{
+    EINTR_REAL(readlinkat_fn, "readlinkat");
+    return eintr_now() ? -1 : real(dirfd, path, buf, len);
+}
+
 typedef int (*chmod_fn)(const char *, mode_t);
 typedef int (*fchmod_fn)(int, mode_t);
 typedef int (*ftruncate_fn)(int, off_t);
 typedef int (*utimensat_fn)(int, const char *, const struct timespec *, int);
 typedef ssize_t (*readlink_fn)(const char *, char *, size_t);
-
-int lstat(const char *restrict path, struct stat *restrict st)
-{
-    EINTR_REAL(lstat_fn, "lstat");
-    return eintr_now() ? -1 : real(path, st);
-}
 
 int chmod(const char *path, mode_t mode)
 {
@@ -1077,6 +1092,11 @@ static void test_eintr_retried(void **state)
     rc[n++] = outcome(x, evexec_fs_utimens(x->ex, c, NULL));
     rc[n++] = outcome(x, evexec_fs_readlink(x->ex, l));
     rc[n++] = outcome(x, evexec_fs_copyfile(x->ex, c, d, 0));
+    rc[n++] = outcome(x, evexec_fs_statat(x->ex, fd, "l", AT_SYMLINK_NOFOLLOW));
+    rc[n++] = outcome(x, evexec_fs_readlinkat(x->ex, fd, "l"));
+    rc[n++] = outcome(x, evexec_fs_mkdirat(x->ex, fd, "s", 0700));
+    rc[n++] = outcome(x, evexec_fs_renameat(x->ex, fd, "s", fd, "t"));
+    rc[n++] = outcome(x, evexec_fs_unlinkat(x->ex, fd, "t", AT_REMOVEDIR));
     atomic_store(&eintr.on, 0);
     close(fd);
     close(cfd);
@@ -1089,7 +1109,8 @@ static void test_eintr_retried(void **state)
                                         "stat", "fstat", "read_file", "scandir",
                                         "rename", "unlink", "rmdir", "lstat", "chmod",
                                         "fchmod", "ftruncate", "utimens", "readlink",
-                                        "copyfile" };
+                                        "copyfile", "statat", "readlinkat", "mkdirat",
+                                        "renameat", "unlinkat" };
     for (int i = 0; i < n; i++)
         if (rc[i] != 0)
             fail_msg("evexec_fs_%s ended %d (%s)", what[i], rc[i], evexec_strerror(rc[i]));
@@ -1882,6 +1903,30 @@ static void test_bad_input(void **state)
     assert_einval(evexec_fs_pwrite(ex, 1, buf, 1, -1));
     assert_einval(evexec_fs_stat(NULL, x->dir));
     assert_einval(evexec_fs_stat(ex, NULL));
+    assert_einval(evexec_fs_openat(NULL, AT_FDCWD, x->dir, O_RDONLY, 0));
+    assert_einval(evexec_fs_openat(ex, AT_FDCWD, NULL, O_RDONLY, 0));
+    assert_einval(evexec_fs_openat(ex, -1, "x", O_RDONLY, 0));
+    assert_einval(evexec_fs_statat(NULL, AT_FDCWD, x->dir, 0));
+    assert_einval(evexec_fs_statat(ex, AT_FDCWD, NULL, 0));
+    assert_einval(evexec_fs_statat(ex, -2, "x", 0));
+    assert_einval(evexec_fs_statat(ex, AT_FDCWD, "x", AT_REMOVEDIR));
+    assert_einval(evexec_fs_statat(ex, AT_FDCWD, "x", AT_SYMLINK_NOFOLLOW | 0x10000000));
+    assert_einval(evexec_fs_unlinkat(NULL, AT_FDCWD, "x", 0));
+    assert_einval(evexec_fs_unlinkat(ex, AT_FDCWD, NULL, 0));
+    assert_einval(evexec_fs_unlinkat(ex, -1, "x", 0));
+    assert_einval(evexec_fs_unlinkat(ex, AT_FDCWD, "x", AT_SYMLINK_NOFOLLOW));
+    assert_einval(evexec_fs_unlinkat(ex, AT_FDCWD, "x", AT_REMOVEDIR | 0x10000000));
+    assert_einval(evexec_fs_mkdirat(NULL, AT_FDCWD, "x", 0700));
+    assert_einval(evexec_fs_mkdirat(ex, AT_FDCWD, NULL, 0700));
+    assert_einval(evexec_fs_mkdirat(ex, -1, "x", 0700));
+    assert_einval(evexec_fs_renameat(NULL, AT_FDCWD, "a", AT_FDCWD, "b"));
+    assert_einval(evexec_fs_renameat(ex, AT_FDCWD, NULL, AT_FDCWD, "b"));
+    assert_einval(evexec_fs_renameat(ex, AT_FDCWD, "a", AT_FDCWD, NULL));
+    assert_einval(evexec_fs_renameat(ex, -1, "a", AT_FDCWD, "b"));
+    assert_einval(evexec_fs_renameat(ex, AT_FDCWD, "a", -1, "b"));
+    assert_einval(evexec_fs_readlinkat(NULL, AT_FDCWD, "x"));
+    assert_einval(evexec_fs_readlinkat(ex, AT_FDCWD, NULL));
+    assert_einval(evexec_fs_readlinkat(ex, -1, "x"));
     assert_einval(evexec_fs_fstat(NULL, 0));
     assert_einval(evexec_fs_fstat(ex, -1));
     assert_einval(evexec_fs_fsync(NULL, 0));
@@ -1967,6 +2012,187 @@ static void test_paths_copied(void **state)
     assert_file(in_dir(x, "two"), "1");
 }
 
+/* ---- directory-relative calls ----------------------------------------------- */
+
+/* A descriptor number that is certainly closed (opened, then closed). */
+static int closed_fd(void)
+{
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(close(fd), 0);
+    assert_int_equal(fcntl(fd, F_GETFD), -1);
+    return fd;
+}
+
+/* The size of what statat(dirfd, path, flags) ends with, -1 if it fails. */
+static long statat_size(struct fx *x, int dirfd, const char *path, int flags, mode_t *type)
+{
+    struct evexec_future *f = evexec_fs_statat(x->ex, dirfd, path, flags);
+    assert_non_null(f);
+    long size = -1;
+    if (finish(x, f) == 0) {
+        const struct stat *st = evexec_future_result(f);
+        size = (long)st->st_size;
+        if (type)
+            *type = st->st_mode & S_IFMT;
+    }
+    evexec_future_unref(f);
+    return size;
+}
+
+/* readlinkat's result compared with want. */
+static void assert_readlinkat(struct fx *x, int dirfd, const char *path, const char *want)
+{
+    struct evexec_future *f = ok(x, evexec_fs_readlinkat(x->ex, dirfd, path));
+    assert_string_equal(evexec_future_result(f), want);
+    evexec_future_unref(f);
+}
+
+/* Make sub/, a file in it, a link to that file, rename and remove them,
+ * every path relative to dirfd (which may be AT_FDCWD).  check_fd is an
+ * open descriptor of the same directory, for checks made by hand. */
+static void at_calls_in(struct fx *x, int dirfd, int check_fd)
+{
+    struct stat st;
+    mode_t type = 0;
+    assert_int_equal(outcome(x, evexec_fs_mkdirat(x->ex, dirfd, "sub", 0700)), 0);
+    assert_int_equal(fstatat(check_fd, "sub", &st, 0), 0);
+    assert_true(S_ISDIR(st.st_mode));
+
+    struct evexec_future *f =
+        ok(x, evexec_fs_openat(x->ex, dirfd, "sub/f", O_WRONLY | O_CREAT | O_EXCL, 0600));
+    int fd = evexec_fs_take_fd(f);
+    evexec_future_unref(f);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "hello", 5), 5);
+    assert_int_equal(close(fd), 0);
+
+    assert_int_equal(statat_size(x, dirfd, "sub/f", 0, &type), 5);
+    assert_int_equal(type, S_IFREG);
+    assert_int_equal(symlinkat("f", check_fd, "sub/l"), 0);
+    assert_int_equal(statat_size(x, dirfd, "sub/l", 0, &type), 5);
+    assert_int_equal(type, S_IFREG);
+    assert_int_equal(statat_size(x, dirfd, "sub/l", AT_SYMLINK_NOFOLLOW, &type), 1);
+    assert_int_equal(type, S_IFLNK);
+    assert_readlinkat(x, dirfd, "sub/l", "f");
+
+    /* Between two directory descriptors. */
+    int sub = openat(check_fd, "sub", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(sub >= 0);
+    assert_int_equal(outcome(x, evexec_fs_renameat(x->ex, dirfd, "sub/f", sub, "g")), 0);
+    assert_int_equal(fstatat(sub, "g", &st, 0), 0);
+    assert_int_equal(fstatat(sub, "f", &st, 0), -1);
+    assert_int_equal(errno, ENOENT);
+    f = ok(x, evexec_fs_openat(x->ex, sub, "g", O_RDONLY, 0));
+    char buf[8] = { 0 };
+    assert_int_equal(read(evexec_fs_fd(f), buf, sizeof buf), 5);
+    assert_string_equal(buf, "hello");
+    evexec_future_unref(f);
+
+    /* A directory is removed only with AT_REMOVEDIR, and only empty. */
+    assert_int_equal(outcome(x, evexec_fs_unlinkat(x->ex, dirfd, "sub", 0)), EISDIR);
+    assert_int_equal(outcome(x, evexec_fs_unlinkat(x->ex, dirfd, "sub", AT_REMOVEDIR)),
+                     ENOTEMPTY);
+    assert_int_equal(outcome(x, evexec_fs_unlinkat(x->ex, dirfd, "sub/l", 0)), 0);
+    assert_int_equal(outcome(x, evexec_fs_unlinkat(x->ex, sub, "g", 0)), 0);
+    assert_int_equal(outcome(x, evexec_fs_unlinkat(x->ex, dirfd, "sub", AT_REMOVEDIR)), 0);
+    assert_int_equal(fstatat(check_fd, "sub", &st, 0), -1);
+    assert_int_equal(errno, ENOENT);
+    close(sub);
+}
+
+/* Every *at call relative to a directory descriptor, that descriptor made
+ * with evexec_fs_mkdtemp() and opened with evexec_fs_open(). */
+static void test_at_calls_dirfd(void **state)
+{
+    struct fx *x = *state;
+    struct evexec_future *t = ok(x, evexec_fs_mkdtemp(x->ex, in_dir(x, "tXXXXXX")));
+    const char *tdir = evexec_future_result(t);
+    struct evexec_future *o = ok(x, evexec_fs_open(x->ex, tdir, O_RDONLY | O_DIRECTORY, 0));
+    int dirfd = evexec_fs_fd(o);
+    assert_true(dirfd >= 0);
+    at_calls_in(x, dirfd, dirfd);
+
+    /* An absolute path ignores dirfd; the directory was left empty. */
+    assert_true(statat_size(x, dirfd, tdir, 0, NULL) >= 0);
+    assert_int_equal(outcome(x, evexec_fs_unlinkat(x->ex, dirfd, tdir, AT_REMOVEDIR)), 0);
+    evexec_future_unref(o);
+    evexec_future_unref(t);
+    assert_int_equal(dir_entries(x), 0);
+}
+
+/* The same with AT_FDCWD: relative to the current directory. */
+static void test_at_calls_fdcwd(void **state)
+{
+    struct fx *x = *state;
+    int cwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(cwd >= 0);
+    int dirfd = open(x->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(dirfd >= 0);
+    assert_int_equal(chdir(x->dir), 0);
+    at_calls_in(x, AT_FDCWD, dirfd);
+    assert_int_equal(fchdir(cwd), 0);
+    close(cwd);
+    close(dirfd);
+    assert_int_equal(dir_entries(x), 0);
+}
+
+/* The *at call `which` (0 to 5) of path relative to dirfd. */
+static struct evexec_future *at_call(struct fx *x, int which, int dirfd, const char *path)
+{
+    switch (which) {
+    case 0: return evexec_fs_openat(x->ex, dirfd, path, O_RDONLY, 0);
+    case 1: return evexec_fs_statat(x->ex, dirfd, path, 0);
+    case 2: return evexec_fs_unlinkat(x->ex, dirfd, path, 0);
+    case 3: return evexec_fs_mkdirat(x->ex, dirfd, path, 0700);
+    case 4: return evexec_fs_renameat(x->ex, dirfd, path, dirfd, "to");
+    default: return evexec_fs_readlinkat(x->ex, dirfd, path);
+    }
+}
+
+/* Each *at call ends ENOENT for a missing name (or parent), ENOTDIR for a
+ * dirfd that is a file, EBADF for a dirfd that is closed; and the errors
+ * of the call itself come through. */
+static void test_at_errors(void **state)
+{
+    struct fx *x = *state;
+    static const char *const what[] = { "openat", "statat", "unlinkat", "mkdirat",
+                                        "renameat", "readlinkat" };
+    put_file(in_dir(x, "file"), "x");
+    int dirfd = open(x->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(dirfd >= 0);
+    int filefd = open(in_dir(x, "file"), O_RDONLY | O_CLOEXEC);
+    assert_true(filefd >= 0);
+
+    for (int which = 0; which < 6; which++) {
+        int rc[3];
+        rc[0] = outcome(x, at_call(x, which, dirfd, "missing/x"));
+        rc[1] = outcome(x, at_call(x, which, filefd, "x"));
+        rc[2] = outcome(x, at_call(x, which, closed_fd(), "x"));
+        if (rc[0] != ENOENT || rc[1] != ENOTDIR || rc[2] != EBADF)
+            fail_msg("evexec_fs_%s ended %s, %s, %s", what[which], evexec_strerror(rc[0]),
+                     evexec_strerror(rc[1]), evexec_strerror(rc[2]));
+    }
+    /* renameat's second directory is checked too. */
+    assert_int_equal(outcome(x, evexec_fs_renameat(x->ex, dirfd, "file", filefd, "x")),
+                     ENOTDIR);
+    assert_int_equal(outcome(x, evexec_fs_renameat(x->ex, dirfd, "file", closed_fd(), "x")),
+                     EBADF);
+    /* The call's own errors. */
+    assert_int_equal(outcome(x, evexec_fs_openat(x->ex, dirfd, "file",
+                                                 O_WRONLY | O_CREAT | O_EXCL, 0600)),
+                     EEXIST);
+    assert_int_equal(outcome(x, evexec_fs_mkdirat(x->ex, dirfd, "file", 0700)), EEXIST);
+    assert_int_equal(outcome(x, evexec_fs_readlinkat(x->ex, dirfd, "file")), EINVAL);
+    assert_int_equal(outcome(x, evexec_fs_unlinkat(x->ex, dirfd, "file", AT_REMOVEDIR)),
+                     ENOTDIR);
+    assert_int_equal(outcome(x, evexec_fs_statat(x->ex, dirfd, "file/x", 0)), ENOTDIR);
+    close(filefd);
+    close(dirfd);
+    assert_int_equal(unlink(in_dir(x, "file")), 0);
+    assert_int_equal(dir_entries(x), 0);
+}
+
 int main(void)
 {
     if (getenv("TEST_FS_FILTER"))
@@ -2010,6 +2236,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sendfile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paths_copied, setup_one_thread, teardown),
+        cmocka_unit_test_setup_teardown(test_at_calls_dirfd, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_at_calls_fdcwd, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_at_errors, setup, teardown),
     };
     return cmocka_run_group_tests_name("fs", tests, NULL, NULL);
 }
