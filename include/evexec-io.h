@@ -69,8 +69,10 @@
  * default lane.
  *
  * Cancelling.  A job still queued never runs.  A running lookup or file
- * call cannot be interrupted: it finishes, its result is released, and the
- * future ends ECANCELED.  evexec_fs_read_file(), evexec_fs_write_file()
+ * call cannot be interrupted: it finishes and its result is released.  A
+ * file call's future ends ECANCELED when the call has returned; an
+ * evexec_getaddrinfo() future ends ECANCELED at once (the lookup may be
+ * shared, see there).  evexec_fs_read_file(), evexec_fs_write_file()
  * and evexec_fs_copyfile() look at the cancel request between chunks and
  * stop early.
  */
@@ -111,13 +113,83 @@ extern "C" {
  * EAI_MEMORY...; EAI_SYSTEM becomes the errno it stands for (EIO if none
  * was set); ECANCELED.  evexec_strerror() names all of them.
  *
+ * Shared lookups.  Calls on one evexec with the same node, service and
+ * hints (NULL hints and zeroed hints count as different) share one
+ * getaddrinfo() while it is in flight: a call made before the lookup has
+ * ended joins it instead of starting another.  Each call still gets its
+ * own future and its own list, released with freeaddrinfo() like any
+ * other (the first caller gets the list getaddrinfo() made, the others
+ * copies made the way the C library makes its lists); every call gets
+ * the same error.  Cancelling (or dropping the last reference to) one
+ * call's future ends only that future, ECANCELED at once; the lookup
+ * itself is cancelled, and its result released, only when no call waits
+ * for it any more.  evexec_free() ends each waiting future ECANCELED
+ * once.  A lookup always goes through the system resolver (NSS:
+ * /etc/hosts, DNS, every configured module).  Sharing needs copies that
+ * freeaddrinfo() releases, which evexec makes on glibc only: elsewhere
+ * every call has a lookup of its own, as it had before.  Results may also
+ * come from the cache, when it is on: see evexec_dns_set_cache().
+ *
  * Returns a new future, or NULL with errno EINVAL (NULL ex; node and
- * service both NULL) or as evexec_run().  Loop thread.
+ * service both NULL) or as evexec_run(): ESHUTDOWN also when the pool is
+ * shut down and the call would have shared a lookup or found its answer
+ * in the cache.  A call that shares a lookup queues nothing, so it never
+ * fails with EAGAIN.  Loop thread.
  */
 EVEXEC_API struct evexec_future *evexec_getaddrinfo(struct evexec *ex,
                                                     const char *node,
                                                     const char *service,
                                                     const struct addrinfo *hints);
+
+/** Settings of evexec_getaddrinfo()'s cache (evexec_dns_set_cache()).
+ *  All zero (or a NULL pointer): no cache, the default. */
+struct evexec_dns_cache_opts {
+    /** The size of this struct as the caller knows it: set it with
+     *  EVEXEC_DNS_CACHE_OPTS_INIT.  0 means the first layout (the fields
+     *  below); as for struct evexec_pool_config. */
+    size_t size;
+    /** How long a successful lookup's list is kept, in milliseconds.
+     *  0: successful lookups are not cached. */
+    unsigned positive_ttl_ms;
+    /** How long an answer that the name has no address (EAI_NONAME, and
+     *  EAI_NODATA where it exists) is kept, in milliseconds.  0: such
+     *  answers are not cached.  Other failures (EAI_AGAIN, EAI_FAIL,
+     *  system errors, ECANCELED...) are never cached. */
+    unsigned negative_ttl_ms;
+    /** Most entries kept; when full, the oldest stored goes first.
+     *  0: 1024. */
+    size_t max_entries;
+};
+
+/** An initializer for struct evexec_dns_cache_opts: cache off, size set. */
+#ifdef __cplusplus
+#define EVEXEC_DNS_CACHE_OPTS_INIT { sizeof(struct evexec_dns_cache_opts) }
+#else
+#define EVEXEC_DNS_CACHE_OPTS_INIT { .size = sizeof(struct evexec_dns_cache_opts) }
+#endif
+
+/**
+ * Turn evexec_getaddrinfo()'s cache on, change it, or turn it off (opts
+ * NULL, or both TTLs 0: the default).  Each call empties the cache.
+ *
+ * The cache belongs to `ex` and is keyed as shared lookups are (node,
+ * service, hints).  A call that finds a live entry makes no lookup: its
+ * future ends at once (its callbacks run from the loop, as always) with
+ * a copy of the cached list, released with freeaddrinfo(), or with the
+ * cached error.  Entries expire on the monotonic clock, TTL milliseconds
+ * after the lookup that made them ended.  The TTLs are these, never the
+ * DNS records' own: getaddrinfo() does not report those, so a record
+ * that changes is seen only once its entry has expired; keep the TTLs
+ * short.  evexec_free() frees the cache.
+ *
+ * Returns 0; EINVAL (NULL ex, or a size as struct evexec_pool_config's
+ * rules refuse); ENOTSUP (a TTL given where the C library is not glibc:
+ * no copies can be made there, see evexec_getaddrinfo()); ENOMEM;
+ * ESHUTDOWN (being freed, or inherited across fork()).  Nothing changes
+ * when it fails.  Loop thread.
+ */
+EVEXEC_API int evexec_dns_set_cache(struct evexec *ex,
+                                    const struct evexec_dns_cache_opts *opts);
 
 /* Sizes of glibc's NI_MAXHOST and NI_MAXSERV, which <netdb.h> declares
  * only for _DEFAULT_SOURCE/_GNU_SOURCE builds. */

@@ -642,6 +642,7 @@ EVEXEC_API void evexec_free(struct evexec *ex)
     td_cancel_running(ex);
     long running = td_close_completions(ex);
     td_end_pending(ex);
+    evexec__dns_free(ex);       /* every lookup has ended by now */
     td_release(ex, running);
     if (ex->depth > 0)
         ex->free_later = 1;     /* evexec__leave frees it */

@@ -444,6 +444,22 @@ struct evexec_future *evexec__io_submit(struct evexec *ex, void *req, int lane);
 extern ssize_t (*_Atomic evexec__fs_write_hook)(int fd, const void *buf, size_t len);
 extern _Atomic size_t evexec__fs_read_file_max;
 
+/* dns.c: coalesced lookups and the cache of one evexec (NULL until the
+ * first lookup or evexec_dns_set_cache()).  Freed by evexec_free() once
+ * every future has ended (evexec__dns_free). */
+struct evexec__dns;
+void evexec__dns_free(struct evexec *ex);
+
+/* Test seams of dns.c, as fs.c's: every getaddrinfo() a lookup makes goes
+ * through evexec__dns_getaddrinfo_hook (default: getaddrinfo; read by
+ * workers), and the cache reads its clock, in milliseconds, from
+ * evexec__dns_clock_hook when it is set (NULL: CLOCK_MONOTONIC; loop
+ * thread).  Store before the lookups, put back when they have ended. */
+extern int (*_Atomic evexec__dns_getaddrinfo_hook)(const char *node, const char *service,
+                                                   const struct addrinfo *hints,
+                                                   struct addrinfo **res);
+extern uint64_t (*evexec__dns_clock_hook)(void);
+
 /* ---- bridge.c: struct evexec ------------------------------------------- */
 
 struct evexec {
@@ -459,6 +475,7 @@ struct evexec {
     struct evexec__jobq batch;      /* submissions made in our
                                                     callbacks, not yet queued */
     struct evexec__node *draining;  /* completions detached, not yet delivered */
+    struct evexec__dns *dns;        /* dns.c's lookups in flight and cache */
     size_t inflight;                /* jobs and loop-thread calls not drained */
     unsigned in_handler;            /* inside on_wake/on_ready */
     int pool_bounded;               /* pool has max_queued */

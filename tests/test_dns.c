@@ -13,6 +13,13 @@
  * the numeric form for the same reason.
  *
  * Lookups that must stay queued sit behind slow-lane jobs parked at a gate.
+ *
+ * Shared lookups and the cache are checked through the library's test
+ * seams: every getaddrinfo() a lookup makes goes through a counting hook
+ * (which may park at the gate, so that a lookup stays running, and which
+ * answers EAI_NONAME itself for names under the reserved .invalid domain,
+ * so that no such name ever reaches a resolver), and the cache reads a
+ * clock the test moves by hand.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -36,6 +43,7 @@
 #include <event2/event.h>
 
 #include "evexec.h"
+#include "evexec-internal.h"
 #include "testutil.h"
 
 #define THREADS 4               /* so the slow lane holds at most 2 */
@@ -520,6 +528,460 @@ static void test_slow_lane_bounded(void **state)
     assert_int_equal(atomic_load(&probe.max), SLOW_MAX);
 }
 
+/* ---- shared lookups and the cache ------------------------------------------------ */
+
+static atomic_int gai_calls;                  /* getaddrinfo() calls made */
+static struct tu_gate *_Atomic gai_gate;      /* set: each call parks here */
+static uint64_t fake_ms;                      /* the cache's clock */
+
+static int ends_with(const char *s, const char *tail)
+{
+    size_t ls = strlen(s), lt = strlen(tail);
+    return ls >= lt && strcmp(s + ls - lt, tail) == 0;
+}
+
+static int counting_getaddrinfo(const char *node, const char *service,
+                                const struct addrinfo *hints, struct addrinfo **res)
+{
+    atomic_fetch_add(&gai_calls, 1);
+    struct tu_gate *g = atomic_load(&gai_gate);
+    if (g)
+        tu_gate_pass(g);
+    if (node && ends_with(node, ".invalid"))
+        return EAI_NONAME;                    /* never asked of a resolver */
+    return getaddrinfo(node, service, hints, res);
+}
+
+static uint64_t fake_clock(void)
+{
+    return fake_ms;
+}
+
+static int setup_hooked(void **state)
+{
+    atomic_store(&gai_calls, 0);
+    atomic_store(&gai_gate, NULL);
+    atomic_store(&evexec__dns_getaddrinfo_hook, counting_getaddrinfo);
+    fake_ms = 1000;
+    evexec__dns_clock_hook = fake_clock;
+    return setup(state);
+}
+
+static int teardown_hooked(void **state)
+{
+    int rc = teardown(state);
+    atomic_store(&evexec__dns_getaddrinfo_hook, getaddrinfo);
+    evexec__dns_clock_hook = NULL;
+    atomic_store(&gai_gate, NULL);
+    return rc;
+}
+
+static int calls(void)
+{
+    return atomic_load(&gai_calls);
+}
+
+static size_t list_len(const struct addrinfo *ai)
+{
+    size_t n = 0;
+    for (; ai; ai = ai->ai_next)
+        n++;
+    return n;
+}
+
+/* A list for localhost:80 over TCP/IPv4 with its canonical name, equal
+ * node by node to `ref` (when given) but sharing no memory with it. */
+static void check_localhost_list(const struct addrinfo *ai, const struct addrinfo *ref)
+{
+    char buf[INET6_ADDRSTRLEN];
+    assert_string_equal(first_addr(ai, buf, sizeof buf), "127.0.0.1");
+    assert_int_equal(ntohs(((const struct sockaddr_in *)ai->ai_addr)->sin_port), 80);
+    assert_int_equal(ai->ai_socktype, SOCK_STREAM);
+    assert_non_null(ai->ai_canonname);
+    assert_string_equal(ai->ai_canonname, "localhost");
+    if (!ref)
+        return;
+    assert_int_equal(list_len(ai), list_len(ref));
+    for (const struct addrinfo *a = ai, *b = ref; a; a = a->ai_next, b = b->ai_next) {
+        assert_ptr_not_equal(a, b);
+        assert_ptr_not_equal(a->ai_addr, b->ai_addr);
+        assert_int_equal(a->ai_flags, b->ai_flags);
+        assert_int_equal(a->ai_family, b->ai_family);
+        assert_int_equal(a->ai_socktype, b->ai_socktype);
+        assert_int_equal(a->ai_protocol, b->ai_protocol);
+        assert_int_equal(a->ai_addrlen, b->ai_addrlen);
+        assert_memory_equal(a->ai_addr, b->ai_addr, a->ai_addrlen);
+        assert_true((a->ai_canonname == NULL) == (b->ai_canonname == NULL));
+        if (a->ai_canonname) {
+            assert_ptr_not_equal(a->ai_canonname, b->ai_canonname);
+            assert_string_equal(a->ai_canonname, b->ai_canonname);
+        }
+    }
+}
+
+/* Run the loop until no job of ex is in flight any more. */
+static void settle(struct fx *x)
+{
+    const struct timeval ms = { 0, 1000 };
+    int64_t end = tu_now_us() + (int64_t)TU_DEADLINE_MS * 1000;
+    while (x->ex->inflight > 0 && tu_now_us() < end)
+        assert_int_equal(outcome(x, evexec_sleep(x->ex, &ms)), 0);
+    assert_int_equal(x->ex->inflight, 0);
+}
+
+static struct evexec_future *lookup_localhost(struct fx *x, const char *service)
+{
+    struct addrinfo h = hints_of(AI_CANONNAME, AF_INET, SOCK_STREAM);
+    struct evexec_future *f = evexec_getaddrinfo(x->ex, "localhost", service, &h);
+    assert_non_null(f);
+    return f;
+}
+
+/* N identical calls made before the loop runs share one getaddrinfo();
+ * each gets a list of its own, equal to the others, that freeaddrinfo()
+ * releases (taken by the caller, or released by the future). */
+static void test_shared_identical(void **state)
+{
+    struct fx *x = *state;
+    enum { N = 8 };
+    struct evexec_future *fs[N];
+    struct addrinfo *lists[N];
+
+    for (int i = 0; i < N; i++)
+        fs[i] = lookup_localhost(x, "80");
+    for (int i = 0; i < N; i++)
+        assert_int_equal(finish(x, fs[i]), 0);
+    assert_int_equal(calls(), 1);
+    for (int i = 0; i < N; i++)
+        lists[i] = evexec_future_result(fs[i]);
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++)
+            if (i != j)
+                check_localhost_list(lists[i], lists[j]);
+    /* Half taken and freed here, half released with their futures. */
+    for (int i = 0; i < N; i++) {
+        if (i % 2) {
+            assert_ptr_equal(evexec_future_take_result(fs[i]), lists[i]);
+            freeaddrinfo(lists[i]);
+        }
+        evexec_future_unref(fs[i]);
+    }
+
+    /* Ended lookups are not joined: without the cache, a new call looks up. */
+    assert_int_equal(outcome(x, lookup_localhost(x, "80")), 0);
+    assert_int_equal(calls(), 2);
+}
+
+/* Calls that differ in anything that reaches getaddrinfo() do not share. */
+static void test_shared_keys_differ(void **state)
+{
+    struct fx *x = *state;
+    struct addrinfo h[] = {
+        hints_of(AI_CANONNAME, AF_INET, SOCK_STREAM),   /* lookup_localhost's */
+        hints_of(0, AF_INET, SOCK_STREAM),
+        hints_of(AI_CANONNAME, AF_UNSPEC, SOCK_STREAM),
+        hints_of(AI_CANONNAME, AF_INET, SOCK_DGRAM),
+        hints_of(AI_CANONNAME, AF_INET, SOCK_STREAM),
+        hints_of(0, 0, 0),                             /* not the same as NULL */
+    };
+    h[4].ai_protocol = IPPROTO_TCP;
+    struct evexec_future *fs[] = {
+        lookup_localhost(x, "80"),
+        lookup_localhost(x, "81"),
+        lookup_localhost(x, "80"),                      /* shares fs[0]'s */
+        evexec_getaddrinfo(x->ex, "127.0.0.1", "80", &h[0]),
+        evexec_getaddrinfo(x->ex, "localhost", NULL, &h[0]),
+        evexec_getaddrinfo(x->ex, "localhost", "80", &h[1]),
+        evexec_getaddrinfo(x->ex, "localhost", "80", &h[2]),
+        evexec_getaddrinfo(x->ex, "localhost", "80", &h[3]),
+        evexec_getaddrinfo(x->ex, "localhost", "80", &h[4]),
+        evexec_getaddrinfo(x->ex, "localhost", "80", &h[5]),
+        evexec_getaddrinfo(x->ex, "localhost", "80", NULL),
+        evexec_getaddrinfo(x->ex, "localhost", "80", NULL), /* shares the one above */
+    };
+    size_t n = sizeof fs / sizeof fs[0];
+    for (size_t i = 0; i < n; i++) {
+        assert_non_null(fs[i]);
+        finish(x, fs[i]);       /* whatever the system answers */
+    }
+    assert_int_equal(calls(), (int)n - 2);
+    for (size_t i = 0; i < n; i++)
+        evexec_future_unref(fs[i]);
+}
+
+/* One waiter cancelled, one dropped while the lookup runs: both leave,
+ * the others get the list. */
+static void test_shared_cancel_one(void **state)
+{
+    struct fx *x = *state;
+    struct evexec_future *fs[4];
+    struct tu_rec rec;
+
+    atomic_store(&gai_gate, &x->gate);
+    for (int i = 0; i < 4; i++)
+        fs[i] = lookup_localhost(x, "80");
+    assert_int_equal(tu_gate_wait_arrived(&x->gate, 1), 0);     /* running */
+
+    tu_rec_init(&rec);
+    assert_int_equal(evexec_future_on_done(fs[1], tu_rec_cb, &rec), 0);
+    assert_int_equal(evexec_future_cancel(fs[1]), 0);
+    assert_true(evexec_future_done(fs[1]));                     /* at once */
+    assert_int_equal(evexec_future_error(fs[1]), ECANCELED);
+    assert_null(evexec_future_result(fs[1]));
+    assert_int_equal(evexec_future_cancel(fs[1]), EALREADY);
+    evexec_future_unref(fs[3]);                                 /* leaves too */
+
+    tu_gate_open(&x->gate);
+    assert_int_equal(finish(x, fs[0]), 0);
+    assert_int_equal(finish(x, fs[2]), 0);
+    check_localhost_list(evexec_future_result(fs[0]), evexec_future_result(fs[2]));
+    assert_int_equal(rec.calls, 1);
+    assert_int_equal(rec.error, ECANCELED);
+    assert_int_equal(calls(), 1);
+    for (int i = 0; i < 3; i++)
+        evexec_future_unref(fs[i]);
+}
+
+/* Every waiter gone while the lookup is queued: it is cancelled and never
+ * runs. */
+static void test_shared_cancel_all_queued(void **state)
+{
+    struct fx *x = *state;
+    struct evexec_future *slow[SLOW_MAX], *fs[3];
+
+    fill_slow_lane(x, slow, SLOW_MAX);
+    for (int i = 0; i < 3; i++)
+        fs[i] = lookup_localhost(x, "80");
+    assert_int_equal(evexec_future_cancel(fs[0]), 0);
+    assert_int_equal(evexec_future_cancel(fs[1]), 0);
+    assert_int_equal(tu_stats(x->pool).cancelled, 0);           /* one still waits */
+    evexec_future_unref(fs[2]);                                 /* the last */
+    assert_int_equal(tu_stats(x->pool).cancelled, 1);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(outcome(x, fs[i]), ECANCELED);
+    drain(x, slow, SLOW_MAX);
+    assert_int_equal(calls(), 0);
+}
+
+/* Every waiter gone while the lookup runs: it finishes unseen (its list is
+ * released), and a new call does not join it. */
+static void test_shared_cancel_all_running(void **state)
+{
+    struct fx *x = *state;
+    struct evexec_future *a, *b, *c;
+
+    atomic_store(&gai_gate, &x->gate);
+    a = lookup_localhost(x, "80");
+    b = lookup_localhost(x, "80");
+    assert_int_equal(tu_gate_wait_arrived(&x->gate, 1), 0);
+    assert_int_equal(evexec_future_cancel(a), 0);
+    assert_int_equal(evexec_future_cancel(b), 0);
+    c = lookup_localhost(x, "80");
+    assert_int_equal(tu_gate_wait_arrived(&x->gate, 2), 0);     /* a second lookup */
+    tu_gate_open(&x->gate);
+    assert_int_equal(outcome(x, a), ECANCELED);
+    assert_int_equal(outcome(x, b), ECANCELED);
+    assert_int_equal(finish(x, c), 0);
+    check_localhost_list(evexec_future_result(c), NULL);
+    evexec_future_unref(c);
+    assert_int_equal(calls(), 2);
+    settle(x);          /* the abandoned lookup comes back, unseen */
+}
+
+/* evexec_free with waiters on a running lookup and on a queued one: each
+ * ends ECANCELED, its callback run once. */
+static void test_shared_free_with_waiters(void **state)
+{
+    struct fx *x = *state;
+    struct evexec_future *slow[SLOW_MAX - 1];
+    struct tu_rec rec[6];
+
+    fill_slow_lane(x, slow, SLOW_MAX - 1);      /* one slow thread left */
+    atomic_store(&gai_gate, &x->gate);
+    for (int i = 0; i < 6; i++) {
+        struct evexec_future *f = lookup_localhost(x, i < 3 ? "80" : "81");
+        tu_rec_init(&rec[i]);
+        assert_int_equal(evexec_future_on_done(f, tu_rec_cb, &rec[i]), 0);
+        evexec_future_unref(f);                 /* the callbacks keep them */
+    }
+    assert_int_equal(tu_gate_wait_arrived(&x->gate, SLOW_MAX), 0);
+    assert_int_equal(tu_stats(x->pool).queued, 1);   /* "81" waits */
+    for (unsigned i = 0; i < SLOW_MAX - 1; i++)
+        evexec_future_unref(slow[i]);
+    evexec_free(x->ex);
+    x->ex = NULL;
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(rec[i].calls, 1);
+        assert_int_equal(rec[i].error, ECANCELED);
+    }
+    assert_int_equal(calls(), 1);
+}
+
+/* An error reaches every waiter. */
+static void test_shared_error(void **state)
+{
+    struct fx *x = *state;
+    struct evexec_future *fs[3];
+    for (int i = 0; i < 3; i++) {
+        fs[i] = evexec_getaddrinfo(x->ex, "no-such-host.invalid", "80", NULL);
+        assert_non_null(fs[i]);
+    }
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(finish(x, fs[i]), EAI_NONAME);
+        assert_null(evexec_future_result(fs[i]));
+        evexec_future_unref(fs[i]);
+    }
+    assert_int_equal(calls(), 1);
+}
+
+static int set_cache(struct fx *x, unsigned pos, unsigned neg, size_t max)
+{
+    struct evexec_dns_cache_opts o = EVEXEC_DNS_CACHE_OPTS_INIT;
+    o.positive_ttl_ms = pos;
+    o.negative_ttl_ms = neg;
+    o.max_entries = max;
+    return evexec_dns_set_cache(x->ex, &o);
+}
+
+/* A hit within the TTL makes no call and ends at once with a list of its
+ * own; the first call after it makes one. */
+static void test_cache_positive(void **state)
+{
+    struct fx *x = *state;
+    assert_int_equal(set_cache(x, 5000, 0, 0), 0);
+
+    struct evexec_future *f = lookup_localhost(x, "80");
+    assert_int_equal(finish(x, f), 0);
+    struct addrinfo *first = evexec_future_take_result(f);
+    evexec_future_unref(f);
+    assert_int_equal(calls(), 1);
+
+    fake_ms += 4999;
+    f = lookup_localhost(x, "80");
+    assert_true(evexec_future_done(f));         /* from the cache, at once */
+    assert_int_equal(finish(x, f), 0);
+    struct addrinfo *hit = evexec_future_take_result(f);
+    evexec_future_unref(f);
+    assert_int_equal(calls(), 1);
+    check_localhost_list(hit, first);
+    freeaddrinfo(first);
+    freeaddrinfo(hit);
+
+    /* Failures are not cached without a negative TTL. */
+    assert_int_equal(outcome(x, evexec_getaddrinfo(x->ex, "a.invalid", NULL, NULL)),
+                     EAI_NONAME);
+    assert_int_equal(outcome(x, evexec_getaddrinfo(x->ex, "a.invalid", NULL, NULL)),
+                     EAI_NONAME);
+    assert_int_equal(calls(), 3);
+
+    fake_ms += 1;                               /* expired */
+    assert_int_equal(outcome(x, lookup_localhost(x, "80")), 0);
+    assert_int_equal(calls(), 4);
+    assert_int_equal(outcome(x, lookup_localhost(x, "80")), 0);
+    assert_int_equal(calls(), 4);
+
+    /* Turned off: emptied, and nothing is kept. */
+    assert_int_equal(evexec_dns_set_cache(x->ex, NULL), 0);
+    assert_int_equal(outcome(x, lookup_localhost(x, "80")), 0);
+    assert_int_equal(outcome(x, lookup_localhost(x, "80")), 0);
+    assert_int_equal(calls(), 6);
+
+    /* Setting it again empties it. */
+    assert_int_equal(set_cache(x, 5000, 0, 0), 0);
+    assert_int_equal(outcome(x, lookup_localhost(x, "80")), 0);
+    assert_int_equal(set_cache(x, 5000, 0, 0), 0);
+    assert_int_equal(outcome(x, lookup_localhost(x, "80")), 0);
+    assert_int_equal(calls(), 8);
+    /* An entry left for evexec_free to release. */
+    assert_int_equal(outcome(x, lookup_localhost(x, "80")), 0);
+    assert_int_equal(calls(), 8);
+}
+
+/* A name that has no address is cached for the negative TTL. */
+static void test_cache_negative(void **state)
+{
+    struct fx *x = *state;
+    assert_int_equal(set_cache(x, 0, 1000, 0), 0);
+
+    assert_int_equal(outcome(x, evexec_getaddrinfo(x->ex, "no-such-host.invalid", "80",
+                                                   NULL)),
+                     EAI_NONAME);
+    assert_int_equal(calls(), 1);
+    fake_ms += 999;
+    struct evexec_future *f = evexec_getaddrinfo(x->ex, "no-such-host.invalid", "80", NULL);
+    assert_true(evexec_future_done(f));
+    assert_int_equal(outcome(x, f), EAI_NONAME);
+    assert_int_equal(calls(), 1);
+    fake_ms += 1;
+    assert_int_equal(outcome(x, evexec_getaddrinfo(x->ex, "no-such-host.invalid", "80",
+                                                   NULL)),
+                     EAI_NONAME);
+    assert_int_equal(calls(), 2);
+
+    /* Successes are not cached without a positive TTL. */
+    assert_int_equal(outcome(x, lookup_localhost(x, "80")), 0);
+    assert_int_equal(outcome(x, lookup_localhost(x, "80")), 0);
+    assert_int_equal(calls(), 4);
+}
+
+/* A full cache lets the oldest entry go. */
+static void test_cache_max_entries(void **state)
+{
+    struct fx *x = *state;
+    assert_int_equal(set_cache(x, 60000, 60000, 2), 0);
+    assert_int_equal(outcome(x, lookup_localhost(x, "1")), 0);
+    assert_int_equal(outcome(x, lookup_localhost(x, "2")), 0);
+    assert_int_equal(outcome(x, lookup_localhost(x, "3")), 0);
+    assert_int_equal(calls(), 3);
+    assert_int_equal(outcome(x, lookup_localhost(x, "3")), 0);
+    assert_int_equal(outcome(x, lookup_localhost(x, "2")), 0);
+    assert_int_equal(calls(), 3);
+    assert_int_equal(outcome(x, lookup_localhost(x, "1")), 0);  /* it went */
+    assert_int_equal(calls(), 4);
+}
+
+/* Identical calls in flight share one lookup with the cache on too, and
+ * the cached list is copied for each. */
+static void test_cache_and_shared(void **state)
+{
+    struct fx *x = *state;
+    assert_int_equal(set_cache(x, 60000, 0, 0), 0);
+    struct evexec_future *a = lookup_localhost(x, "80"), *b = lookup_localhost(x, "80");
+    assert_int_equal(finish(x, a), 0);
+    assert_int_equal(finish(x, b), 0);
+    struct evexec_future *c = lookup_localhost(x, "80");
+    assert_int_equal(finish(x, c), 0);
+    assert_int_equal(calls(), 1);
+    check_localhost_list(evexec_future_result(a), evexec_future_result(b));
+    check_localhost_list(evexec_future_result(c), evexec_future_result(a));
+    check_localhost_list(evexec_future_result(c), evexec_future_result(b));
+    evexec_future_unref(a);
+    evexec_future_unref(b);
+    evexec_future_unref(c);
+}
+
+static void test_cache_bad_input(void **state)
+{
+    struct fx *x = *state;
+    struct evexec_dns_cache_opts o = EVEXEC_DNS_CACHE_OPTS_INIT;
+    o.positive_ttl_ms = 1000;
+    assert_int_equal(evexec_dns_set_cache(NULL, &o), EINVAL);
+    o.size = 1;
+    assert_int_equal(evexec_dns_set_cache(x->ex, &o), EINVAL);
+    o.size = 0;                                 /* the first layout */
+    assert_int_equal(evexec_dns_set_cache(x->ex, &o), 0);
+    struct {
+        struct evexec_dns_cache_opts o;
+        size_t later;                           /* a field of a later version */
+    } big;
+    memset(&big, 0, sizeof big);
+    big.o.size = sizeof big;
+    big.later = 1;
+    assert_int_equal(evexec_dns_set_cache(x->ex, &big.o), EINVAL);
+    big.later = 0;
+    assert_int_equal(evexec_dns_set_cache(x->ex, &big.o), 0);
+}
+
 /* ---- the tools, end to end --------------------------------------------------------- */
 
 /* Run a tool of the build tree with `args`; its output (stdout and
@@ -615,6 +1077,21 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel_queued_lookup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_with_queued_lookups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_lane_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shared_identical, setup_hooked, teardown_hooked),
+        cmocka_unit_test_setup_teardown(test_shared_keys_differ, setup_hooked, teardown_hooked),
+        cmocka_unit_test_setup_teardown(test_shared_cancel_one, setup_hooked, teardown_hooked),
+        cmocka_unit_test_setup_teardown(test_shared_cancel_all_queued, setup_hooked,
+                                        teardown_hooked),
+        cmocka_unit_test_setup_teardown(test_shared_cancel_all_running, setup_hooked,
+                                        teardown_hooked),
+        cmocka_unit_test_setup_teardown(test_shared_free_with_waiters, setup_hooked,
+                                        teardown_hooked),
+        cmocka_unit_test_setup_teardown(test_shared_error, setup_hooked, teardown_hooked),
+        cmocka_unit_test_setup_teardown(test_cache_positive, setup_hooked, teardown_hooked),
+        cmocka_unit_test_setup_teardown(test_cache_negative, setup_hooked, teardown_hooked),
+        cmocka_unit_test_setup_teardown(test_cache_max_entries, setup_hooked, teardown_hooked),
+        cmocka_unit_test_setup_teardown(test_cache_and_shared, setup_hooked, teardown_hooked),
+        cmocka_unit_test_setup_teardown(test_cache_bad_input, setup_hooked, teardown_hooked),
         cmocka_unit_test(test_tool_resolve),
         cmocka_unit_test(test_tool_fetch),
     };
