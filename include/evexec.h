@@ -569,8 +569,11 @@ EVEXEC_API struct evexec_future *evexec_future_ref(struct evexec_future *f);
 
 /** Drop a reference; the last one releases the future and its result.
  *  A pending future that still has done callbacks to run is kept until it
- *  ends (at the latest in evexec_free) and they have run.  NULL is
- *  ignored. */
+ *  ends (at the latest in evexec_free) and they have run.  Dropping the
+ *  last reference to a pending job's future does not cancel the job: it
+ *  still runs (or waits in its queue) to the end, and what it returns is
+ *  released when it ends, as for a cancelled job; call
+ *  evexec_future_cancel() first to stop it.  NULL is ignored. */
 EVEXEC_API void evexec_future_unref(struct evexec_future *f);
 
 /** The evexec a future belongs to (borrowed), or NULL for NULL. */
