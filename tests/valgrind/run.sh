@@ -14,6 +14,9 @@
 # scripts around the shared library):
 #   examples/hello
 #   examples/sqlite-gather          (when configure found SQLite)
+#   examples/http-server            (when configure found SQLite), run
+#                                   twice by tests/check-http-server.sh
+#                                   and driven by its client
 #   tools/evexec-demo --scale 0.01
 #   tools/evexec-demo --scale 0.01 --timeout 6   (timeouts, cancelled jobs)
 # and prints each one's memcheck error count, exit status and time.  Each
@@ -75,15 +78,26 @@ check() {
     (cd "$b" && $to ./libtool --mode=execute $vg "./$prog" "$@") >"$log" 2>&1
     rc=$?
     t1=$(date +%s)
-    errors=$(sed -n 's/^==[0-9]*== ERROR SUMMARY: \([0-9][0-9]*\) errors.*/\1/p' "$log" | tail -n 1)
-    [ -n "$errors" ] || errors=?
+    errors=$(count_errors "$log")
+    verdict "$name" "$rc" $((t1 - t0)) "$errors" "$log"
+}
+
+# count_errors LOG: memcheck's error count in LOG, or ? if it has none.
+count_errors() {
+    e=$(sed -n 's/^==[0-9]*== ERROR SUMMARY: \([0-9][0-9]*\) errors.*/\1/p' "$1" | tail -n 1)
+    echo "${e:-?}"
+}
+
+# verdict NAME STATUS SECONDS ERRORS LOG: count, print, show a failure.
+verdict() {
+    name=$1 rc=$2 secs=$3 errors=$4 log=$5
     verdict=ok
     if [ "$errors" != 0 ] || [ $rc -ne 0 ]; then
         verdict=FAILED
         bad=$((bad + 1))
     fi
     [ "$errors" = "?" ] || total=$((total + errors))
-    printf '%-28s %s errors, exit %s, %ss  %s\n' "$name" "$errors" "$rc" $((t1 - t0)) "$verdict"
+    printf '%-28s %s errors, exit %s, %ss  %s\n' "$name" "$errors" "$rc" "$secs" "$verdict"
     if [ $verdict = FAILED ]; then
         first=$(grep -n -m 1 -E '^==[0-9]+== (Invalid|Conditional|Use of|Syscall param|Mismatched|Source and destination|Argument|[0-9,]+ bytes in [0-9,]+ blocks are (definitely|indirectly))' "$log" | cut -d: -f1)
         if [ -n "$first" ]; then
@@ -100,6 +114,44 @@ if grep -q '^S\["HAVE_SQLITE3_TRUE"\]=""' "$b/config.status" 2>/dev/null; then
     check sqlite-gather examples/sqlite-gather
 else
     printf '%-28s skipped (configure found no SQLite)\n' sqlite-gather
+fi
+# check_http: examples/http-server under valgrind, driven by
+# tests/check-http-server.sh (exit status: that script's); one report per
+# server run, valgrind/http-server.log.<pid>, their errors added up.
+check_http() {
+    name=http-server
+    for prog in examples/http-server tests/http-get; do
+        [ -x "$b/$prog" ] || make -C "$b" "$prog" >>"$b/valgrind/$name.make.log" 2>&1 || true
+        if [ ! -x "$b/$prog" ]; then
+            printf '%-28s not built (see %s)\n' "$name" "$b/valgrind/$name.make.log"
+            bad=$((bad + 1))
+            return
+        fi
+    done
+    rm -f "$b/valgrind/$name.log".*
+    t0=$(date +%s)
+    (cd "$b" && top_builddir=. HTTP_DEADLINE_MS=10000 \
+        HTTP_SERVER_WRAPPER="./libtool --mode=execute $vg --log-file=$b/valgrind/$name.log.%p" \
+        $to sh "$here/../check-http-server.sh") >"$b/valgrind/$name.test.log" 2>&1
+    rc=$?
+    t1=$(date +%s)
+    errors=0 n=0 shown=
+    for log in "$b/valgrind/$name.log".*; do
+        [ -f "$log" ] || continue
+        n=$((n + 1))
+        e=$(count_errors "$log")
+        if [ "$e" = "?" ] || [ "$errors" = "?" ]; then errors=?; else errors=$((errors + e)); fi
+        [ -z "$shown" ] && [ "$e" != 0 ] && shown=$log
+    done
+    [ $n -gt 0 ] || errors=?
+    # A failure shows the first report with errors, else the test's output.
+    verdict "$name" "$rc" $((t1 - t0)) "$errors" "${shown:-$b/valgrind/$name.test.log}"
+}
+
+if grep -q '^S\["HAVE_SQLITE3_TRUE"\]=""' "$b/config.status" 2>/dev/null; then
+    check_http
+else
+    printf '%-28s skipped (configure found no SQLite)\n' http-server
 fi
 check evexec-demo tools/evexec-demo --scale 0.01
 check evexec-demo-timeout tools/evexec-demo --scale 0.01 --timeout 6
