@@ -161,8 +161,8 @@ static int ensure_wake(struct evexec *ex)
  * threads that were not the loop thread are not counted in inflight). */
 void evexec__maybe_idle(struct evexec *ex)
 {
-    if (ex->wake_added && !ex->keep_loop && ex->inflight == 0 && ex->keepalive == 0 &&
-        !ex->closing &&
+    if (ex->wake_added && !ex->keep_loop && ex->inflight == 0 && ex->holds == 0 &&
+        !evexec__closing(ex) &&
         atomic_load_explicit(&ex->core->head, memory_order_acquire) == NULL) {
         event_del(ex->wake_ev);
         ex->wake_added = 0;
@@ -178,7 +178,7 @@ static void free_memory(struct evexec *ex);
 
 int evexec__leave(struct evexec *ex)
 {
-    if (--ex->depth == 0 && ex->free_later) {
+    if (--ex->depth == 0 && ex->life == EVEXEC__CLOSED) {
         free_memory(ex);
         return 1;
     }
@@ -273,7 +273,7 @@ static void deliver_job(struct evexec *ex, struct evexec_job *job)
     } else if (job->error != 0) {
         release_job_result(job);
         evexec__future_finish(f, job->error, NULL, NULL);
-    } else if (ex->closing) {
+    } else if (evexec__closing(ex)) {
         evexec__future_finish(f, 0, job->result, job->free_fn);
         job->result = NULL;
     } else {
@@ -344,13 +344,13 @@ static void deliver_all(struct evexec *ex, struct evexec__node *leave)
  * in one batch, and let the loop go idle if nothing is left in flight. */
 static void deliver_and_run(struct evexec *ex, int deliver)
 {
-    ex->in_handler++;
+    ex->in_pass++;
     ex->ready_active = 1;
     if (deliver)
         deliver_all(ex, NULL);
     evexec__run_ready(ex);
     ex->ready_active = 0;
-    ex->in_handler--;
+    ex->in_pass--;
     flush_batch(ex);
 }
 
@@ -367,7 +367,7 @@ static int head_nonempty(const void *arg)
 static void spin_for_completions(struct evexec *ex)
 {
     struct evexec__core *core = ex->core;
-    for (int round = 0; round < 64 && ex->inflight > 0 && !ex->closing; round++) {
+    for (int round = 0; round < 64 && ex->inflight > 0 && !evexec__closing(ex); round++) {
         atomic_store_explicit(&core->spinning, 1, memory_order_seq_cst);
         int got = evexec__spin(head_nonempty, core, ex->spin_us);
         atomic_store_explicit(&core->spinning, 0, memory_order_seq_cst);
@@ -387,7 +387,7 @@ static void callback_pass(struct evexec *ex, int drain)
     if (drain)
         evexec__wakefd_drain(&ex->core->chan);
     deliver_and_run(ex, drain);
-    if (ex->spin_us && !ex->closing)
+    if (ex->spin_us && !evexec__closing(ex))
         spin_for_completions(ex);
     evexec__maybe_idle(ex);
     evexec__leave(ex);
@@ -634,9 +634,9 @@ static void free_memory(struct evexec *ex)
 
 EVEXEC_API void evexec_free(struct evexec *ex)
 {
-    if (!ex || ex->closing)
+    if (!ex || evexec__closing(ex))
         return;
-    ex->closing = 1;
+    ex->life = EVEXEC__CLOSING;
     ex->ready_active = 1;      /* run_ready is called by hand below */
     td_end_unsent(ex);
     td_cancel_running(ex);
@@ -645,7 +645,7 @@ EVEXEC_API void evexec_free(struct evexec *ex)
     evexec__dns_free(ex);       /* every lookup has ended by now */
     td_release(ex, running);
     if (ex->depth > 0)
-        ex->free_later = 1;     /* evexec__leave frees it */
+        ex->life = EVEXEC__CLOSED;   /* evexec__leave frees it */
     else
         free_memory(ex);
 }
@@ -692,7 +692,7 @@ static const struct evexec__future_ops job_ops = {
 
 void evexec__jobfut_recycle(struct evexec *ex, struct evexec__jobfut *jf)
 {
-    if (ex->closing || ex->nfree_jobs >= EVEXEC__FREE_JOBS_MAX) {
+    if (evexec__closing(ex) || ex->nfree_jobs >= EVEXEC__FREE_JOBS_MAX) {
         free(jf);
         return;
     }
@@ -755,7 +755,7 @@ EVEXEC_API struct evexec_future *evexec_run_opts(struct evexec *ex, evexec_fn fn
     f->outstanding = 1;
     f->refs++;                          /* the in-flight reference */
 
-    if (ex->in_handler && !ex->pool_bounded) {
+    if (ex->in_pass && !ex->pool_bounded) {
         rc = evexec__pool_is_shutdown(ex->pool) ? ESHUTDOWN : 0;
         if (rc == 0) {
             f->batched = 1;
@@ -850,7 +850,7 @@ EVEXEC_API int evexec_call_soon_threadsafe(struct evexec *ex, void (*fn)(void *)
         return ESHUTDOWN;
     int on_loop = atomic_load_explicit(&ex->loop_tid, memory_order_relaxed) ==
                   evexec__self();
-    if (on_loop && ex->closing)
+    if (on_loop && evexec__closing(ex))
         return ESHUTDOWN;
     struct evexec__call *call = evexec__malloc(sizeof *call);
     if (!call)
@@ -880,7 +880,7 @@ EVEXEC_API int evexec_set_keepalive(struct evexec *ex, int keepalive)
 {
     if (!ex)
         return EINVAL;
-    if (ex->closing)
+    if (evexec__closing(ex))
         return ESHUTDOWN;
     if (!evexec__on_loop(ex))
         return EINVAL;
@@ -929,9 +929,9 @@ int evexec__keepalive(struct evexec *ex, int on)
         int rc = ensure_wake(ex);
         if (rc)
             return rc;
-        ex->keepalive++;
+        ex->holds++;
     } else {
-        ex->keepalive--;
+        ex->holds--;
         evexec__maybe_idle(ex);
     }
     return 0;

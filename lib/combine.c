@@ -541,7 +541,7 @@ static void group_input(struct comb *c, struct evexec_future *in)
 static int group_cancel(struct evexec_future *f)
 {
     struct evexec_group *g = (struct evexec_group *)f;
-    if (f->ex->closing) {
+    if (evexec__closing(f->ex)) {
         /* Teardown ends every member anyway; do not wait for them (nor
          * for a cycle of groups that would never end). */
         comb_end(&g->c, ECANCELED, NULL);

@@ -477,7 +477,7 @@ static void waiter_leave(struct dns_waiter *w)
     if (lk->head)
         return;
     lookup_unjoinable(lk);
-    if (!lk->ex->closing)
+    if (!evexec__closing(lk->ex))
         evexec_future_cancel(lk->job);
 }
 
@@ -525,7 +525,7 @@ static void lookup_done(struct evexec_future *job, void *arg)
     const struct addrinfo *src = list;
 
     lookup_unjoinable(lk);
-    if (!ex->closing && cache_on(ex->dns))
+    if (!evexec__closing(ex) && cache_on(ex->dns))
         cache_store(ex->dns, &lk->item.key, error, &list);
     struct dns_waiter *w;
     while ((w = lk->head) != NULL) {

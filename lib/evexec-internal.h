@@ -462,6 +462,15 @@ extern uint64_t (*evexec__dns_clock_hook)(void);
 
 /* ---- bridge.c: struct evexec ------------------------------------------- */
 
+/* An evexec's life, in this order; each state is left only forward. */
+enum evexec__life {
+    EVEXEC__OPEN,       /* taking work */
+    EVEXEC__CLOSING,    /* evexec_free() running its teardown */
+    EVEXEC__CLOSED      /* torn down inside a callback: the memory goes
+                           when the outermost callback returns
+                           (evexec__leave) */
+};
+
 struct evexec {
     struct event_base *base;
     struct evexec_pool *pool;
@@ -477,10 +486,15 @@ struct evexec {
     struct evexec__node *draining;  /* completions detached, not yet delivered */
     struct evexec__dns *dns;        /* dns.c's lookups in flight and cache */
     size_t inflight;                /* jobs and loop-thread calls not drained */
-    unsigned in_handler;            /* inside on_wake/on_ready */
+    unsigned in_pass;               /* inside callback_pass: submissions
+                                       are batched (see evexec_run_opts);
+                                       not `depth`, which also counts
+                                       run_until_complete, where other
+                                       libevent callbacks submit */
     int pool_bounded;               /* pool has max_queued */
     unsigned spin_us;               /* the pool's opt-in spin */
-    unsigned keepalive;             /* run_until_complete nesting */
+    unsigned holds;                 /* evexec__keepalive(): run_until_complete
+                                       nesting, keeps the loop running */
     unsigned depth;                 /* inside our own libevent callbacks */
     unsigned fork_gen;              /* made in this fork generation; set in
                                        evexec_new, read from any thread */
@@ -489,10 +503,14 @@ struct evexec {
     unsigned char keep_loop;        /* evexec_set_keepalive(): watch always */
     unsigned char wake_added;
     unsigned char ready_active;
-    unsigned char closing;          /* evexec_free under way or done */
-    unsigned char free_later;       /* torn down inside a callback: the
-                                       memory goes when it returns */
+    enum evexec__life life;         /* open, closing, closed */
 };
+
+/* 1 once evexec_free() has begun: no new work, no callbacks added. */
+static inline int evexec__closing(const struct evexec *ex)
+{
+    return ex->life != EVEXEC__OPEN;
+}
 
 /* 1 if ex was made in the parent of this process (fork). */
 static inline int evexec__inherited(const struct evexec *ex)
@@ -526,7 +544,7 @@ static inline int evexec__on_loop(struct evexec *ex)
  * ex's loop thread). */
 static inline int evexec__usable(struct evexec *ex)
 {
-    if (ex->closing || evexec__inherited(ex))
+    if (evexec__closing(ex) || evexec__inherited(ex))
         return ESHUTDOWN;
     return evexec__on_loop(ex) ? 0 : EINVAL;
 }

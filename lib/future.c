@@ -309,7 +309,7 @@ EVEXEC_API struct evexec_future *evexec_future_ref(struct evexec_future *f)
 
 EVEXEC_API void evexec_future_unref(struct evexec_future *f)
 {
-    if (!f || f->ex->closing)
+    if (!f || evexec__closing(f->ex))
         return;
     if (--f->refs > 0)
         return;
@@ -457,7 +457,7 @@ EVEXEC_API int evexec_run_until_complete(struct evexec *ex, struct evexec_future
         return ESHUTDOWN;
     if (!evexec__on_loop(ex))
         return EINVAL;
-    if (ex->depth > 0 || ex->closing)
+    if (ex->depth > 0 || evexec__closing(ex))
         return EDEADLK;
 
     int rc = evexec__keepalive(ex, 1), first = 1;
@@ -467,7 +467,7 @@ EVEXEC_API int evexec_run_until_complete(struct evexec *ex, struct evexec_future
     evexec__enter(ex);
     /* evexec_free() from a callback ends f; the memory stays until
      * evexec__leave() below. */
-    while (!settled(f) && !ex->closing) {
+    while (!settled(f) && !evexec__closing(ex)) {
         int r = event_base_loop(ex->base, EVLOOP_ONCE);
         if (r < 0) {
             rc = first ? EDEADLK : EIO;
