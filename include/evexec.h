@@ -189,6 +189,12 @@ struct evexec_pool_config {
  * more than half of max_threads (at least one), so from max_threads 2 up
  * slow jobs never starve the rest; with max_threads 1 the slow lane
  * shares the only thread.
+ * Fairness: when several evexecs share a pool, each lane serves them
+ * round-robin, one job each in turn (among those with jobs queued in that
+ * lane), so an evexec's backlog, however long, delays another evexec's
+ * job by at most one job per other busy evexec per turn, not by the
+ * backlog.  One evexec's jobs of one lane start in the order it submitted
+ * them.  The default lane still goes before the slow lane.
  * Returns a new pool, or NULL with errno EINVAL (min_threads > max_threads,
  * max_threads above 1024, spin_us above 1000) or ENOMEM.  Thread-safe.
  */

@@ -61,6 +61,8 @@ struct evexec__core {
     atomic_long refs;
     atomic_int spinning;                   /* the loop watches head: no write */
     struct evexec__wakefd chan;
+    struct evexec__pool_owner powner;      /* our queues in the pool: the
+                                              pool's, under its lock */
 };
 
 struct evexec__call {
@@ -527,7 +529,7 @@ static void td_end_unsent(struct evexec *ex)
             }
         return;
     }
-    struct evexec_job *j = evexec__pool_unqueue_owner(ex->pool, ex->core), *jn;
+    struct evexec_job *j = evexec__pool_unqueue_owner(ex->pool, &ex->core->powner), *jn;
     for (; j; j = jn) {
         jn = j->qnext;
         end_unsent(ex, j, ECANCELED);
@@ -742,6 +744,7 @@ EVEXEC_API struct evexec_future *evexec_run_opts(struct evexec *ex, evexec_fn fn
     job->node.kind = EVEXEC__NODE_JOB;
     job->qprev = job->qnext = NULL;
     job->core = ex->core;
+    job->owner = &ex->core->powner;
     job->fn = fn;
     job->arg = arg;
     job->arg_free = opts ? opts->arg_free : NULL;

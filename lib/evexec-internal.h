@@ -179,6 +179,8 @@ enum evexec__qstate {
 struct evexec_job {
     struct evexec__node node;          /* completion list link; first */
     struct evexec_job *qprev, *qnext;  /* run queue links: pool->lock */
+    struct evexec__pool_owner *owner;  /* whose queue (NULL: the pool's
+                                          own); set before submission */
     struct evexec__core *core;
     evexec_fn fn;
     void *arg;
@@ -240,12 +242,28 @@ static inline struct evexec_job *evexec__jobq_take_all(struct evexec__jobq *q)
 
 /* ---- pool.c ------------------------------------------------------------ */
 
+/* One submitter's jobs in one lane of a pool: its FIFO, and its place in
+ * the lane's ring of submitters that have jobs queued (on the ring iff
+ * q.len > 0).  All under pool->lock. */
+struct evexec__pool_olane {
+    struct evexec__jobq q;
+    struct evexec__pool_olane *rprev, *rnext;
+};
+
+/* A submitter of a pool (an evexec): the pool serves submitters
+ * round-robin, one job each in turn.  Its memory is the submitter's (zeroed
+ * before first use, kept until none of its jobs is queued); its fields are
+ * the pool's, under pool->lock. */
+struct evexec__pool_owner {
+    struct evexec__pool_olane lane[2];
+};
+
 /*
  * The pool's interface.  The pool owns only a job's queue fields (qprev,
- * qnext, qstate, lane) and treats `core` as an opaque owner to match; what
- * running and handing back a job mean is its client's, through these
- * three calls.  bridge.c is the client; a test of the pool alone defines
- * its own evexec__pool_client.
+ * qnext, qstate, lane) and the owner record a job names (`owner`); `core`
+ * is the client's.  What running and handing back a job mean is its
+ * client's, through these three calls.  bridge.c is the client; a test of
+ * the pool alone defines its own evexec__pool_client.
  */
 struct evexec__pool_client {
     /* Run the job (a worker, no lock held). */
@@ -270,9 +288,10 @@ int evexec__pool_submit_batch(struct evexec_pool *pool, struct evexec_job *head)
  * never run), 0 if it is running or done. */
 int evexec__pool_unqueue(struct evexec_pool *pool, struct evexec_job *job);
 
-/* Take every queued job of `owner` (matched against job->core) off the
- * queue; returns them linked through qnext. */
-struct evexec_job *evexec__pool_unqueue_owner(struct evexec_pool *pool, const void *owner);
+/* Take every queued job of `owner` (job->owner) off the queue; returns
+ * them linked through qnext, in the order they were queued per lane. */
+struct evexec_job *evexec__pool_unqueue_owner(struct evexec_pool *pool,
+                                              struct evexec__pool_owner *owner);
 
 /* The pool's opt-in spin (0: off). */
 unsigned evexec__pool_spin_us(const struct evexec_pool *pool);

@@ -2,10 +2,25 @@
  * pool.c -- worker threads and their run queue.
  *
  * Design.  One mutex, pool->lock, guards everything in struct evexec_pool
- * below it: two FIFO queues (one per lane) of jobs linked through their own
- * qprev/qnext fields (no allocation per job), the thread counters and the
- * shutdown state.  A job's qstate is also guarded by pool->lock; its other
- * fields belong to whoever holds the job (see evexec-internal.h).
+ * below it: the two lanes' queues, the thread counters and the shutdown
+ * state.  A job's qstate and queue links, and the owner record it names,
+ * are also guarded by pool->lock; its other fields belong to whoever holds
+ * the job (see evexec-internal.h).
+ *
+ * Fairness.  Each job names its owner (struct evexec__pool_owner: the
+ * submitting evexec's, embedded in its core; NULL for the pool's own).
+ * Per lane, each owner has a FIFO of its jobs linked through their own
+ * qprev/qnext fields (no allocation per job), and the lane keeps a ring
+ * of the owners that have jobs queued in it.  A worker takes the oldest
+ * job of the owner at the head of the ring and moves that owner to the
+ * back: owners are served round-robin, one job each in turn, so an evexec
+ * with a backlog of any size delays another's new job by at most one job
+ * per other busy owner (per worker), not by its backlog.  Within one
+ * owner and lane, jobs start in the order they were submitted.  An owner
+ * with an empty FIFO is off the ring; a lane's `len` counts all its jobs,
+ * which is what max_queued and the thread counts read.  A single owner
+ * costs a few pointer moves more per job than one FIFO; taking an evexec's
+ * jobs off when it is freed unlinks its FIFOs whole.
  *
  * A loop hands the jobs it submitted inside its own callbacks over in one
  * batch when the callback returns (bridge.c): one lock for many jobs.
@@ -77,11 +92,19 @@
 #define EVEXEC__MIN_STACK ((size_t)16384)        /* PTHREAD_STACK_MIN on Linux */
 #define EVEXEC__MAX_STACK ((size_t)1 << 30)
 
+/* A lane: the ring of owners that have jobs queued in it, served in turn,
+ * and how many jobs it holds in all. */
+struct evexec__lane {
+    struct evexec__pool_olane *head, *tail;
+    size_t len;
+};
+
 struct evexec_pool {
     pthread_mutex_t lock;
     pthread_cond_t work_cv;      /* waiting workers */
     pthread_cond_t exit_cv;      /* shutdown(WAIT) and free */
-    struct evexec__jobq q[2];   /* by lane */
+    struct evexec__lane q[2];    /* by lane */
+    struct evexec__pool_owner anon;  /* jobs submitted with no owner */
     unsigned nthreads;           /* alive */
     unsigned exiting;            /* left the counts, running thread_exit */
     unsigned free_threads;       /* alive and not running a job */
@@ -192,19 +215,97 @@ static size_t lane_waiting(const struct evexec_pool *pool, int lane, size_t spar
     return slow > room ? slow - room : 0;
 }
 
+/* ---- the lanes: a ring of owners, each with its FIFO ------------------ */
+
+static inline void ring_append(struct evexec__lane *ln, struct evexec__pool_olane *ol)
+{
+    ol->rnext = NULL;
+    ol->rprev = ln->tail;
+    if (ln->tail)
+        ln->tail->rnext = ol;
+    else
+        ln->head = ol;
+    ln->tail = ol;
+}
+
+static inline void ring_remove(struct evexec__lane *ln, struct evexec__pool_olane *ol)
+{
+    if (ol->rprev)
+        ol->rprev->rnext = ol->rnext;
+    else
+        ln->head = ol->rnext;
+    if (ol->rnext)
+        ol->rnext->rprev = ol->rprev;
+    else
+        ln->tail = ol->rprev;
+    ol->rprev = ol->rnext = NULL;
+}
+
+/* The FIFO `job` goes on or is on.  Caller holds pool->lock. */
+static inline struct evexec__pool_olane *olane_of(struct evexec_pool *pool,
+                                           const struct evexec_job *job)
+{
+    struct evexec__pool_owner *o = job->owner ? job->owner : &pool->anon;
+    return &o->lane[job->lane];
+}
+
+/* Queue `job` at the back of its owner's FIFO; an owner that had none
+ * queued in this lane joins the back of the ring.  Caller holds pool->lock. */
+static inline void lane_push(struct evexec_pool *pool, struct evexec_job *job)
+{
+    struct evexec__lane *ln = &pool->q[job->lane];
+    struct evexec__pool_olane *ol = olane_of(pool, job);
+    if (ol->q.len == 0)
+        ring_append(ln, ol);
+    evexec__jobq_push(&ol->q, job);
+    ln->len++;
+    job->qstate = EVEXEC__Q_QUEUED;
+}
+
+/* Take a queued `job` off its lane.  Caller holds pool->lock. */
+static void lane_unlink(struct evexec_pool *pool, struct evexec_job *job)
+{
+    struct evexec__lane *ln = &pool->q[job->lane];
+    struct evexec__pool_olane *ol = olane_of(pool, job);
+    evexec__jobq_unlink(&ol->q, job);
+    ln->len--;
+    if (ol->q.len == 0)
+        ring_remove(ln, ol);
+}
+
+/* The next job of a lane: the oldest of the owner at the head of the
+ * ring, which then goes to the back of the ring if it has more (one job
+ * per owner in turn).  Caller holds pool->lock; the lane is not empty. */
+static inline struct evexec_job *lane_take(struct evexec__lane *ln)
+{
+    struct evexec__pool_olane *ol = ln->head;
+    struct evexec_job *job = ol->q.head;
+    evexec__jobq_unlink(&ol->q, job);
+    ln->len--;
+    if (ol->q.len == 0) {
+        ring_remove(ln, ol);
+    } else if (ol->rnext) {
+        ln->head = ol->rnext;
+        ln->head->rprev = NULL;
+        ol->rprev = ln->tail;
+        ol->rnext = NULL;
+        ln->tail->rnext = ol;
+        ln->tail = ol;
+    }
+    return job;
+}
+
 /* Take the next job for a worker.  Caller holds pool->lock. */
 static struct evexec_job *take(struct evexec_pool *pool)
 {
-    struct evexec_job *job = pool->q[EVEXEC_LANE_DEFAULT].head;
-    if (job) {
-        evexec__jobq_unlink(&pool->q[EVEXEC_LANE_DEFAULT], job);
-    } else if (pool->slow_running < pool->slow_max &&
-               (job = pool->q[EVEXEC_LANE_SLOW].head) != NULL) {
-        evexec__jobq_unlink(&pool->q[EVEXEC_LANE_SLOW], job);
+    int lane = EVEXEC_LANE_DEFAULT;
+    if (pool->q[lane].len == 0) {
+        lane = EVEXEC_LANE_SLOW;
+        if (pool->slow_running >= pool->slow_max || pool->q[lane].len == 0)
+            return NULL;
         pool->slow_running++;
-    } else {
-        return NULL;
     }
+    struct evexec_job *job = lane_take(&pool->q[lane]);
     job->qstate = EVEXEC__Q_RUNNING;
     pool->free_threads--;
     pool->taken++;
@@ -447,7 +548,6 @@ fail_mutex:
 static int submit_locked(struct evexec_pool *pool, struct evexec_job *job)
 {
     int lane = job->lane;
-    struct evexec__jobq *q = &pool->q[lane];
 
     /* max_queued counts this lane's jobs that will wait; a job a spare
      * thread takes at once does not wait.  Full when it already has
@@ -455,8 +555,7 @@ static int submit_locked(struct evexec_pool *pool, struct evexec_job *job)
     if (pool->max_queued &&
         lane_waiting(pool, lane, spare_threads(pool)) >= pool->max_queued)
         return EAGAIN;
-    evexec__jobq_push(q, job);
-    job->qstate = EVEXEC__Q_QUEUED;
+    lane_push(pool, job);
     bump_submits(pool);
     size_t want = runnable(pool);
     if (want > pool->free_threads && pool->nthreads < pool->max_threads &&
@@ -466,7 +565,7 @@ static int submit_locked(struct evexec_pool *pool, struct evexec_job *job)
         (pool->nthreads == 0 ||
          (pool->max_queued &&
           lane_waiting(pool, lane, pool->free_threads) > pool->max_queued))) {
-        evexec__jobq_unlink(q, job);
+        lane_unlink(pool, job);
         job->qstate = EVEXEC__Q_NEW;
         return EAGAIN;
     }
@@ -497,8 +596,7 @@ static int submit_batch_locked(struct evexec_pool *pool, struct evexec_job *head
         return EAGAIN;
     for (job = head; job; job = next) {
         next = job->qnext;
-        evexec__jobq_push(&pool->q[job->lane], job);
-        job->qstate = EVEXEC__Q_QUEUED;
+        lane_push(pool, job);
     }
     bump_submits(pool);
     size_t want = runnable(pool);
@@ -541,7 +639,7 @@ int evexec__pool_unqueue(struct evexec_pool *pool, struct evexec_job *job)
     int removed = 0;
     pthread_mutex_lock(&pool->lock);
     if (job->qstate == EVEXEC__Q_QUEUED) {
-        evexec__jobq_unlink(&pool->q[job->lane], job);
+        lane_unlink(pool, job);
         job->qstate = EVEXEC__Q_REMOVED;
         pool->cancelled++;
         removed = 1;
@@ -552,30 +650,48 @@ int evexec__pool_unqueue(struct evexec_pool *pool, struct evexec_job *job)
     return removed;
 }
 
+/* Take all of one owner's queued jobs in one lane off it and chain them
+ * at *tail through qnext; returns the new tail.  Caller holds pool->lock. */
+static struct evexec_job **unqueue_olane(struct evexec_pool *pool, int lane,
+                                         struct evexec__pool_olane *ol,
+                                         struct evexec_job **tail)
+{
+    if (ol->q.len == 0)
+        return tail;
+    pool->q[lane].len -= ol->q.len;
+    pool->cancelled += ol->q.len;
+    ring_remove(&pool->q[lane], ol);
+    struct evexec_job *job = evexec__jobq_take_all(&ol->q);
+    *tail = job;
+    for (; job; job = job->qnext) {
+        job->qprev = NULL;
+        job->qstate = EVEXEC__Q_REMOVED;
+        tail = &job->qnext;
+    }
+    return tail;
+}
+
 /* Unlink every queued job of `owner` (all of them for NULL) and chain
  * them through qnext.  Caller holds pool->lock. */
-static struct evexec_job *unqueue_matching(struct evexec_pool *pool, const void *owner)
+static struct evexec_job *unqueue_matching(struct evexec_pool *pool,
+                                           struct evexec__pool_owner *owner)
 {
     struct evexec_job *out = NULL, **tail = &out;
     for (int lane = 0; lane < 2; lane++) {
-        struct evexec_job *job = pool->q[lane].head, *next;
-        for (; job; job = next) {
-            next = job->qnext;
-            if (owner && (const void *)job->core != owner)
-                continue;
-            evexec__jobq_unlink(&pool->q[lane], job);
-            job->qstate = EVEXEC__Q_REMOVED;
-            pool->cancelled++;
-            *tail = job;
-            tail = &job->qnext;
+        if (owner) {
+            tail = unqueue_olane(pool, lane, &owner->lane[lane], tail);
+            continue;
         }
+        while (pool->q[lane].head)
+            tail = unqueue_olane(pool, lane, pool->q[lane].head, tail);
     }
     if (pool->shutdown && pool->q[0].len + pool->q[1].len == 0)
         pthread_cond_broadcast(&pool->work_cv);
     return out;
 }
 
-struct evexec_job *evexec__pool_unqueue_owner(struct evexec_pool *pool, const void *owner)
+struct evexec_job *evexec__pool_unqueue_owner(struct evexec_pool *pool,
+                                              struct evexec__pool_owner *owner)
 {
     pthread_mutex_lock(&pool->lock);
     struct evexec_job *out = unqueue_matching(pool, owner);

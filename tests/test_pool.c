@@ -2,7 +2,8 @@
  * test_pool.c -- the worker pool: configuration, lazy start and idle
  * shrink, thread_init, per-worker state (thread_start, thread_exit), stack
  * size and thread names, joining exited threads, submission
- * order with one worker, the bounded queue (per lane), the slow lane,
+ * order with one worker, two evexecs served in turn, the bounded queue
+ * (per lane), the slow lane,
  * statistics, the three shutdown modes, and freeing a pool.
  *
  * Calls that a bug would make hang (a shutdown or a free that waits, a
@@ -769,6 +770,33 @@ struct order_job {
     int index;
 };
 
+/* n order_jobs (index i), their futures, and the order they ran in. */
+struct order_run {
+    struct order o;
+    struct order_job *jobs;
+    struct evexec_future **futs;
+};
+
+static void order_run_init(struct order_run *r, int n)
+{
+    atomic_init(&r->o.next, 0);
+    r->o.seen = calloc((size_t)n, sizeof *r->o.seen);
+    r->jobs = calloc((size_t)n, sizeof *r->jobs);
+    r->futs = calloc((size_t)n, sizeof *r->futs);
+    assert_non_null(r->o.seen);
+    assert_non_null(r->jobs);
+    assert_non_null(r->futs);
+    for (int i = 0; i < n; i++)
+        r->jobs[i] = (struct order_job){ &r->o, i };
+}
+
+static void order_run_free(struct order_run *r)
+{
+    free(r->futs);
+    free(r->jobs);
+    free(r->o.seen);
+}
+
 static int order_job_fn(struct evexec_job *job, void *arg)
 {
     (void)job;
@@ -784,26 +812,59 @@ static void test_single_worker_order(void **state)
     int n = TU_SCALE(2000);
     struct evexec_pool_config cfg = config(1, 0);
     fx_pool(fx, &cfg);
-    struct order o;
-    atomic_init(&o.next, 0);
-    o.seen = calloc((size_t)n, sizeof *o.seen);
-    struct order_job *jobs = calloc((size_t)n, sizeof *jobs);
-    struct evexec_future **futs = calloc((size_t)n, sizeof *futs);
-    assert_non_null(o.seen);
-    assert_non_null(jobs);
-    assert_non_null(futs);
-    for (int i = 0; i < n; i++) {
-        jobs[i] = (struct order_job){ &o, i };
-        futs[i] = submit_fn(fx, order_job_fn, &jobs[i]);
-    }
-    dispatch(fx);
-    expect_all(futs, n, 0);
-    assert_int_equal(atomic_load(&o.next), n);
+    struct order_run r;
+    order_run_init(&r, n);
     for (int i = 0; i < n; i++)
-        assert_int_equal(o.seen[i], i);
-    free(futs);
-    free(jobs);
-    free(o.seen);
+        r.futs[i] = submit_fn(fx, order_job_fn, &r.jobs[i]);
+    dispatch(fx);
+    expect_all(r.futs, n, 0);
+    assert_int_equal(atomic_load(&r.o.next), n);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(r.o.seen[i], i);
+    order_run_free(&r);
+}
+
+/* Two evexecs on a pool with one worker: A queues a large backlog (while
+ * the worker is held by one of A's jobs), then B queues 10.  The pool
+ * serves its submitters in turn, so B's 10 run among the first 2 * 10 jobs
+ * after the held one -- not after A's backlog -- and each evexec's jobs
+ * run in the order it submitted them.  Order is recorded by a counter. */
+static void test_two_evexecs_in_turn(void **state)
+{
+    struct tu_fx *fx = *state;
+    int na = tu_stress_size(20000, 100000), nb = 10, n = na + nb;
+    struct evexec_pool_config cfg = config(1, 0);
+    fx_pool(fx, &cfg);
+    struct evexec *exb = evexec_new(fx->base, fx->pool);
+    assert_non_null(exb);
+    struct order_run r;
+    order_run_init(&r, n);
+    struct evexec_future *held = evexec_run(fx->ex, tu_gated_job, &fx->gate);
+    assert_non_null(held);
+    assert_int_equal(tu_gate_wait_arrived(&fx->gate, 1), 0);
+    for (int i = 0; i < n; i++) {
+        r.futs[i] = evexec_run(i < na ? fx->ex : exb, order_job_fn, &r.jobs[i]);
+        assert_non_null(r.futs[i]);
+    }
+    tu_gate_open(&fx->gate);
+    assert_int_equal(evexec_set_keepalive(exb, 0), 0);
+    dispatch(fx);
+    assert_int_equal(evexec_future_error(held), 0);
+    evexec_future_unref(held);
+    expect_all(r.futs, n, 0);
+    assert_int_equal(atomic_load(&r.o.next), n);
+    int a_next = 0, b_next = na, b_last = -1;
+    for (int k = 0; k < n; k++) {
+        if (r.o.seen[k] < na) {
+            assert_int_equal(r.o.seen[k], a_next++);
+        } else {
+            assert_int_equal(r.o.seen[k], b_next++);
+            b_last = k;
+        }
+    }
+    assert_true(b_last >= 0 && b_last <= 2 * nb);
+    evexec_free(exb);
+    order_run_free(&r);
 }
 
 /* max_queued counts waiting jobs only: with both workers busy, one job
@@ -1535,6 +1596,7 @@ static void test_pool_free_from_worker(void **state)
     X(test_thread_name_default) \
     X(test_thread_name_long) \
     X(test_single_worker_order) \
+    X(test_two_evexecs_in_turn) \
     X(test_bounded_queue) \
     X(test_slow_lane) \
     X(test_bounded_queue_per_lane) \

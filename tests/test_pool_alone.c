@@ -5,7 +5,7 @@
  * own terms: every job submitted is run once and handed back once; a
  * cancelling shutdown hands queued jobs back unrun; a job taken off the
  * queue is never run; a pool with one worker runs jobs in order; the slow
- * lane keeps to its share.
+ * lane keeps to its share; owners are served in turn.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -49,6 +49,7 @@ struct ta_job {
     atomic_int ran, completed, unrun;
     int seq;                        /* order it ran in */
     atomic_int *gate;               /* wait while *gate == 0 */
+    struct evexec__pool_owner owner;    /* t[0]'s: the owner of the set */
 };
 
 static atomic_int run_seq;
@@ -104,7 +105,7 @@ static struct ta_job *jobs_new(int n, int lane, atomic_int *gate)
     assert_non_null(t);
     for (int i = 0; i < n; i++) {
         t[i].job.lane = (unsigned char)lane;
-        t[i].job.core = (struct evexec__core *)(void *)&t[0];   /* the owner */
+        t[i].job.owner = &t[0].owner;
         t[i].gate = gate;
     }
     return t;
@@ -235,7 +236,7 @@ static void test_owner_unqueue(void **state)
         continue;
     /* Every queued job of owner a comes off; b's stay. */
     int n = 0;
-    for (struct evexec_job *j = evexec__pool_unqueue_owner(p, &a[0]); j; j = j->qnext)
+    for (struct evexec_job *j = evexec__pool_unqueue_owner(p, &a[0].owner); j; j = j->qnext)
         n++;
     assert_int_equal(n, N - 1);
     atomic_store(&gate, 1);
@@ -273,6 +274,51 @@ static void test_slow_lane_share(void **state)
     free(d);
 }
 
+/* Two owners on one worker: 10 k jobs of A queued behind a job that holds
+ * the worker, then 10 of B.  Served in turn, B's 10 are among the first
+ * 21 jobs run after the held one, long before A's backlog drains. */
+static void test_owners_in_turn(void **state)
+{
+    (void)state;
+    enum { NA = 10000, NB = 10 };
+    atomic_store(&run_seq, 0);
+    atomic_int gate;
+    atomic_init(&gate, 0);
+    struct evexec_pool *p = pool_of(1);
+    struct ta_job *hold = jobs_new(1, EVEXEC_LANE_DEFAULT, &gate);
+    struct ta_job *a = jobs_new(NA, EVEXEC_LANE_DEFAULT, NULL);
+    struct ta_job *b = jobs_new(NB, EVEXEC_LANE_DEFAULT, NULL);
+    for (int i = 0; i < NA; i++)
+        a[i].job.owner = &hold[0].owner;    /* A: the holder's owner too */
+    assert_int_equal(evexec__pool_submit(p, &hold[0].job), 0);
+    int64_t end = now_us() + TA_DEADLINE_US;
+    while (atomic_load(&hold[0].ran) == 0 && now_us() < end)
+        continue;
+    assert_int_equal(atomic_load(&hold[0].ran), 1);
+    /* A's as one batch, B's one by one, while the worker is held. */
+    for (int i = 0; i < NA - 1; i++)
+        a[i].job.qnext = &a[i + 1].job;
+    a[NA - 1].job.qnext = NULL;
+    assert_int_equal(evexec__pool_submit_batch(p, &a[0].job), 0);
+    for (int i = 0; i < NB; i++)
+        assert_int_equal(evexec__pool_submit(p, &b[i].job), 0);
+    atomic_store(&gate, 1);
+    wait_back(a, NA);
+    wait_back(b, NB);
+    /* Alternating A, B: B's i-th runs as job 2 + 2i (the held one is 0). */
+    for (int i = 0; i < NB; i++)
+        assert_true(b[i].seq <= 2 * NB + 1);
+    /* Each owner's own jobs in the order submitted. */
+    for (int i = 1; i < NA; i++)
+        assert_true(a[i].seq > a[i - 1].seq);
+    for (int i = 1; i < NB; i++)
+        assert_true(b[i].seq > b[i - 1].seq);
+    evexec_pool_free(p);
+    free(hold);
+    free(a);
+    free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -281,6 +327,7 @@ int main(void)
         cmocka_unit_test(test_cancel_shutdown_hands_back_unrun),
         cmocka_unit_test(test_owner_unqueue),
         cmocka_unit_test(test_slow_lane_share),
+        cmocka_unit_test(test_owners_in_turn),
     };
     return cmocka_run_group_tests_name("pool-alone", tests, NULL, NULL);
 }
