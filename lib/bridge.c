@@ -205,15 +205,22 @@ static _Thread_local struct evexec *batching;
 
 static void flush_thread_batch(void);
 
+/* A number per thread, never reused: a thread-local's address would be,
+ * by a thread made after the one that had it exited. */
 #if defined(__GNUC__)
-static _Thread_local char thread_mark __attribute__((tls_model("initial-exec")));
+static _Thread_local uintptr_t thread_id __attribute__((tls_model("initial-exec")));
 #else
-static _Thread_local char thread_mark;
+static _Thread_local uintptr_t thread_id;
 #endif
+static atomic_uintptr_t last_thread_id;
 
 uintptr_t evexec__self(void)
 {
-    return (uintptr_t)&thread_mark;
+    uintptr_t id = thread_id;
+    if (id == 0)
+        thread_id = id = atomic_fetch_add_explicit(&last_thread_id, 1,
+                                                   memory_order_relaxed) + 1;
+    return id;
 }
 
 static void batch_add(struct evexec *ex, struct evexec_job *job)

@@ -537,8 +537,8 @@ static inline int evexec__inherited(const struct evexec *ex)
     return ex->fork_gen != evexec__fork_generation();
 }
 
-/* The calling thread, as a number unique among live threads that can be
- * stored atomically: the address of a thread-local of bridge.c. */
+/* The calling thread, as a number that can be stored atomically: never 0,
+ * and never given to another thread of the process, live or later. */
 uintptr_t evexec__self(void);
 
 /* The loop thread is the thread that runs ex's event_base.  It is bound

@@ -18,7 +18,11 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +31,8 @@
 #include <event2/event.h>
 
 #include "evexec.h"
+#include "evexec-combine.h"
+#include "evexec-io.h"
 #include "testutil.h"
 
 #define NWORKERS 4
@@ -1106,6 +1112,156 @@ static void test_loop_thread_moves_with_base(void **state)
     assert_int_equal(evexec_set_keepalive(fx->ex, 1), 0);
     evexec_future_unref(first);
     evexec_future_unref(m.second);
+}
+
+/* A job calling loop-thread calls on its own evexec from its worker: each
+ * fails with EINVAL (not ESHUTDOWN, not a crash, not a hang) and changes
+ * nothing; the evexec stays usable from its loop thread afterwards. */
+struct worker_calls {
+    struct evexec *ex;
+    struct evexec_future *other;    /* pending on the loop; read only */
+    struct evexec_group *group;
+    int bad;                        /* first call that did not fail EINVAL */
+};
+
+static void worker_each(struct evexec_future *f, void *arg)
+{
+    (void)f;
+    (void)arg;
+}
+
+#define WC_NULL(n, call)                                        \
+    do {                                                        \
+        errno = 0;                                              \
+        struct evexec_future *wc_f = (call);                    \
+        if ((wc_f != NULL || errno != EINVAL) && !c->bad)       \
+            c->bad = (n);                                       \
+    } while (0)
+#define WC_RC(n, call)                                          \
+    do {                                                        \
+        if ((call) != EINVAL && !c->bad)                        \
+            c->bad = (n);                                       \
+    } while (0)
+
+static int worker_calls_fn(struct evexec_job *job, void *arg)
+{
+    (void)job;
+    struct worker_calls *c = arg;
+    struct evexec *ex = c->ex;
+    struct timeval tv = { 0, 1000 };
+    struct evexec_future *one[1] = { c->other };
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct evexec_dns_cache_opts dopts = EVEXEC_DNS_CACHE_OPTS_INIT;
+    dopts.positive_ttl_ms = 1000;
+
+    WC_NULL(1, evexec_run(ex, bind_noop, NULL));
+    WC_NULL(2, evexec_future_new(ex));
+    WC_NULL(3, evexec_sleep(ex, &tv));
+    WC_NULL(4, evexec_wait_for(ex, c->other, &tv));
+    WC_NULL(5, evexec_gather(ex, one, 1));
+    WC_NULL(6, evexec_wait(ex, one, 1, EVEXEC_ALL_COMPLETED, &tv));
+    WC_NULL(7, evexec_as_completed(ex, one, 1, worker_each, NULL));
+    errno = 0;
+    struct evexec_group *g = evexec_group_new(ex);
+    if ((g != NULL || errno != EINVAL) && !c->bad)
+        c->bad = 8;
+    WC_RC(9, evexec_submit(ex, bind_noop, NULL, tu_rec_cb, NULL));
+    WC_RC(10, evexec_set_keepalive(ex, 0));
+    WC_RC(13, evexec_run_until_complete(ex, c->other));
+    WC_NULL(14, evexec_getaddrinfo(ex, "127.0.0.1", "80", NULL));
+    WC_NULL(15, evexec_getnameinfo(ex, (struct sockaddr *)&sin, sizeof sin,
+                                   NI_NUMERICHOST | NI_NUMERICSERV));
+    WC_RC(16, evexec_dns_set_cache(ex, &dopts));
+    WC_NULL(17, evexec_fs_openat(ex, AT_FDCWD, "/", O_RDONLY, 0));
+    WC_NULL(18, evexec_fs_stat(ex, "/"));
+    return 0;
+}
+
+static void test_worker_calls_loop_api(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct worker_calls c;
+    memset(&c, 0, sizeof c);
+    c.ex = fx->ex;
+    c.other = evexec_future_new(fx->ex);
+    assert_non_null(c.other);
+    c.group = evexec_group_new(fx->ex);
+    assert_non_null(c.group);
+    struct evexec_future *f = evexec_run(fx->ex, worker_calls_fn, &c);
+    assert_non_null(f);
+    assert_int_equal(evexec_run_until_complete(fx->ex, f), 0);
+    evexec_future_unref(f);
+    if (c.bad)
+        fail_msg("call %d from the worker did not fail with EINVAL", c.bad);
+    /* Nothing changed: keep-alive is still on, the group holds nothing,
+     * the other future is still pending and usable. */
+    assert_int_equal(evexec_get_keepalive(fx->ex), 1);
+    assert_int_equal(evexec_future_done(c.other), 0);
+    assert_int_equal(evexec_future_set_result(c.other, NULL, NULL), 0);
+    struct evexec_future *gf = evexec_group_future(c.group);
+    evexec_group_free(c.group);
+    assert_int_equal(evexec_run_until_complete(fx->ex, gf), 0);
+    evexec_future_unref(gf);
+    evexec_future_unref(c.other);
+}
+
+/* The loop thread is a thread, not an address: once the thread bound as
+ * the loop thread has exited, a new thread (which the C library may give
+ * the same stack and thread-local block) is not the loop thread, and its
+ * loop-thread calls fail with EINVAL until it takes the evexec over with
+ * evexec_set_loop_thread(). */
+struct rebind_ctx {
+    struct evexec *ex;
+    int rc;
+    int err;
+};
+
+static void *rebind_first(void *arg)
+{
+    struct rebind_ctx *r = arg;
+    evexec_set_loop_thread(r->ex);
+    struct evexec_future *f = evexec_run(r->ex, bind_noop, NULL);
+    r->rc = f ? evexec_run_until_complete(r->ex, f) : -1;
+    if (f)
+        evexec_future_unref(f);
+    return NULL;
+}
+
+static void *rebind_second(void *arg)
+{
+    struct rebind_ctx *r = arg;
+    errno = 0;
+    struct evexec_future *f = evexec_run(r->ex, bind_noop, NULL);
+    r->err = errno;
+    if (f) {
+        evexec_run_until_complete(r->ex, f);
+        evexec_future_unref(f);
+    }
+    r->rc = f != NULL;
+    return NULL;
+}
+
+static void test_loop_thread_not_reused(void **state)
+{
+    struct tu_fx *fx = *state;
+    for (int i = 0; i < 8; i++) {
+        struct rebind_ctx r = { fx->ex, -1, 0 };
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, rebind_first, &r), 0);
+        pthread_join(th, NULL);
+        assert_int_equal(r.rc, 0);
+        assert_int_equal(pthread_create(&th, NULL, rebind_second, &r), 0);
+        pthread_join(th, NULL);
+        if (r.rc != 0)
+            fail_msg("round %d: a new thread made work on an evexec bound to an exited thread", i);
+        assert_int_equal(r.err, EINVAL);
+        /* Hand the evexec to the next round's first thread. */
+        assert_int_equal(evexec_set_loop_thread(fx->ex), 0);
+        assert_int_equal(evexec_set_keepalive(fx->ex, 1), 0);
+    }
 }
 
 static void test_call_soon_loop_thread(void **state)
@@ -2201,6 +2357,8 @@ static void test_default_pool(void **state)
     X(test_call_soon_loop_thread) \
     X(test_loop_thread_bound_by_first_use) \
     X(test_loop_thread_moves_with_base) \
+    X(test_worker_calls_loop_api) \
+    X(test_loop_thread_not_reused) \
     X(test_two_loops_one_pool) \
     X(test_free_user_futures) \
     X(test_free_with_jobs) \
