@@ -330,6 +330,66 @@ EVEXEC_API int evexec_set_loop_thread(struct evexec *ex);
 EVEXEC_API int evexec_get_keepalive(const struct evexec *ex);
 
 /**
+ * Let a flood of completions yield to the loop's other events.
+ *
+ * By default (0, 0) one pass of the evexec's callbacks delivers every
+ * completion that is back, however many, before the loop looks at its
+ * sockets again.  With a budget, a pass delivers at most `max_callbacks`
+ * completions (0: no count limit), or stops once `max_usec` microseconds
+ * have passed (0: no time limit; the clock is read every 16 completions,
+ * so a pass may run a little over).  A completion counts once with all of
+ * its future's done callbacks; a call_soon_threadsafe call counts as one.
+ * The rest is delivered on the next loop iteration, after libevent has
+ * polled its fds and run the events that were ready (sockets, timers;
+ * the evexec goes on from a zero timeout, run after those of the same
+ * priority).  Nothing is lost, reordered or run twice; evexec_free() in
+ * the middle ends what is left as usual.
+ *
+ *     evexec_set_drain_budget(ex, 64, 2000);   // 64 callbacks or 2 ms
+ *
+ * Returns 0; EINVAL (NULL ex, or not the loop thread); ESHUTDOWN (being
+ * freed); ENOMEM (libevent could not make the event it needs; nothing
+ * changed).  Loop thread.
+ */
+EVEXEC_API int evexec_set_drain_budget(struct evexec *ex, unsigned max_callbacks,
+                                       unsigned max_usec);
+
+/**
+ * Back-pressure: be told when too many jobs are in flight, as with a
+ * bufferevent's watermarks.
+ *
+ * The count is this evexec's jobs (evexec_run and everything made on it:
+ * evexec_submit, the fs and DNS calls) submitted and not yet delivered,
+ * queued or running.  When it reaches `high` on the way up, cb(ex, 1, arg)
+ * is called; when it then falls to `low` or below, cb(ex, 0, arg).  One
+ * call per crossing, so the calls alternate 1, 0, 1, 0...  Like every
+ * callback of the evexec, cb runs on the loop thread from the loop's
+ * dispatch, never inside the call that crossed (evexec_run, a cancel): in
+ * the same pass of the evexec's callbacks when that call was made inside
+ * one, else on the next loop iteration.  cb may submit, cancel, change the
+ * watermarks or free the evexec.
+ *
+ * Setting them again starts from "below" and forgets crossings not yet
+ * told (if the count is already at or above the new `high`, an "above"
+ * call follows).  high == 0 turns them off, without a call.  From
+ * evexec_free() on, cb is never called.  Counted per evexec, not per lane.
+ *
+ *     static void pressure(struct evexec *ex, int above, void *arg)
+ *     {
+ *         struct evconnlistener *l = arg;
+ *         (above ? evconnlistener_disable : evconnlistener_enable)(l);
+ *     }
+ *     evexec_set_watermarks(ex, 1000, 10000, pressure, listener);
+ *
+ * Returns 0; EINVAL (NULL ex; high != 0 with low >= high or a NULL cb;
+ * not the loop thread); ESHUTDOWN (being freed).  Loop thread.
+ */
+EVEXEC_API int evexec_set_watermarks(struct evexec *ex, size_t low, size_t high,
+                                     void (*cb)(struct evexec *ex, int above,
+                                                void *arg),
+                                     void *arg);
+
+/**
  * Tear down.  Inside this call, on the calling (loop) thread:
  *  - queued jobs of this evexec are taken off the pool; they never run;
  *  - running jobs see evexec_job_cancelled() true; when they return, their

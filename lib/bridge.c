@@ -22,6 +22,19 @@
  * (ENOMEM): it is made before anything is handed over, so a failure is
  * reported by the call that needed it and no completion goes unwatched.
  *
+ * Drain budget (evexec_set_drain_budget).  Off by default: one pass
+ * delivers everything.  With a budget a pass stops after so many
+ * completions or microseconds; what is detached but not delivered stays
+ * in ex->draining (a long list is also walked into completion order over
+ * several passes: rev_todo, rev_fifo), and more_ev, a zero timer, goes on
+ * with it on the next loop iteration, after libevent has polled the fds.
+ * A wake-up meanwhile only runs what is due, so the order holds.
+ *
+ * Watermarks (evexec_set_watermarks).  ex->njobs counts jobs submitted
+ * and not yet delivered; crossing a watermark costs one compare per job
+ * and is only noted (wm_unreported); the callback runs from the next pass
+ * of our callbacks (ready_ev), never inside the call that crossed.
+ *
  * Teardown (evexec_free).  The loop takes its queued jobs off the pool, then
  * swaps the list head for CLOSED.  From then on a pusher that finds CLOSED
  * disposes of its node itself: it releases the job's result on the worker
@@ -275,6 +288,7 @@ static void deliver_job(struct evexec *ex, struct evexec_job *job)
 
     f->outstanding = 0;
     ex->inflight--;
+    evexec__jobs_down(ex);
     release_unrun_arg(job);
     if (f->cancel_taken || (!job_fn_called(job) && job->error == ECANCELED)) {
         release_job_result(job);
@@ -302,6 +316,7 @@ static void end_unsent(struct evexec *ex, struct evexec_job *job, int error)
     jf->fut.outstanding = 0;
     jf->fut.batched = 0;
     ex->inflight--;
+    evexec__jobs_down(ex);
     evexec__future_finish(&jf->fut, error, NULL, NULL);
     evexec_future_unref(&jf->fut);          /* the in-flight reference */
 }
@@ -319,20 +334,35 @@ static void deliver(struct evexec *ex, struct evexec__node *node)
     free(call);
 }
 
-/* Detach the list (given the value to leave behind) and deliver it oldest
- * first.  What is detached but not yet delivered waits in ex->draining, so
- * that a teardown started by one of these deliveries ends the rest. */
-static void deliver_all(struct evexec *ex, struct evexec__node *leave)
+/* Reverse up to `max` nodes of the detached list ex->rev_todo (newest
+ * first) onto ex->rev_fifo, which then holds the walked part oldest
+ * first; returns how many.  A budgeted drain walks a long list over
+ * several passes: one walk over a million cold nodes alone takes tens
+ * of milliseconds. */
+static size_t walk(struct evexec *ex, size_t max)
 {
-    struct evexec__node *list =
-        atomic_exchange_explicit(&ex->core->head, leave, memory_order_acquire);
-    struct evexec__node *fifo = NULL;
-    while (list) {
+    struct evexec__node *list = ex->rev_todo, *fifo = ex->rev_fifo;
+    size_t n = 0;
+    while (list && n < max) {
         struct evexec__node *next = list->next;
         list->next = fifo;
         fifo = list;
         list = next;
+        n++;
     }
+    ex->rev_todo = list;
+    ex->rev_fifo = fifo;
+    return n;
+}
+
+/* Queue the walked list behind what ex->draining still holds: what is
+ * detached but not yet delivered waits there, so that a teardown started
+ * by one of the deliveries, or the next pass of a budgeted drain, ends
+ * the rest. */
+static void queue_walked(struct evexec *ex)
+{
+    struct evexec__node *fifo = ex->rev_fifo;
+    ex->rev_fifo = NULL;
     if (ex->draining) {          /* a teardown inside a drain: keep order */
         struct evexec__node *t = ex->draining;
         while (t->next)
@@ -341,6 +371,24 @@ static void deliver_all(struct evexec *ex, struct evexec__node *leave)
     } else {
         ex->draining = fifo;
     }
+}
+
+/* Detach the list (given the value to leave behind) and queue all of it,
+ * oldest first, after a walk a budgeted drain left unfinished. */
+static void detach(struct evexec *ex, struct evexec__node *leave)
+{
+    if (ex->rev_todo || ex->rev_fifo) {
+        walk(ex, SIZE_MAX);
+        queue_walked(ex);
+    }
+    ex->rev_todo = atomic_exchange_explicit(&ex->core->head, leave, memory_order_acquire);
+    walk(ex, SIZE_MAX);
+    queue_walked(ex);
+}
+
+static void deliver_all(struct evexec *ex, struct evexec__node *leave)
+{
+    detach(ex, leave);
     struct evexec__node *n;
     while ((n = ex->draining) != NULL) {
         ex->draining = n->next;
@@ -348,16 +396,105 @@ static void deliver_all(struct evexec *ex, struct evexec__node *leave)
     }
 }
 
+/* The clock is read once every this many deliveries (drain_usec). */
+#define EVEXEC__DRAIN_CLOCK_EVERY 16
+
+static int budget_spent(struct evexec *ex)
+{
+    unsigned used = ex->drain_used;
+    if (ex->drain_max && used >= ex->drain_max)
+        return 1;
+    if (ex->drain_usec && used && used % EVEXEC__DRAIN_CLOCK_EVERY == 0) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long long us = (long long)(now.tv_sec - ex->drain_start.tv_sec) * 1000000 +
+                       (now.tv_nsec - ex->drain_start.tv_nsec) / 1000;
+        return us >= (long long)ex->drain_usec;
+    }
+    return 0;
+}
+
+/* Deliver from ex->draining until it is empty or the budget is spent;
+ * 1 if something is left. */
+static int deliver_some(struct evexec *ex)
+{
+    struct evexec__node *n;
+    while ((n = ex->draining) != NULL) {
+        if (budget_spent(ex))
+            return 1;
+        ex->draining = n->next;
+        ex->drain_used++;
+        deliver(ex, n);
+    }
+    return 0;
+}
+
+/* Walking the list costs this many nodes per callback of the budget;
+ * with a time budget only, a pass walks at most a chunk. */
+#define EVEXEC__WALK_PER_CALLBACK 16
+#define EVEXEC__WALK_CHUNK 4096
+
+/* Walk (part of) the list, detached first unless a walk is under way;
+ * 1 if it is all queued in ex->draining. */
+static int walk_budgeted(struct evexec *ex)
+{
+    if (!ex->rev_todo && !ex->rev_fifo)
+        ex->rev_todo = atomic_exchange_explicit(&ex->core->head, NULL,
+                                                memory_order_acquire);
+    size_t max = EVEXEC__WALK_CHUNK;
+    if (ex->drain_max)
+        max = ex->drain_max > ex->drain_used
+                  ? (size_t)(ex->drain_max - ex->drain_used) * EVEXEC__WALK_PER_CALLBACK
+                  : 0;
+    size_t n = walk(ex, max);
+    ex->drain_used += (unsigned)(n / EVEXEC__WALK_PER_CALLBACK);
+    if (ex->rev_todo)
+        return 0;
+    queue_walked(ex);
+    return 1;
+}
+
+/* A budgeted drain: what an earlier pass left first, then the list.
+ * When the budget is spent, the rest waits for more_ev, a zero timer:
+ * libevent runs timers after it has polled the fds, so the loop's sockets
+ * (and every event already active) run before the drain goes on. */
+static void deliver_budgeted(struct evexec *ex)
+{
+    static const struct timeval zero = { 0, 0 };
+    int left = deliver_some(ex);
+    if (!left && !evexec__closing(ex))
+        left = walk_budgeted(ex) ? deliver_some(ex) : 1;
+    if (!left || evexec__closing(ex))
+        return;
+    if (event_add(ex->more_ev, &zero) == 0) {
+        ex->drain_more = 1;
+        return;
+    }
+    /* libevent out of memory: finish now rather than lose the rest. */
+    deliver_all(ex, NULL);
+}
+
 /* One pass of our callbacks from the loop: deliver completions (when woken
  * by the channel), run what is due, hand over the jobs submitted meanwhile
  * in one batch, and let the loop go idle if nothing is left in flight. */
+static void wm_tell(struct evexec *ex);
+
 static void deliver_and_run(struct evexec *ex, int deliver)
 {
     ex->in_pass++;
     ex->ready_active = 1;
-    if (deliver)
-        deliver_all(ex, NULL);
-    evexec__run_ready(ex);
+    if (deliver) {
+        if (ex->drain_limited)
+            deliver_budgeted(ex);
+        else
+            deliver_all(ex, NULL);
+    }
+    for (;;) {
+        evexec__run_ready(ex);
+        if (!ex->wm_unreported)
+            break;
+        wm_tell(ex);
+    }
     ex->ready_active = 0;
     ex->in_pass--;
     flush_batch(ex);
@@ -376,7 +513,8 @@ static int head_nonempty(const void *arg)
 static void spin_for_completions(struct evexec *ex)
 {
     struct evexec__core *core = ex->core;
-    for (int round = 0; round < 64 && ex->inflight > 0 && !evexec__closing(ex); round++) {
+    for (int round = 0; round < 64 && ex->inflight > 0 && !evexec__closing(ex) &&
+                        !ex->drain_more; round++) {
         atomic_store_explicit(&core->spinning, 1, memory_order_seq_cst);
         int got = evexec__spin(head_nonempty, core, ex->spin_us);
         atomic_store_explicit(&core->spinning, 0, memory_order_seq_cst);
@@ -386,16 +524,31 @@ static void spin_for_completions(struct evexec *ex)
     }
 }
 
-static void callback_pass(struct evexec *ex, int drain)
+enum pass_kind {
+    PASS_READY,     /* due callbacks only */
+    PASS_WAKE,      /* the channel is readable */
+    PASS_MORE,      /* a budgeted drain goes on (more_ev) */
+};
+
+static void callback_pass(struct evexec *ex, enum pass_kind kind)
 {
     /* The thread running the base is the loop thread (evexec__on_loop). */
     uintptr_t me = evexec__self();
     if (atomic_load_explicit(&ex->loop_tid, memory_order_relaxed) != me)
         atomic_store_explicit(&ex->loop_tid, me, memory_order_relaxed);
     evexec__enter(ex);
-    if (drain)
+    if (kind == PASS_WAKE)
         evexec__wakefd_drain(&ex->core->chan);
-    deliver_and_run(ex, drain);
+    if (kind == PASS_MORE)
+        ex->drain_more = 0;
+    if (ex->drain_limited) {
+        ex->drain_used = 0;
+        if (ex->drain_usec)
+            clock_gettime(CLOCK_MONOTONIC, &ex->drain_start);
+    }
+    /* While a budgeted drain waits for more_ev, a wake-up only runs what
+     * is due: more_ev goes on with the completions, in order. */
+    deliver_and_run(ex, kind == PASS_MORE || (kind == PASS_WAKE && !ex->drain_more));
     if (ex->spin_us && !evexec__closing(ex))
         spin_for_completions(ex);
     evexec__maybe_idle(ex);
@@ -406,14 +559,21 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    callback_pass(arg, 1);
+    callback_pass(arg, PASS_WAKE);
 }
 
 static void on_ready(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    callback_pass(arg, 0);
+    callback_pass(arg, PASS_READY);
+}
+
+static void on_more(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    callback_pass(arg, PASS_MORE);
 }
 
 void evexec__schedule_ready(struct evexec *ex)
@@ -460,6 +620,7 @@ EVEXEC_API struct evexec *evexec_new(struct event_base *base, struct evexec_pool
     atomic_init(&ex->loop_tid, 0);      /* bound by first use */
     ex->fork_gen = gen;
     ex->keep_loop = 1;
+    ex->wm_up_at = SIZE_MAX;            /* watermarks off */
     /* A bounded queue must answer EAGAIN at the call: no batching then. */
     ex->pool_bounded = evexec__pool_is_bounded(pool);
     ex->spin_us = evexec__pool_spin_us(pool);
@@ -597,7 +758,10 @@ static void td_release(struct evexec *ex, long running)
         evexec__future_release(f);
     event_free(ex->wake_ev);
     event_free(ex->ready_ev);
-    ex->wake_ev = ex->ready_ev = NULL;
+    if (ex->more_ev)
+        event_free(ex->more_ev);
+    ex->wake_ev = ex->ready_ev = ex->more_ev = NULL;
+    ex->drain_more = 0;
     ex->wake_added = 0;
     /* Settle the bias; the evexec's own reference stays until its memory
      * goes, so that a call another thread makes while the teardown runs
@@ -647,6 +811,11 @@ EVEXEC_API void evexec_free(struct evexec *ex)
         return;
     ex->life = EVEXEC__CLOSING;
     ex->ready_active = 1;      /* run_ready is called by hand below */
+    /* No watermark call from here on. */
+    ex->wm_cb = NULL;
+    ex->wm_unreported = 0;
+    ex->wm_up_at = SIZE_MAX;
+    ex->wm_down_below = 0;
     td_end_unsent(ex);
     td_cancel_running(ex);
     long running = td_close_completions(ex);
@@ -784,6 +953,7 @@ EVEXEC_API struct evexec_future *evexec_run_opts(struct evexec *ex, evexec_fn fn
         return NULL;
     }
     ex->inflight++;
+    evexec__jobs_up(ex);
     return f;
 }
 
@@ -886,16 +1056,23 @@ EVEXEC_API int evexec_call_soon_threadsafe(struct evexec *ex, void (*fn)(void *)
     return 0;
 }
 
-EVEXEC_API int evexec_set_keepalive(struct evexec *ex, int keepalive)
+/* The checks of a loop-thread setting: 0, EINVAL or ESHUTDOWN. */
+static int setting_allowed(struct evexec *ex)
 {
     if (!ex)
         return EINVAL;
     if (evexec__closing(ex))
         return ESHUTDOWN;
-    if (!evexec__on_loop(ex))
-        return EINVAL;
+    return evexec__on_loop(ex) ? 0 : EINVAL;
+}
+
+EVEXEC_API int evexec_set_keepalive(struct evexec *ex, int keepalive)
+{
+    int rc = setting_allowed(ex);
+    if (rc)
+        return rc;
     if (keepalive) {
-        int rc = ensure_wake(ex);
+        rc = ensure_wake(ex);
         if (rc)
             return rc;
         ex->keep_loop = 1;
@@ -944,5 +1121,67 @@ int evexec__keepalive(struct evexec *ex, int on)
         ex->holds--;
         evexec__maybe_idle(ex);
     }
+    return 0;
+}
+
+/* ---- drain budget and watermarks -------------------------------------- */
+
+EVEXEC_API int evexec_set_drain_budget(struct evexec *ex, unsigned max_callbacks,
+                                       unsigned max_usec)
+{
+    int rc = setting_allowed(ex);
+    if (rc)
+        return rc;
+    if ((max_callbacks || max_usec) && !ex->more_ev &&
+        !(ex->more_ev = event_new(ex->base, -1, 0, on_more, ex)))
+        return ENOMEM;
+    ex->drain_max = max_callbacks;
+    ex->drain_usec = max_usec;
+    ex->drain_limited = max_callbacks || max_usec;
+    return 0;
+}
+
+void evexec__wm_cross(struct evexec *ex)
+{
+    if (ex->wm_down_below == 0) {       /* reached high, going up */
+        ex->wm_up_at = SIZE_MAX;
+        ex->wm_down_below = ex->wm_low + 1;
+    } else {                            /* fell to low */
+        ex->wm_down_below = 0;
+        ex->wm_up_at = ex->wm_high;
+    }
+    ex->wm_unreported++;
+    evexec__schedule_ready(ex);
+}
+
+/* Tell the crossings not yet told, one call each, from the loop. */
+static void wm_tell(struct evexec *ex)
+{
+    while (ex->wm_unreported && !evexec__closing(ex)) {
+        ex->wm_unreported--;
+        ex->wm_told ^= 1;
+        ex->wm_cb(ex, ex->wm_told, ex->wm_arg);
+    }
+}
+
+EVEXEC_API int evexec_set_watermarks(struct evexec *ex, size_t low, size_t high,
+                                     void (*cb)(struct evexec *ex, int above, void *arg),
+                                     void *arg)
+{
+    if (high != 0 && (low >= high || !cb))
+        return EINVAL;
+    int rc = setting_allowed(ex);
+    if (rc)
+        return rc;
+    ex->wm_unreported = 0;
+    ex->wm_told = 0;
+    ex->wm_low = low;
+    ex->wm_high = high;
+    ex->wm_cb = high ? cb : NULL;
+    ex->wm_arg = arg;
+    ex->wm_down_below = 0;
+    ex->wm_up_at = high ? high : SIZE_MAX;
+    if (high && ex->njobs >= high)
+        evexec__wm_cross(ex);
     return 0;
 }

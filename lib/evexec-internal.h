@@ -519,6 +519,27 @@ struct evexec {
                                        evexec_new, read from any thread */
     atomic_uintptr_t loop_tid;      /* the loop thread's evexec__self(), 0
                                        until first use; see evexec__on_loop */
+    /* evexec_set_drain_budget(): a pass delivers at most drain_max
+     * completions (0: any number) or for drain_usec (0: any time); what is
+     * left waits in `draining` (and on the list) for more_ev, a zero
+     * timer that runs after the loop polled its other events. */
+    unsigned drain_max, drain_usec;
+    unsigned drain_used;            /* delivered in this pass */
+    struct timespec drain_start;    /* this pass began (drain_usec) */
+    struct evexec__node *rev_todo;  /* detached, newest first, not yet
+                                       walked into completion order */
+    struct evexec__node *rev_fifo;  /* walked so far, oldest first */
+    struct event *more_ev;          /* made by the first budget set */
+    unsigned char drain_limited;    /* drain_max || drain_usec */
+    unsigned char drain_more;       /* more_ev is added: a drain continues */
+    /* evexec_set_watermarks(): jobs submitted and not yet delivered, and
+     * the counts at which they cross a watermark (wm_up_at: SIZE_MAX when
+     * off or above; wm_down_below: low + 1 when above, else 0). */
+    size_t njobs, wm_up_at, wm_down_below, wm_low, wm_high;
+    void (*wm_cb)(struct evexec *ex, int above, void *arg);
+    void *wm_arg;
+    unsigned wm_unreported;         /* crossings not yet told to wm_cb */
+    unsigned char wm_told;          /* the last state told (1: above) */
     unsigned char keep_loop;        /* evexec_set_keepalive(): watch always */
     unsigned char wake_added;
     unsigned char ready_active;
@@ -570,6 +591,20 @@ static inline int evexec__usable(struct evexec *ex)
 
 /* Schedule the ready queue to run from the loop. */
 void evexec__schedule_ready(struct evexec *ex);
+
+/* Watermarks: count a job submitted (up) or ended (down); see
+ * evexec_set_watermarks.  The crossing itself is told from the loop. */
+void evexec__wm_cross(struct evexec *ex);
+static inline void evexec__jobs_up(struct evexec *ex)
+{
+    if (++ex->njobs >= ex->wm_up_at)
+        evexec__wm_cross(ex);
+}
+static inline void evexec__jobs_down(struct evexec *ex)
+{
+    if (--ex->njobs < ex->wm_down_below)
+        evexec__wm_cross(ex);
+}
 
 /* Called when ex->inflight may have dropped to 0 outside a drain. */
 void evexec__maybe_idle(struct evexec *ex);

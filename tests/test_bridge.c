@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/socket.h>
 
 #include <event2/event.h>
 
@@ -1925,15 +1926,21 @@ static int started_one(void *arg)
     return atomic_load((atomic_int *)arg) >= 1;
 }
 
-static void check_free_then_pool_free(struct tu_fx *fx, int inside_ruc)
+/* Replace the fixture's pool and evexec by ones with a single worker. */
+static void one_worker(struct tu_fx *fx)
 {
-    /* One worker, so the other jobs stay queued. */
     evexec_free(fx->ex);
     evexec_pool_free(fx->pool);
     fx->pool = tu_pool_new(1, 0);
     assert_non_null(fx->pool);
     fx->ex = evexec_new(fx->base, fx->pool);
     assert_non_null(fx->ex);
+}
+
+static void check_free_then_pool_free(struct tu_fx *fx, int inside_ruc)
+{
+    /* One worker, so the other jobs stay queued. */
+    one_worker(fx);
 
     atomic_int started;
     atomic_init(&started, 0);
@@ -2326,6 +2333,316 @@ static void test_default_pool(void **state)
     assert_int_equal(atomic_load(&fx->frees), 1);
 }
 
+/* ---- drain budget ------------------------------------------------------ */
+
+#define FLOOD 1000
+
+/* What a flood test saw, in order: job callbacks by index, and the
+ * position (callbacks run before it) of the other event's first run. */
+static struct flood {
+    struct tu_fx *fx;
+    int order[FLOOD];
+    int ncalls;
+    int other_at;           /* -1: the other event has not run */
+    int sv[2];              /* socketpair: the loop's other event */
+    struct event *sock_ev;
+    int free_in_other;      /* the other event frees the evexec */
+    int free_at;            /* a job callback frees it at this count (-1) */
+    int slow;               /* each callback sleeps 1 us */
+    int errors;
+} flood;
+
+static int flood_job(struct evexec_job *job, void *arg)
+{
+    (void)job;
+    (void)arg;
+    return 0;
+}
+
+static void flood_done(struct evexec_future *f, void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    if (evexec_future_error(f) != 0)
+        flood.errors++;
+    if (flood.ncalls < FLOOD)
+        flood.order[flood.ncalls] = i;
+    flood.ncalls++;
+    if (flood.slow)
+        tu_sleep_us(1);
+    if (flood.ncalls == 1) {
+        /* The drain has begun: only now does the other event get ready. */
+        char c = 'x';
+        assert_int_equal(write(flood.sv[1], &c, 1), 1);
+    }
+    if (flood.ncalls == flood.free_at)
+        free_ex(flood.fx);
+}
+
+static void flood_sock(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    (void)arg;
+    char c;
+    if (read(fd, &c, 1) == 1 && flood.other_at < 0)
+        flood.other_at = flood.ncalls;
+    event_del(flood.sock_ev);
+    if (flood.free_in_other && flood.fx->ex)
+        free_ex(flood.fx);
+}
+
+static int flood_all_back(void *arg)
+{
+    return tu_stats(((struct tu_fx *)arg)->pool).completed >= FLOOD;
+}
+
+/* One worker, so jobs complete in submission order; FLOOD jobs submitted
+ * and back before the loop runs, so that the first drain finds them all. */
+static void flood_setup(struct tu_fx *fx, unsigned max_cb, unsigned max_usec)
+{
+    one_worker(fx);
+    memset(&flood, 0, sizeof flood);
+    flood.fx = fx;
+    flood.other_at = -1;
+    flood.free_at = -1;
+    assert_int_equal(evexec_set_drain_budget(fx->ex, max_cb, max_usec), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, flood.sv), 0);
+    flood.sock_ev = event_new(fx->base, flood.sv[0], EV_READ | EV_PERSIST, flood_sock, NULL);
+    assert_non_null(flood.sock_ev);
+    assert_int_equal(event_add(flood.sock_ev, NULL), 0);
+    for (int i = 0; i < FLOOD; i++)
+        assert_int_equal(evexec_submit(fx->ex, flood_job, NULL, flood_done,
+                                       (void *)(intptr_t)i), 0);
+    assert_int_equal(tu_poll(flood_all_back, fx), 0);
+    tu_sleep_us(10000);     /* the last push follows the count at once */
+}
+
+static void flood_check(void)
+{
+    assert_int_equal(flood.ncalls, FLOOD);
+    for (int i = 0; i < FLOOD; i++)
+        assert_int_equal(flood.order[i], i);
+    event_free(flood.sock_ev);
+    close(flood.sv[0]);
+    close(flood.sv[1]);
+}
+
+/* Run a flood under a budget; the other event ran after at most `most`
+ * callbacks, and every callback ran once, in completion order. */
+static void flood_run(struct tu_fx *fx, unsigned max_cb, unsigned max_usec,
+                      int slow, int most)
+{
+    flood_setup(fx, max_cb, max_usec);
+    flood.slow = slow;
+    dispatch(fx);
+    assert_in_range(flood.other_at, 1, most);
+    assert_int_equal(flood.errors, 0);
+    flood_check();
+}
+
+/* With a budget of 10, a socket made readable by the first callback runs
+ * after at most 10 of the 1000 pending callbacks (without a budget, after
+ * all of them). */
+static void test_drain_budget_yields(void **state)
+{
+    flood_run(*state, 10, 0, 0, 10);
+}
+
+/* The same with a time budget only (1 us, the clock read every 16
+ * callbacks; each callback sleeps at least 1 us): at most 16 run first. */
+static void test_drain_budget_time(void **state)
+{
+    flood_run(*state, 0, 1, 1, 16);
+}
+
+/* 0, 0 is the default: everything pending is delivered in one pass. */
+static void test_drain_budget_unlimited(void **state)
+{
+    struct tu_fx *fx = *state;
+    flood_setup(fx, 10, 0);
+    assert_int_equal(evexec_set_drain_budget(fx->ex, 0, 0), 0);
+    dispatch(fx);
+    assert_int_equal(flood.other_at, FLOOD);
+    flood_check();
+}
+
+/* Free the evexec in the middle of a budgeted drain: from the loop's
+ * other event (free_in_other) or from the free_at-th callback.  The rest
+ * end inside the free, once each, in order; the other event ran first. */
+static void flood_free(struct tu_fx *fx, int free_in_other, int free_at)
+{
+    flood_setup(fx, 10, 0);
+    flood.free_in_other = free_in_other;
+    flood.free_at = free_at;
+    dispatch(fx);
+    assert_null(fx->ex);
+    assert_in_range(flood.other_at, 1, 10);
+    flood_check();
+}
+
+/* While the drain waits for its next pass. */
+static void test_drain_budget_free_between(void **state)
+{
+    flood_free(*state, 1, -1);
+}
+
+/* From a callback of the drain, in its second pass of callbacks. */
+static void test_drain_budget_free_inside(void **state)
+{
+    flood_free(*state, 0, 15);
+}
+
+static void test_drain_budget_bad(void **state)
+{
+    struct tu_fx *fx = *state;
+    assert_int_equal(evexec_set_drain_budget(NULL, 1, 1), EINVAL);
+    assert_int_equal(evexec_set_drain_budget(fx->ex, 5, 100), 0);
+    assert_int_equal(evexec_set_drain_budget(fx->ex, 0, 0), 0);
+}
+
+/* ---- watermarks ---------------------------------------------------------- */
+
+static struct wm_rec {
+    int calls[16];
+    int n;
+    int delivered_at[16];   /* job callbacks run before each call */
+    int delivered;
+    int in_api;             /* a call came inside an API call */
+} wm;
+
+static void wm_cb(struct evexec *ex, int above, void *arg)
+{
+    (void)ex;
+    assert_ptr_equal(arg, &wm);
+    if (tu_in_api)
+        wm.in_api++;
+    if (wm.n < 16) {
+        wm.calls[wm.n] = above;
+        wm.delivered_at[wm.n] = wm.delivered;
+    }
+    wm.n++;
+}
+
+static void wm_count(struct evexec_future *f, void *arg)
+{
+    (void)f;
+    (void)arg;
+    wm.delivered++;
+}
+
+static int wm_gated(struct evexec_job *job, void *arg)
+{
+    return tu_gated_job(job, arg);
+}
+
+static void wm_submit(struct tu_fx *fx, int n, int gated)
+{
+    tu_in_api = 1;
+    for (int i = 0; i < n; i++)
+        assert_int_equal(evexec_submit(fx->ex, gated ? wm_gated : flood_job,
+                                       gated ? &fx->gate : NULL, wm_count, NULL), 0);
+    tu_in_api = 0;
+}
+
+/* 100 gated jobs, high 50, low 10: one "above" call from the loop (none
+ * inside evexec_run), then, as they complete, one "below" call once the
+ * count fell to 10. */
+static void test_watermarks(void **state)
+{
+    struct tu_fx *fx = *state;
+    memset(&wm, 0, sizeof wm);
+    assert_int_equal(evexec_set_watermarks(fx->ex, 10, 50, wm_cb, &wm), 0);
+    wm_submit(fx, 100, 1);
+    assert_int_equal(wm.n, 0);
+    tu_gate_open(&fx->gate);
+    dispatch(fx);
+    assert_int_equal(wm.delivered, 100);
+    assert_int_equal(wm.n, 2);
+    assert_int_equal(wm.calls[0], 1);
+    assert_int_equal(wm.calls[1], 0);
+    assert_true(wm.delivered_at[0] < 90);
+    assert_true(wm.delivered_at[1] >= 90);
+    assert_int_equal(wm.in_api, 0);
+}
+
+/* One call per crossing, alternating, also when the count goes up and
+ * down before the loop runs (a cancel of queued jobs). */
+static void test_watermarks_oscillate(void **state)
+{
+    struct tu_fx *fx = *state;
+    memset(&wm, 0, sizeof wm);
+    assert_int_equal(evexec_set_watermarks(fx->ex, 4, 6, wm_cb, &wm), 0);
+    struct tu_job *running = tu_fx_jobs(fx, NWORKERS);
+    struct evexec_future *futs[NWORKERS];
+    park_workers(fx, running, futs, 0);                 /* 4 */
+    struct evexec_future *q1 = evexec_run(fx->ex, flood_job, NULL);
+    struct evexec_future *q2 = evexec_run(fx->ex, flood_job, NULL); /* 6: up */
+    assert_non_null(q1);
+    assert_non_null(q2);
+    tu_in_api = 1;
+    assert_int_equal(evexec_future_cancel(q1), 0);     /* 5 */
+    assert_int_equal(evexec_future_cancel(q2), 0);     /* 4: down */
+    tu_in_api = 0;
+    assert_int_equal(wm.n, 0);
+    evexec_future_unref(q1);
+    evexec_future_unref(q2);
+    tu_gate_open(&fx->gate);
+    unref_all(futs, NWORKERS);
+    dispatch(fx);
+    assert_int_equal(wm.n, 2);
+    for (int round = 0; round < 3; round++) {
+        wm_submit(fx, 6, 0);
+        dispatch(fx);
+    }
+    assert_int_equal(wm.n, 8);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(wm.calls[i], i % 2 == 0);
+    assert_int_equal(wm.in_api, 0);
+}
+
+/* high 0 is off; so is setting it off after it was on. */
+static void test_watermarks_off(void **state)
+{
+    struct tu_fx *fx = *state;
+    memset(&wm, 0, sizeof wm);
+    assert_int_equal(evexec_set_watermarks(fx->ex, 0, 0, NULL, NULL), 0);
+    wm_submit(fx, 20, 0);
+    dispatch(fx);
+    assert_int_equal(evexec_set_watermarks(fx->ex, 1, 5, wm_cb, &wm), 0);
+    wm_submit(fx, 10, 0);                       /* crossed: told later */
+    assert_int_equal(evexec_set_watermarks(fx->ex, 1, 0, NULL, NULL), 0);
+    dispatch(fx);
+    assert_int_equal(wm.delivered, 30);
+    assert_int_equal(wm.n, 0);
+}
+
+/* Freed while above: no call during or after the free. */
+static void test_watermarks_free_above(void **state)
+{
+    struct tu_fx *fx = *state;
+    memset(&wm, 0, sizeof wm);
+    assert_int_equal(evexec_set_watermarks(fx->ex, 1, 5, wm_cb, &wm), 0);
+    wm_submit(fx, 10, 1);
+    assert_int_equal(event_base_loop(fx->base, EVLOOP_NONBLOCK), 0);
+    assert_int_equal(wm.n, 1);
+    assert_int_equal(wm.calls[0], 1);
+    free_ex(fx);
+    tu_gate_open(&fx->gate);
+    assert_int_equal(evexec_pool_shutdown(fx->pool, EVEXEC_SHUTDOWN_WAIT), 0);
+    event_base_loop(fx->base, EVLOOP_NONBLOCK);
+    assert_int_equal(wm.delivered, 10);
+    assert_int_equal(wm.n, 1);
+}
+
+static void test_watermarks_bad(void **state)
+{
+    struct tu_fx *fx = *state;
+    assert_int_equal(evexec_set_watermarks(NULL, 1, 2, wm_cb, NULL), EINVAL);
+    assert_int_equal(evexec_set_watermarks(fx->ex, 2, 2, wm_cb, NULL), EINVAL);
+    assert_int_equal(evexec_set_watermarks(fx->ex, 3, 2, wm_cb, NULL), EINVAL);
+    assert_int_equal(evexec_set_watermarks(fx->ex, 1, 2, NULL, NULL), EINVAL);
+    assert_int_equal(evexec_set_watermarks(fx->ex, 5, 0, NULL, NULL), 0);
+}
+
 #define TESTS(X) \
     X(test_wakeup_channel) \
     X(test_result) \
@@ -2378,7 +2695,18 @@ static void test_default_pool(void **state)
     X(test_arg_free) \
     X(test_arg_free_teardown) \
     X(test_run_opts) \
-    X(test_default_pool)
+    X(test_default_pool) \
+    X(test_drain_budget_yields) \
+    X(test_drain_budget_time) \
+    X(test_drain_budget_unlimited) \
+    X(test_drain_budget_free_between) \
+    X(test_drain_budget_free_inside) \
+    X(test_drain_budget_bad) \
+    X(test_watermarks) \
+    X(test_watermarks_oscillate) \
+    X(test_watermarks_off) \
+    X(test_watermarks_free_above) \
+    X(test_watermarks_bad)
 
 TESTS(TU_WRAP)
 

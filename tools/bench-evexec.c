@@ -143,12 +143,24 @@ static void evb_close(struct bench *b)
     b->impl = NULL;
 }
 
+static struct event_base *evb_base(struct bench *b)
+{
+    return ((struct evb *)b->impl)->base;
+}
+
+static int evb_drain_budget(struct bench *b, unsigned max_callbacks, unsigned max_usec)
+{
+    return evexec_set_drain_budget(((struct evb *)b->impl)->ex, max_callbacks, max_usec);
+}
+
 const struct bench_backend bench_evexec = {
     .name = "evexec",
     .open = evb_open,
     .submit = evb_submit,
     .run = evb_run,
     .close = evb_close,
+    .base = evb_base,
+    .drain_budget = evb_drain_budget,
 };
 
 const struct bench_backend bench_evexec_spin = {
@@ -157,4 +169,6 @@ const struct bench_backend bench_evexec_spin = {
     .submit = evb_submit,
     .run = evb_run,
     .close = evb_close,
+    .base = evb_base,
+    .drain_budget = evb_drain_budget,
 };

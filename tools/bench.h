@@ -24,6 +24,7 @@ enum bench_job {
 };
 
 struct bench;
+struct event_base;
 
 struct bench_backend {
     const char *name;
@@ -37,6 +38,10 @@ struct bench_backend {
     int (*run)(struct bench *b, void (*start)(struct bench *b));
     /* Tear everything down.  No job in flight. */
     void (*close)(struct bench *b);
+    /* Optional (NULL: the backend does not run w8): the loop's base, and
+     * evexec_set_drain_budget() on the backend's evexec. */
+    struct event_base *(*base)(struct bench *b);
+    int (*drain_budget)(struct bench *b, unsigned max_callbacks, unsigned max_usec);
 };
 
 struct bench {

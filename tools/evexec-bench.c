@@ -27,6 +27,9 @@
  *   w5     memory: jobs queued behind one gate job per worker: RSS growth
  *          per queued job, then the time to drain them
  *   w6     scaling: w2 at 1, 2, 4, 8, 16 and 64 workers
+ *   w8     a socket's wait behind a flood of completions (all jobs at
+ *          once), max and p99, without and with a drain budget of 64
+ *          callbacks per pass (evexec backends only)
  *   idle   CPU time and context switches in one idle second after work
  *          (one job sleeps 1 s; the loop waits for it)
  */
@@ -46,10 +49,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <event2/event.h>
 
 #include "bench.h"
 
@@ -263,7 +270,112 @@ static double tdiff_s(void)
     return (double)(W.t1 - W.t0) / 1e9;
 }
 
-enum wl_id { WL_W1, WL_W2, WL_W3, WL_W4, WL_W5, WL_W6, WL_IDLE, WL_COUNT };
+/* w8: a socket's wait behind a flood of completions.  Another thread
+ * writes its clock to a socketpair every 100 us; the loop's read event
+ * records how long each stamp waited.  All jobs are submitted at once;
+ * stamps written while that submission ran are not counted (that wait
+ * is the submission's, not the drain's). */
+#define W8_BUDGET 64            /* callbacks per pass with the budget */
+#define W8_MAX_SAMPLES 65536
+
+static struct {
+    int sv[2];
+    struct event *ev;
+    atomic_int stop;
+    uint64_t armed;             /* stamps before this are not counted */
+    uint64_t wait_ns[W8_MAX_SAMPLES];
+    unsigned n;
+} w8;
+
+static void *w8_writer(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&w8.stop)) {
+        uint64_t t = now_ns();
+        if (write(w8.sv[1], &t, sizeof t) < 0 && errno != EAGAIN)
+            break;
+        struct timespec gap = { 0, 100000 };
+        nanosleep(&gap, NULL);
+    }
+    return NULL;
+}
+
+static void w8_read(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    (void)arg;
+    uint64_t t[64];
+    ssize_t got;
+    while ((got = read(fd, t, sizeof t)) > 0) {
+        uint64_t now = now_ns();
+        for (ssize_t i = 0; i < got / (ssize_t)sizeof t[0]; i++)
+            if (t[i] >= w8.armed && w8.n < W8_MAX_SAMPLES)
+                w8.wait_ns[w8.n++] = now - t[i];
+    }
+}
+
+static void w8_start(struct bench *b)
+{
+    w8.armed = UINT64_MAX;
+    burst_start(b);
+    w8.armed = now_ns();
+}
+
+static void w8_done(struct bench *b)
+{
+    if (b->delivered == W.n) {
+        W.t1 = now_ns();
+        atomic_store(&w8.stop, 1);
+        /* Stamps still unread waited behind the whole flood: count them. */
+        w8_read(w8.sv[0], EV_READ, NULL);
+        event_del(w8.ev);       /* the loop ends with the flood */
+    }
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* One flood of n jobs; prints the max and p99 wait in microseconds under
+ * the metric names given.  0, or 1 with a message. */
+static int run_w8(struct bench *b, uint64_t n, unsigned budget,
+                  const char *max_key, const char *p99_key)
+{
+    pthread_t writer;
+    memset(&w8, 0, sizeof w8);
+    if (b->be->drain_budget(b, budget, 0) != 0 ||
+        socketpair(AF_UNIX, SOCK_STREAM, 0, w8.sv) != 0) {
+        fprintf(stderr, "evexec-bench: w8: set-up failed\n");
+        return 1;
+    }
+    fcntl(w8.sv[0], F_SETFL, O_NONBLOCK);
+    fcntl(w8.sv[1], F_SETFL, O_NONBLOCK);
+    w8.ev = event_new(b->be->base(b), w8.sv[0], EV_READ | EV_PERSIST, w8_read, NULL);
+    int bad = !w8.ev || event_add(w8.ev, NULL) != 0 ||
+              pthread_create(&writer, NULL, w8_writer, NULL) != 0;
+    if (!bad) {
+        W.n = n;
+        W.kind = BENCH_NOOP;
+        bad = phase(b, w8_start, w8_done, n);
+        atomic_store(&w8.stop, 1);
+        pthread_join(writer, NULL);
+    }
+    if (w8.ev)
+        event_free(w8.ev);
+    close(w8.sv[0]);
+    close(w8.sv[1]);
+    if (bad)
+        return 1;
+    qsort(w8.wait_ns, w8.n, sizeof w8.wait_ns[0], cmp_u64);
+    metric(budget ? "samples_budget" : "samples", w8.n);
+    metric(max_key, w8.n ? (double)w8.wait_ns[w8.n - 1] / 1e3 : 0);
+    metric(p99_key, w8.n ? (double)w8.wait_ns[(w8.n - 1) * 99 / 100] / 1e3 : 0);
+    return 0;
+}
+
+enum wl_id { WL_W1, WL_W2, WL_W3, WL_W4, WL_W5, WL_W6, WL_W8, WL_IDLE, WL_COUNT };
 
 static uint64_t warm_size(uint64_t n, uint64_t cap)
 {
@@ -332,6 +444,16 @@ static int child_main(const struct opts *o, enum wl_id wl, uint64_t n)
             metric("drain_ms", tdiff_s() * 1e3);
         }
         break;
+    case WL_W8:
+        if (!b.be->drain_budget || !b.be->base) {
+            fprintf(stderr, "evexec-bench: w8: not for %s\n", b.be->name);
+            bad = 1;
+            break;
+        }
+        bad = run_w8(&b, n, 0, "wait_max_us", "wait_p99_us");
+        bad = bad || run_w8(&b, n, W8_BUDGET, "wait_max_us_budget",
+                            "wait_p99_us_budget");
+        break;
     case WL_IDLE: {
         bad = run_window(&b, 10000, 1024);      /* start every worker */
         /* Let the workers park first: that is not idle cost. */
@@ -375,7 +497,7 @@ struct wspec {
     uint64_t jobs, smoke_jobs;   /* default and --smoke sizes */
     int fixed_threads;           /* workers regardless of --threads; 0: no */
     int warm;                    /* child does a warm-up */
-    struct mspec m[2];
+    struct mspec m[4];
     unsigned nm;
 };
 
@@ -399,6 +521,12 @@ static const struct wspec wspecs[WL_COUNT] = {
     [WL_W6] = { "w6", "W6 scaling: W2 at several worker counts",
                 1000000, 5000, 0, 1,
                 { { "jobs_per_s", "jobs/s", 1 } }, 1 },
+    [WL_W8] = { "w8", "W8 a socket's wait behind a flood of completions",
+                1000000, 5000, 0, 0,
+                { { "wait_max_us", "max wait, us, no budget", 0 },
+                  { "wait_p99_us", "p99 wait, us, no budget", 0 },
+                  { "wait_max_us_budget", "max wait, us, budget 64", 0 },
+                  { "wait_p99_us_budget", "p99 wait, us, budget 64", 0 } }, 4 },
     [WL_IDLE] = { "idle", "Idle: one second with warm workers and no work",
                   1000000, 50000, 0, 0,
                   { { "idle_cpu_us_per_s", "CPU us per idle second", 0 },
@@ -421,7 +549,7 @@ static int any_failure;
 /* Run one child; fill vals[] (by metric index).  0, or 1 on failure. */
 static int run_child(const struct opts *o, const struct bench_backend *be,
                      enum wl_id wl, unsigned threads, uint64_t jobs,
-                     int warm, double vals[2])
+                     int warm, double vals[4])
 {
     const struct wspec *ws = &wspecs[wl];
     char sthreads[16], sjobs[32], stimeout[16];
@@ -567,7 +695,8 @@ static void print_row(const struct opts *o, const struct wspec *ws,
                                                    : "(lower is better)");
     for (unsigned k = 0; k < o->nbe; k++) {
         if (c->n[k] == 0) {
-            printf(" FAILED |");
+            printf(ws == &wspecs[WL_W8] && !o->be[k]->drain_budget ? " – |"
+                                                                   : " FAILED |");
             continue;
         }
         fmt_num(num, sizeof num, med[k]);
@@ -597,7 +726,7 @@ static void run_workload(const struct opts *o, enum wl_id wl)
     if (o->jobs && wl != WL_W4)
         jobs = o->jobs;
     unsigned nparam = wl == WL_W6 ? N_W6 : 1;
-    static struct cell cells[N_W6][2];
+    static struct cell cells[N_W6][4];
     memset(cells, 0, sizeof cells);
 
     for (unsigned rep = 0; rep < o->reps; rep++) {
@@ -607,7 +736,9 @@ static void run_workload(const struct opts *o, enum wl_id wl)
                              : o->threads;
             for (unsigned i = 0; i < o->nbe; i++) {
                 unsigned k = (i + rep) % o->nbe;       /* rotate the order */
-                double vals[2];
+                double vals[4];
+                if (wl == WL_W8 && !o->be[k]->drain_budget)
+                    continue;                      /* printed as "–" */
                 if (!o->csv && !o->smoke)
                     fputc('.', stderr);
                 if (run_child(o, o->be[k], wl, threads, jobs,
@@ -681,7 +812,7 @@ static void usage(FILE *out)
     for (unsigned i = 0; i < N_ALL_BACKENDS; i++)
         fprintf(out, " %s", all_backends[i]->name);
     fprintf(out, " (default: all but evexec-spin)\n"
-"  --workload LIST  comma-separated, from: w1 w2 w3 w4 w5 w6 idle\n"
+"  --workload LIST  comma-separated, from: w1 w2 w3 w4 w5 w6 w8 idle\n"
 "  --all            every workload (the default)\n"
 "  --threads N      workers (default 4; w4 always uses 64, w6 its own list)\n"
 "  --jobs N         jobs per run, k/M suffixes allowed (default: per workload;\n"
@@ -850,7 +981,7 @@ int main(int argc, char **argv)
     /* A short warm-up: page in the program and its libraries. */
     if (!o.smoke && o.warmup)
         for (unsigned k = 0; k < o.nbe; k++) {
-            double vals[2];
+            double vals[4];
             run_child(&o, o.be[k], WL_W2, o.threads, 20000, 0, vals);
         }
 
