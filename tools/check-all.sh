@@ -37,6 +37,10 @@
 #                   doxygen, then tests/check-doc.sh (no doxygen warning,
 #                   a description for every exported symbol, macro,
 #                   struct, member and typedef)
+#      perfcheck    `make perfcheck` in build/plain (tests/perfcheck.sh):
+#                   instructions per job of the bench's W2 and W3 under
+#                   callgrind, failing above tests/perf-ceilings; its
+#                   lines are repeated in the closing summary
 #    each one counts as one passed test, or one failure;
 # 4. `make distcheck` once, in build/plain;
 # 5. adds up the cmocka summaries of every test log of the three builds and
@@ -52,6 +56,7 @@
 #   --no-distcheck   skip `make distcheck`
 #   --no-model       skip the spin model check
 #   --no-valgrind    skip valgrind over build/plain
+#   --no-perfcheck   skip `make perfcheck`
 #   --builds "LIST"  which builds to make
 #                    (default: "plain tsan asan portable portable-gcc fuzz")
 # Environment:
@@ -89,6 +94,7 @@ do_autoreconf=1
 do_distcheck=1
 do_model=1
 do_valgrind=1
+do_perfcheck=1
 
 while [ $# -gt 0 ]; do
     case $1 in
@@ -98,6 +104,7 @@ while [ $# -gt 0 ]; do
     --no-distcheck) do_distcheck=0 ;;
     --no-model) do_model=0 ;;
     --no-valgrind) do_valgrind=0 ;;
+    --no-perfcheck) do_perfcheck=0 ;;
     --builds) shift; BUILDS=${1:?--builds needs a list} ;;
     --builds=*) BUILDS=${1#--builds=} ;;
     -h|--help) sed -n '2,/^$/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
@@ -425,6 +432,21 @@ else
     run_counted "[plain] doc" "$BUILD_ROOT/plain/doc.log" make -C "$BUILD_ROOT/plain" doc
     grep -E '^check-doc: [0-9]+ documented' "$BUILD_ROOT/plain/doc.log" | sed 's/^/    /' || true
 fi
+# Instructions per job under callgrind against tests/perf-ceilings.
+perf_summary=
+if [ $do_perfcheck -eq 0 ]; then
+    :
+elif [[ " ${build_ok[*]-} " != *" plain "* ]]; then
+    skip_phase "[plain] perfcheck" "no plain build"
+elif ! command -v valgrind >/dev/null 2>&1; then
+    skip_phase "[plain] perfcheck" "valgrind not found"
+    failed_phases+=("valgrind not found for make perfcheck"); phase_fail_count=$((phase_fail_count + 1))
+else
+    run_counted "[plain] perfcheck" "$BUILD_ROOT/plain/perfcheck.log" \
+        make -C "$BUILD_ROOT/plain" perfcheck
+    perf_summary=$(grep -E '^perfcheck: (w[0-9]|SKIP)' "$BUILD_ROOT/plain/perfcheck.log" || true)
+    [ -z "$perf_summary" ] || echo "$perf_summary" | sed 's/^/    /'
+fi
 
 # ---------------------------------------------------------------------------
 # 4. distcheck, once, in the plain build.
@@ -516,6 +538,7 @@ echo
 echo "Phases:"
 for l in "${phase_lines[@]}"; do echo "    $l"; done
 printf '    %-26s %-8s %5ss\n' total "" $((SECONDS - t_all))
+[ -z "$perf_summary" ] || { echo "Instructions per job:"; echo "$perf_summary" | sed 's/^/    /'; }
 [ $skipped -eq 0 ] || echo "Skipped: $skipped (tests or programs)"
 [ ${#failing_logs[@]} -eq 0 ] || echo "Failing test logs: ${failing_logs[*]#"$srcdir"/}"
 [ ${#failed_phases[@]} -eq 0 ] || echo "Failed steps: ${failed_phases[*]#"$srcdir"/}"
