@@ -811,7 +811,6 @@ EVEXEC_API void evexec_free(struct evexec *ex)
         return;
     ex->life = EVEXEC__CLOSING;
     ex->ready_active = 1;      /* run_ready is called by hand below */
-    evexec__obs_free(ex);      /* no watchdog call from here on */
     /* No watermark call from here on. */
     ex->wm_cb = NULL;
     ex->wm_unreported = 0;
@@ -837,11 +836,6 @@ EVEXEC_API struct event_base *evexec_get_base(const struct evexec *ex)
 EVEXEC_API struct evexec_pool *evexec_get_pool(const struct evexec *ex)
 {
     return ex ? ex->pool : NULL;
-}
-
-struct evexec__pool_owner *evexec__owner(struct evexec *ex)
-{
-    return &ex->core->powner;
 }
 
 /* ---- jobs ------------------------------------------------------------- */
@@ -885,6 +879,52 @@ void evexec__jobfut_recycle(struct evexec *ex, struct evexec__jobfut *jf)
     ex->nfree_jobs++;
 }
 
+/* ---- deadlines ----------------------------------------------------------- */
+
+/* evexec_run_opts() with a deadline: the caller gets a wrapper that ends
+ * as the job's future ends, or ETIMEDOUT at the deadline (combine.c).
+ * The wrapper is made first, so that nothing can fail once the job has
+ * been handed over. */
+static struct evexec_future *run_with_deadline(struct evexec *ex, evexec_fn fn,
+                                               void *arg,
+                                               const struct evexec_run_opts *opts)
+{
+    struct timeval deadline = opts->deadline;
+    if (!ex || !fn || deadline.tv_sec < 0 || deadline.tv_usec < 0 ||
+        deadline.tv_usec >= 1000000) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct evexec_future *w = evexec__deadline_new(ex);
+    if (!w)
+        return NULL;
+    struct evexec_run_opts plain = *opts;
+    plain.size = sizeof plain;
+    plain.deadline.tv_sec = 0;
+    plain.deadline.tv_usec = 0;
+    struct evexec_future *f = evexec_run_opts(ex, fn, arg, &plain);
+    if (!f) {
+        int err = errno;
+        evexec_future_unref(w);
+        errno = err;
+        return NULL;
+    }
+    evexec__deadline_start(w, f, &deadline);
+    evexec_future_unref(f);         /* the wrapper holds it */
+    return w;
+}
+
+void evexec__job_expire(struct evexec_future *f)
+{
+    evexec_future_cancel(f);
+    /* Still pending: running, or back and not yet delivered. */
+    if (f->kind == EVEXEC__F_JOB && f->state == EVEXEC__PENDING &&
+        !evexec__inherited(f->ex)) {
+        struct evexec__jobfut *jf = EVEXEC__CONTAINER_OF(f, struct evexec__jobfut, fut);
+        evexec__pool_expire(f->ex->pool, &jf->job);
+    }
+}
+
 EVEXEC_API struct evexec_future *evexec_run_opts(struct evexec *ex, evexec_fn fn,
                                                  void *arg,
                                                  const struct evexec_run_opts *user_opts)
@@ -897,6 +937,8 @@ EVEXEC_API struct evexec_future *evexec_run_opts(struct evexec *ex, evexec_fn fn
             return NULL;
         }
         opts = &o;
+        if (o.deadline.tv_sec != 0 || o.deadline.tv_usec != 0)
+            return run_with_deadline(ex, fn, arg, &o);
     }
     int lane = opts ? opts->lane : EVEXEC_LANE_DEFAULT;
     if (!ex || !fn || (lane != EVEXEC_LANE_DEFAULT && lane != EVEXEC_LANE_SLOW)) {
@@ -937,6 +979,7 @@ EVEXEC_API struct evexec_future *evexec_run_opts(struct evexec *ex, evexec_fn fn
     job->lane = (unsigned char)lane;
     atomic_init(&job->cancelled, 0);
     atomic_init(&job->orphan, 0);
+    atomic_init(&job->expired, 0);
     f->outstanding = 1;
     f->refs++;                          /* the in-flight reference */
 

@@ -486,6 +486,81 @@ EVEXEC_API struct evexec_future *evexec_wait_for(struct evexec *ex,
     return comb_start(c, timeout);
 }
 
+/* ---- deadlines of jobs (evexec_run_opts) ---------------------------------- */
+
+/* A wait_for whose timeout also tells the pool that the job it gave up on
+ * no longer holds a thread (evexec__job_expire).  Made in two steps, so
+ * that nothing that can fail happens after the job was handed over. */
+/* End with the job's outcome, its result moved over: the caller never sees
+ * the job's own future, so the wrapper owns what it returns. */
+static void deadline_adopt(struct comb *c, struct evexec_future *in)
+{
+    in->observed = 1;
+    if (in->error != 0) {
+        comb_end(c, in->error, NULL);
+        return;
+    }
+    void *result = in->result;
+    void (*free_fn)(void *) = in->free_fn;
+    in->result = NULL;
+    in->free_fn = NULL;
+    event_del(c->timer);
+    evexec__future_finish(&c->fut, 0, result, free_fn);
+}
+
+static void deadline_timer(struct comb *c)
+{
+    struct evexec_future *in = c->in[0];
+    if (in->state != EVEXEC__PENDING) {
+        deadline_adopt(c, in);
+        return;
+    }
+    comb_end(c, ETIMEDOUT, NULL);
+    evexec__job_expire(in);
+}
+
+static const struct comb_kind deadline_kind = {
+    .ops = { .cancel = comb_cancel_with_inputs, .release = comb_release,
+             .name = "deadline" },
+    .input = deadline_adopt,
+    .timer = deadline_timer,
+    .observes = 1,
+};
+
+struct evexec_future *evexec__deadline_new(struct evexec *ex)
+{
+    size_t size = sizeof(struct comb) + sizeof(struct evexec_future *);
+    struct evexec_future *f = evexec__future_alloc(ex, size, EVEXEC__F_OTHER,
+                                                   &deadline_kind.ops);
+    if (!f)
+        return NULL;
+    struct comb *c = (struct comb *)f;
+    c->in = (struct evexec_future **)(void *)(c + 1);
+    c->n = 1;
+    c->in[0] = NULL;
+    if (comb_make_timer(c) != 0) {
+        evexec_future_unref(f);
+        errno = ENOMEM;
+        return NULL;
+    }
+    return f;
+}
+
+void evexec__deadline_start(struct evexec_future *w, struct evexec_future *job,
+                            const struct timeval *tv)
+{
+    struct comb *c = (struct comb *)w;
+    c->in[0] = evexec_future_ref(job);
+    int rc = comb_watch(c, job);
+    if (rc == 0)
+        rc = comb_arm(c, tv);
+    if (rc != 0) {
+        /* The job was handed over: its future, not the call, fails. */
+        comb_end(c, rc, NULL);
+        evexec_future_cancel(job);
+    }
+}
+
 struct evexec_future *evexec__wait_for_inner(const struct evexec_future *f)
 {
     if (!f || f->ops != &wait_for_kind.ops)

@@ -188,8 +188,6 @@ struct evexec_job {
                                           ends a job that never ran */
     void *result;                      /* set by the worker */
     void (*free_fn)(void *);
-    uint64_t queued_ns;                /* handed to the pool (CLOCK_MONOTONIC):
-                                          the pool's, set at submission */
     int error;                         /* fn's return, or ECANCELED */
     unsigned char qstate;              /* written under pool->lock; RUNNING
                                           means fn was called.  Read without
@@ -198,6 +196,9 @@ struct evexec_job {
     unsigned char lane;
     atomic_uchar cancelled;            /* loop writes, worker reads */
     atomic_uchar orphan;               /* teardown handshake, see bridge.c */
+    atomic_uchar expired;              /* deadline handshake, see pool.c:
+                                          1 loop gave it up while running,
+                                          2 its worker is done with it */
 };
 
 /* A FIFO of jobs linked through their own qprev/qnext (no allocation):
@@ -290,6 +291,12 @@ int evexec__pool_submit_batch(struct evexec_pool *pool, struct evexec_job *head)
  * never run), 0 if it is running or done. */
 int evexec__pool_unqueue(struct evexec_pool *pool, struct evexec_job *job);
 
+/* A running job passed its deadline: unless its function has returned,
+ * it stops counting against the pool's thread caps (max_threads and its
+ * lane's), up to max_threads such jobs at once, and a thread is started
+ * if work waits.  Loop thread; job->expired is the handshake. */
+void evexec__pool_expire(struct evexec_pool *pool, struct evexec_job *job);
+
 /* Take every queued job of `owner` (job->owner) off the queue; returns
  * them linked through qnext, in the order they were queued per lane. */
 struct evexec_job *evexec__pool_unqueue_owner(struct evexec_pool *pool,
@@ -309,15 +316,6 @@ int evexec__pool_is_shutdown(struct evexec_pool *pool);
 
 /* The pool whose worker the calling thread is, or NULL. */
 struct evexec_pool *evexec__worker_pool(void);
-
-/* stats.c reads a pool's statistics and its workers' running jobs:
- * fn(st, qlen, arg) runs under pool->lock, qlen the lanes' queued counts.
- * Returns 0, or ESHUTDOWN for a pool inherited across fork (fn not run). */
-struct evexec__pstats;
-int evexec__pool_stats_locked(const struct evexec_pool *pool,
-                              void (*fn)(struct evexec__pstats *st,
-                                         const size_t qlen[2], void *arg),
-                              void *arg);
 
 /* 1 if the calling thread is a worker of a pool shut down with CANCEL:
  * its running job counts as cancelled (evexec_job_cancelled). */
@@ -455,6 +453,19 @@ void evexec__cancel_notify_pool(struct evexec_pool *pool);
  * descriptor or a byte count through a wait_for.  Loop thread. */
 struct evexec_future *evexec__wait_for_inner(const struct evexec_future *f);
 
+/* Deadlines of jobs: evexec__deadline_new() makes the future that
+ * evexec_run_opts() returns for a job with a deadline, before the job is
+ * handed over (NULL + errno ENOMEM/ESHUTDOWN/EINVAL); once it has been,
+ * evexec__deadline_start() makes it end as `job` ends, or ETIMEDOUT after
+ * tv, when it gives the job up (evexec__job_expire, bridge.c).  A wrapper
+ * never started is dropped with evexec_future_unref().  Loop thread. */
+struct evexec_future *evexec__deadline_new(struct evexec *ex);
+void evexec__deadline_start(struct evexec_future *w, struct evexec_future *job,
+                            const struct timeval *tv);
+/* bridge.c: cancel the pending job future f that passed its deadline; if
+ * its job is running, the pool stops counting it against its caps. */
+void evexec__job_expire(struct evexec_future *f);
+
 /* ---- fs.c / dns.c: offloaded I/O ---------------------------------------- */
 
 /* An I/O request block starts with the function that runs it; the job owns
@@ -551,7 +562,6 @@ struct evexec {
     void *wm_arg;
     unsigned wm_unreported;         /* crossings not yet told to wm_cb */
     unsigned char wm_told;          /* the last state told (1: above) */
-    struct evexec__obs *obs;        /* stats.c: watchdog, stats socket */
     unsigned char keep_loop;        /* evexec_set_keepalive(): watch always */
     unsigned char wake_added;
     unsigned char ready_active;
@@ -620,13 +630,6 @@ static inline void evexec__jobs_down(struct evexec *ex)
 
 /* Called when ex->inflight may have dropped to 0 outside a drain. */
 void evexec__maybe_idle(struct evexec *ex);
-
-/* The record naming ex's jobs in its pool (job->owner). */
-struct evexec__pool_owner *evexec__owner(struct evexec *ex);
-
-/* stats.c: stop ex's watchdog and stats socket, free their state.
- * Called by evexec_free(). */
-void evexec__obs_free(struct evexec *ex);
 
 /* Entered/left around user callbacks; returns after a deferred free. */
 void evexec__enter(struct evexec *ex);

@@ -85,7 +85,6 @@
 #include <unistd.h>
 
 #include "evexec-internal.h"
-#include "stats.h"
 
 #define EVEXEC__MAX_THREADS_LIMIT 1024
 #define EVEXEC__DEFAULT_IDLE_MS 10000
@@ -112,6 +111,8 @@ struct evexec_pool {
     unsigned waiting;            /* in cond_wait on work_cv */
     unsigned slow_running;
     unsigned max_threads, min_threads, slow_max;
+    unsigned extra, slow_extra;  /* running jobs past their deadline: they
+                                    hold threads beyond the caps */
     unsigned idle_timeout_ms;
     size_t max_queued;
     uint64_t cancelled, started;
@@ -134,7 +135,6 @@ struct evexec_pool {
     void *thread_init_arg;
     size_t stack_size;           /* 0: the system's default */
     unsigned fork_gen;           /* made in this fork generation; set once */
-    struct evexec__pstats st;    /* lane histograms, running jobs (stats.h) */
 };
 
 /* A pool made before this process forked: its threads are the parent's
@@ -183,21 +183,35 @@ static void bump_submits(struct evexec_pool *pool)
     atomic_store_explicit(&pool->submits, n + 1, memory_order_relaxed);
 }
 
+/* The caps, raised by one for each running job given up at its deadline
+ * (evexec__pool_expire).  Caller holds pool->lock. */
+static unsigned thread_cap(const struct evexec_pool *pool)
+{
+    return pool->max_threads + pool->extra;
+}
+
+/* Slow jobs that may still start now.  Caller holds pool->lock. */
+static size_t slow_room(const struct evexec_pool *pool)
+{
+    unsigned cap = pool->slow_max + pool->slow_extra;
+    return cap > pool->slow_running ? cap - pool->slow_running : 0;
+}
+
 /* Jobs a free worker could take now.  Caller holds pool->lock. */
 static size_t runnable(const struct evexec_pool *pool)
 {
     size_t slow = pool->q[EVEXEC_LANE_SLOW].len;
-    size_t room = pool->slow_max > pool->slow_running
-                      ? pool->slow_max - pool->slow_running : 0;
+    size_t room = slow_room(pool);
     return pool->q[EVEXEC_LANE_DEFAULT].len + (slow < room ? slow : room);
 }
 
 /* Threads that would take a job at once: free ones, and those that may
  * still be started.  Caller holds pool->lock.  No wrap: free_threads <=
- * nthreads <= max_threads <= EVEXEC__MAX_THREADS_LIMIT. */
+ * nthreads, and both stay far below SIZE_MAX. */
 static size_t spare_threads(const struct evexec_pool *pool)
 {
-    return (size_t)pool->free_threads + (pool->max_threads - pool->nthreads);
+    unsigned cap = thread_cap(pool);
+    return (size_t)pool->free_threads + (cap > pool->nthreads ? cap - pool->nthreads : 0);
 }
 
 /* Jobs of `lane` that no thread would take at once if `spare` threads were
@@ -209,8 +223,7 @@ static size_t lane_waiting(const struct evexec_pool *pool, int lane, size_t spar
     size_t to_default = dflt < spare ? dflt : spare;
     if (lane == EVEXEC_LANE_DEFAULT)
         return dflt - to_default;
-    size_t room = pool->slow_max > pool->slow_running
-                      ? pool->slow_max - pool->slow_running : 0;
+    size_t room = slow_room(pool);
     if (room > spare - to_default)
         room = spare - to_default;
     size_t slow = pool->q[EVEXEC_LANE_SLOW].len;
@@ -303,7 +316,7 @@ static struct evexec_job *take(struct evexec_pool *pool)
     int lane = EVEXEC_LANE_DEFAULT;
     if (pool->q[lane].len == 0) {
         lane = EVEXEC_LANE_SLOW;
-        if (pool->slow_running >= pool->slow_max || pool->q[lane].len == 0)
+        if (slow_room(pool) == 0 || pool->q[lane].len == 0)
             return NULL;
         pool->slow_running++;
     }
@@ -351,7 +364,6 @@ static void *worker_main(void *arg)
     struct evexec_pool *pool = self->pool;
     struct evexec_job *job = NULL;
     int spun = 0;
-    struct evexec__wslot slot;   /* what this worker runs (stats.h) */
 
     evexec__current_pool = pool;
     name_thread(pool, self->serial);
@@ -361,23 +373,28 @@ static void *worker_main(void *arg)
         worker_state = pool->thread_start(pool->thread_init_arg);
 
     pthread_mutex_lock(&pool->lock);
-    evexec__wslot_link(&pool->st, &slot);
     for (;;) {
         job = take(pool);
         if (job) {
             spun = 0;
-            uint64_t t0 = evexec__stats_take(&pool->st, &slot, job);
             pthread_mutex_unlock(&pool->lock);
             int slow = job->lane == EVEXEC_LANE_SLOW;
             evexec__pool_client.run(job);
-            evexec__stats_ran(&pool->st, slow, t0);
+            /* Given up at its deadline meanwhile?  The loop counted it in
+             * `extra`; from now on it will not. */
+            int expired = atomic_exchange_explicit(&job->expired, 2,
+                                                   memory_order_acq_rel) == 1;
             atomic_fetch_add_explicit(&pool->completed, 1, memory_order_relaxed);
             evexec__pool_client.complete(job, 1);   /* the job may be gone */
             pthread_mutex_lock(&pool->lock);
-            slot.busy = 0;
             pool->free_threads++;
             if (slow)
                 pool->slow_running--;
+            if (expired) {
+                pool->extra--;
+                if (slow)
+                    pool->slow_extra--;
+            }
             continue;
         }
         if (pool->shutdown && pool->q[0].len + pool->q[1].len == 0)
@@ -410,7 +427,6 @@ static void *worker_main(void *arg)
     }
     pool->nthreads--;
     pool->free_threads--;
-    evexec__wslot_unlink(&pool->st, &slot);
     if (pool->thread_exit) {
         /* Gone from the counts, so a job submitted meanwhile gets a new
          * thread; shutdown(WAIT) and free still wait for this one. */
@@ -541,7 +557,6 @@ EVEXEC_API struct evexec_pool *evexec_pool_new(const struct evexec_pool_config *
     pool->thread_exit = cfg->thread_exit;
     pool->thread_init_arg = cfg->thread_init_arg;
     pool->stack_size = cfg->stack_size;
-    pool->st.timing = cfg->timing != 0;
     pool->fork_gen = evexec__fork_init();
     return pool;
 
@@ -567,7 +582,7 @@ static int submit_locked(struct evexec_pool *pool, struct evexec_job *job)
     lane_push(pool, job);
     bump_submits(pool);
     size_t want = runnable(pool);
-    if (want > pool->free_threads && pool->nthreads < pool->max_threads &&
+    if (want > pool->free_threads && pool->nthreads < thread_cap(pool) &&
         spawn(pool) != 0 &&
         /* The thread counted on above cannot be made: refuse the job if
          * nothing would ever run it, or if it now waits beyond the bound. */
@@ -609,11 +624,37 @@ static int submit_batch_locked(struct evexec_pool *pool, struct evexec_job *head
     }
     bump_submits(pool);
     size_t want = runnable(pool);
-    while (want > pool->free_threads && pool->nthreads < pool->max_threads &&
+    while (want > pool->free_threads && pool->nthreads < thread_cap(pool) &&
            spawn(pool) == 0)
         continue;
     signal_workers(pool, want);
     return 0;
+}
+
+void evexec__pool_expire(struct evexec_pool *pool, struct evexec_job *job)
+{
+    if (inherited(pool))
+        return;
+    pthread_mutex_lock(&pool->lock);
+    /* At most max_threads given-up jobs hold extra threads: a storm of
+     * stuck jobs cannot make threads without bound. */
+    if (job->qstate == EVEXEC__Q_RUNNING && pool->extra < pool->max_threads &&
+        !pool->shutdown) {
+        unsigned char none = 0;
+        if (atomic_compare_exchange_strong_explicit(&job->expired, &none, 1,
+                                                    memory_order_acq_rel,
+                                                    memory_order_acquire)) {
+            pool->extra++;
+            if (job->lane == EVEXEC_LANE_SLOW)
+                pool->slow_extra++;
+            size_t want = runnable(pool);
+            while (want > pool->free_threads && pool->nthreads < thread_cap(pool) &&
+                   spawn(pool) == 0)
+                continue;
+            signal_workers(pool, want);
+        }
+    }
+    pthread_mutex_unlock(&pool->lock);
 }
 
 /* A submission: under the lock unless the pool refuses work (shut down,
@@ -635,13 +676,11 @@ static int submit_with(struct evexec_pool *pool,
 
 int evexec__pool_submit(struct evexec_pool *pool, struct evexec_job *job)
 {
-    evexec__stats_stamp(&pool->st, job, 0);
     return submit_with(pool, submit_locked, job);
 }
 
 int evexec__pool_submit_batch(struct evexec_pool *pool, struct evexec_job *head)
 {
-    evexec__stats_stamp(&pool->st, head, 1);
     return submit_with(pool, submit_batch_locked, head);
 }
 
@@ -653,7 +692,6 @@ int evexec__pool_unqueue(struct evexec_pool *pool, struct evexec_job *job)
         lane_unlink(pool, job);
         job->qstate = EVEXEC__Q_REMOVED;
         pool->cancelled++;
-        pool->st.cancelled[job->lane]++;
         removed = 1;
         if (pool->shutdown && pool->q[0].len + pool->q[1].len == 0)
             pthread_cond_broadcast(&pool->work_cv);
@@ -672,7 +710,6 @@ static struct evexec_job **unqueue_olane(struct evexec_pool *pool, int lane,
         return tail;
     pool->q[lane].len -= ol->q.len;
     pool->cancelled += ol->q.len;
-    pool->st.cancelled[lane] += ol->q.len;
     ring_remove(&pool->q[lane], ol);
     struct evexec_job *job = evexec__jobq_take_all(&ol->q);
     *tail = job;
@@ -908,19 +945,4 @@ void evexec__pool_atfork(int phase)
         evexec__current_pool = NULL;
         break;
     }
-}
-
-int evexec__pool_stats_locked(const struct evexec_pool *cpool,
-                              void (*fn)(struct evexec__pstats *st,
-                                         const size_t qlen[2], void *arg),
-                              void *arg)
-{
-    if (inherited(cpool))
-        return ESHUTDOWN;
-    struct evexec_pool *pool = (struct evexec_pool *)cpool;
-    pthread_mutex_lock(&pool->lock);
-    size_t qlen[2] = { pool->q[0].len, pool->q[1].len };
-    fn(&pool->st, qlen, arg);
-    pthread_mutex_unlock(&pool->lock);
-    return 0;
 }

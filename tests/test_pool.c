@@ -832,6 +832,171 @@ static void test_thread_exit_stats_and_shutdown(void **state)
     assert_int_equal(atomic_load(&stats_exits), atomic_load(&stats_starts));
 }
 
+/* ---- deadlines ------------------------------------------------------------ */
+
+static atomic_int dl_arg_frees;
+
+static void dl_arg_free(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&dl_arg_frees, 1);
+}
+
+static struct evexec_future *run_deadline(struct tu_fx *fx, struct tu_job *j, long ms)
+{
+    struct evexec_run_opts o = EVEXEC_RUN_OPTS_INIT;
+    o.deadline.tv_sec = ms / 1000;
+    o.deadline.tv_usec = (ms % 1000) * 1000;
+    o.arg_free = dl_arg_free;
+    struct evexec_future *f = evexec_run_opts(fx->ex, tu_job_fn, j, &o);
+    assert_non_null(f);
+    return f;
+}
+
+/* Met: the future ends with the job's result, readable through it. */
+static void test_deadline_met(void **state)
+{
+    struct tu_fx *fx = *state;
+    fx_pool(fx, NULL);
+    atomic_store(&dl_arg_frees, 0);
+    struct tu_job *j = tu_fx_job(fx, 1, 0);
+    struct evexec_future *f = run_deadline(fx, j, 60000);
+    assert_int_equal(evexec_run_until_complete(fx->ex, f), 0);
+    struct tu_result *r = evexec_future_take_result(f);
+    assert_non_null(r);
+    tu_result_free(r);
+    evexec_future_unref(f);
+    assert_int_equal(atomic_load(&j->ran), 1);
+    assert_int_equal(atomic_load(&dl_arg_frees), 1);
+    assert_int_equal(atomic_load(&fx->frees), 1);
+}
+
+/* Still queued at the deadline: ETIMEDOUT, never runs, arg given back. */
+static void test_deadline_queued(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct evexec_pool_config cfg = config(1, 0);
+    fx_pool(fx, &cfg);
+    atomic_store(&dl_arg_frees, 0);
+    struct tu_job *park = tu_fx_job(fx, 0, 0);
+    park->gate = &fx->gate;
+    struct evexec_future *pf = submit(fx, park);
+    assert_int_equal(tu_gate_wait_arrived(&fx->gate, 1), 0);
+    struct tu_job *j = tu_fx_job(fx, 1, 0);
+    struct evexec_future *f = run_deadline(fx, j, 20);
+    assert_int_equal(evexec_run_until_complete(fx->ex, f), ETIMEDOUT);
+    assert_int_equal(atomic_load(&dl_arg_frees), 1);
+    tu_gate_open(&fx->gate);
+    assert_int_equal(finish(fx, pf), 0);
+    dispatch(fx);
+    assert_int_equal(atomic_load(&j->ran), 0);
+    assert_int_equal(atomic_load(&dl_arg_frees), 1);
+    evexec_future_unref(f);
+    evexec_future_unref(pf);
+}
+
+/* Running at the deadline: ETIMEDOUT at once while the job is still stuck;
+ * the job is told to cancel, its result is released when it returns, and
+ * a thread is started in its place so other work runs meanwhile (on a
+ * pool of one thread).  Only max_threads given-up jobs are replaced at
+ * once: a second stuck job past its deadline is not. */
+static void test_deadline_running_replaced(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct evexec_pool_config cfg = config(1, 0);
+    fx_pool(fx, &cfg);
+    atomic_store(&dl_arg_frees, 0);
+    struct tu_job *stuck = tu_fx_job(fx, 1, 0);
+    stuck->gate = &fx->gate;
+    struct evexec_future *sf = run_deadline(fx, stuck, 20);
+    assert_int_equal(tu_gate_wait_arrived(&fx->gate, 1), 0);
+    assert_int_equal(evexec_run_until_complete(fx->ex, sf), ETIMEDOUT);
+    assert_int_equal(atomic_load(&stuck->finished), 0);
+
+    /* The replacement runs a second stuck job, which also passes its
+     * deadline; the cap (max_threads 1) is reached: no third thread. */
+    struct tu_job *stuck2 = tu_fx_job(fx, 0, 0);
+    stuck2->gate = &fx->gate;
+    struct evexec_future *sf2 = run_deadline(fx, stuck2, 20);
+    assert_int_equal(tu_gate_wait_arrived(&fx->gate, 2), 0);
+    assert_int_equal(evexec_run_until_complete(fx->ex, sf2), ETIMEDOUT);
+    struct tu_job *quick = tu_fx_job(fx, 0, 0);
+    struct evexec_future *qf = submit(fx, quick);
+    struct evexec_pool_stats st = tu_stats(fx->pool);
+    assert_int_equal(st.threads_started, 2);
+    assert_int_equal(st.running, 2);
+    assert_int_equal(st.queued, 1);
+    assert_int_equal(atomic_load(&quick->ran), 0);
+
+    tu_gate_open(&fx->gate);
+    assert_int_equal(finish(fx, qf), 0);
+    dispatch(fx);
+    assert_int_equal(atomic_load(&stuck->ran), 1);
+    assert_int_equal(atomic_load(&stuck->saw_cancel), 1);
+    assert_int_equal(atomic_load(&stuck2->saw_cancel), 1);
+    /* The stuck job's result went to nobody and was released. */
+    assert_int_equal(atomic_load(&fx->frees), 1);
+    assert_int_equal(atomic_load(&dl_arg_frees), 2);
+    assert_null(evexec_future_result(sf));
+    evexec_future_unref(sf);
+    evexec_future_unref(sf2);
+    evexec_future_unref(qf);
+}
+
+/* A quick job on a one-thread pool while the only thread is stuck past a
+ * deadline runs at once, on the replacement. */
+static void test_deadline_replacement_runs_work(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct evexec_pool_config cfg = config(1, 0);
+    fx_pool(fx, &cfg);
+    struct tu_job *stuck = tu_fx_job(fx, 0, 0);
+    stuck->gate = &fx->gate;
+    struct evexec_future *sf = run_deadline(fx, stuck, 20);
+    assert_int_equal(tu_gate_wait_arrived(&fx->gate, 1), 0);
+    struct tu_job *quick = tu_fx_job(fx, 0, 0);
+    struct evexec_future *qf = submit(fx, quick);
+    /* Queued behind the stuck job until its deadline frees the cap. */
+    assert_int_equal(finish(fx, qf), 0);
+    assert_int_equal(evexec_future_error(sf), ETIMEDOUT);
+    assert_int_equal(atomic_load(&stuck->finished), 0);
+    tu_gate_open(&fx->gate);
+    dispatch(fx);
+    evexec_future_unref(sf);
+    evexec_future_unref(qf);
+}
+
+static void test_deadline_bad(void **state)
+{
+    struct tu_fx *fx = *state;
+    fx_pool(fx, NULL);
+    struct tu_job *j = tu_fx_job(fx, 0, 0);
+    struct evexec_run_opts o = EVEXEC_RUN_OPTS_INIT;
+    o.deadline.tv_sec = -1;
+    errno = 0;
+    assert_null(evexec_run_opts(fx->ex, tu_job_fn, j, &o));
+    assert_int_equal(errno, EINVAL);
+    o.deadline.tv_sec = 0;
+    o.deadline.tv_usec = 1000000;
+    errno = 0;
+    assert_null(evexec_run_opts(fx->ex, tu_job_fn, j, &o));
+    assert_int_equal(errno, EINVAL);
+    o.deadline.tv_usec = 1000;
+    o.lane = 7;
+    errno = 0;
+    assert_null(evexec_run_opts(fx->ex, tu_job_fn, j, &o));
+    assert_int_equal(errno, EINVAL);
+    /* A struct of the 1.0 layout (size 0) has no deadline. */
+    o.lane = EVEXEC_LANE_DEFAULT;
+    o.size = 0;
+    struct evexec_future *f = evexec_run_opts(fx->ex, tu_job_fn, j, &o);
+    assert_non_null(f);
+    assert_int_equal(evexec_run_until_complete(fx->ex, f), 0);
+    evexec_future_unref(f);
+    dispatch(fx);
+    assert_int_equal(atomic_load(&j->ran), 1);
+}
+
 /* Worker names start with thread_name (NULL: "evexec"). */
 struct name_job {
     char name[32];
@@ -1728,6 +1893,11 @@ static void test_pool_free_from_worker(void **state)
     X(test_thread_state_idle_exit) \
     X(test_thread_state_none) \
     X(test_stack_size) \
+    X(test_deadline_met) \
+    X(test_deadline_queued) \
+    X(test_deadline_running_replaced) \
+    X(test_deadline_replacement_runs_work) \
+    X(test_deadline_bad) \
     X(test_thread_exit_bounded_by_max_threads) \
     X(test_thread_exit_stats_and_shutdown) \
     X(test_thread_name) \
