@@ -59,9 +59,11 @@
  *
  * Per-worker hooks: thread_init and thread_start run on the worker before
  * its first job; thread_exit runs on it after its last one, without the
- * lock, when the worker has already left nthreads (so submissions made
- * meanwhile start a new thread) but is counted in `exiting`, which
- * shutdown(WAIT) and free wait for as for nthreads.  worker_state is the
+ * lock, when the worker has already left nthreads but is counted in
+ * `exiting`: no thread starts in its place meanwhile (max_threads bounds
+ * the threads alive, and so the per-worker states), it starts one itself
+ * after thread_exit if jobs came, and shutdown(WAIT) and free wait for
+ * it as for nthreads.  worker_state is the
  * worker's own thread-local: only that worker reads or writes it.
  *
  * Threads are joinable.  An exiting worker puts its handle on `exited`,
@@ -197,6 +199,14 @@ static size_t slow_room(const struct evexec_pool *pool)
     return cap > pool->slow_running ? cap - pool->slow_running : 0;
 }
 
+/* 1 if one more thread may start: workers running thread_exit still
+ * count, so max_threads bounds the threads (and per-worker states) alive.
+ * Caller holds pool->lock. */
+static int may_spawn(const struct evexec_pool *pool)
+{
+    return pool->nthreads + pool->exiting < thread_cap(pool);
+}
+
 /* Jobs a free worker could take now.  Caller holds pool->lock. */
 static size_t runnable(const struct evexec_pool *pool)
 {
@@ -210,8 +220,8 @@ static size_t runnable(const struct evexec_pool *pool)
  * nthreads, and both stay far below SIZE_MAX. */
 static size_t spare_threads(const struct evexec_pool *pool)
 {
-    unsigned cap = thread_cap(pool);
-    return (size_t)pool->free_threads + (cap > pool->nthreads ? cap - pool->nthreads : 0);
+    unsigned cap = thread_cap(pool), used = pool->nthreads + pool->exiting;
+    return (size_t)pool->free_threads + (cap > used ? cap - used : 0);
 }
 
 /* Jobs of `lane` that no thread would take at once if `spare` threads were
@@ -358,6 +368,8 @@ static int submits_moved(const void *arg)
     return atomic_load_explicit(w->submits, memory_order_acquire) != w->seen;
 }
 
+static int spawn(struct evexec_pool *pool);
+
 static void *worker_main(void *arg)
 {
     struct evexec__thread *self = arg;
@@ -435,6 +447,10 @@ static void *worker_main(void *arg)
         pool->thread_exit(pool->thread_init_arg, worker_state);
         pthread_mutex_lock(&pool->lock);
         pool->exiting--;
+        /* A job that came meanwhile found no thread to start (this one
+         * still counted): start it one now. */
+        if (runnable(pool) > pool->free_threads && may_spawn(pool))
+            spawn(pool);
     }
     worker_state = NULL;
     self->next = pool->exited;
@@ -582,11 +598,11 @@ static int submit_locked(struct evexec_pool *pool, struct evexec_job *job)
     lane_push(pool, job);
     bump_submits(pool);
     size_t want = runnable(pool);
-    if (want > pool->free_threads && pool->nthreads < thread_cap(pool) &&
+    if (want > pool->free_threads && may_spawn(pool) &&
         spawn(pool) != 0 &&
         /* The thread counted on above cannot be made: refuse the job if
          * nothing would ever run it, or if it now waits beyond the bound. */
-        (pool->nthreads == 0 ||
+        ((pool->nthreads == 0 && pool->exiting == 0) ||
          (pool->max_queued &&
           lane_waiting(pool, lane, pool->free_threads) > pool->max_queued))) {
         lane_unlink(pool, job);
@@ -616,7 +632,8 @@ static int submit_batch_locked(struct evexec_pool *pool, struct evexec_job *head
     struct evexec_job *job, *next;
 
     /* Not one thread, and none can be made: nothing would ever run them. */
-    if (pool->nthreads == 0 && spawn(pool) != 0)
+    if (pool->nthreads == 0 && (pool->exiting == 0 || may_spawn(pool)) &&
+        spawn(pool) != 0)
         return EAGAIN;
     for (job = head; job; job = next) {
         next = job->qnext;
@@ -624,7 +641,7 @@ static int submit_batch_locked(struct evexec_pool *pool, struct evexec_job *head
     }
     bump_submits(pool);
     size_t want = runnable(pool);
-    while (want > pool->free_threads && pool->nthreads < thread_cap(pool) &&
+    while (want > pool->free_threads && may_spawn(pool) &&
            spawn(pool) == 0)
         continue;
     signal_workers(pool, want);
@@ -648,7 +665,7 @@ void evexec__pool_expire(struct evexec_pool *pool, struct evexec_job *job)
             if (job->lane == EVEXEC_LANE_SLOW)
                 pool->slow_extra++;
             size_t want = runnable(pool);
-            while (want > pool->free_threads && pool->nthreads < thread_cap(pool) &&
+            while (want > pool->free_threads && may_spawn(pool) &&
                    spawn(pool) == 0)
                 continue;
             signal_workers(pool, want);
