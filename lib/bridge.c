@@ -811,6 +811,7 @@ EVEXEC_API void evexec_free(struct evexec *ex)
         return;
     ex->life = EVEXEC__CLOSING;
     ex->ready_active = 1;      /* run_ready is called by hand below */
+    evexec__obs_free(ex);      /* no watchdog call from here on */
     /* No watermark call from here on. */
     ex->wm_cb = NULL;
     ex->wm_unreported = 0;
@@ -836,6 +837,11 @@ EVEXEC_API struct event_base *evexec_get_base(const struct evexec *ex)
 EVEXEC_API struct evexec_pool *evexec_get_pool(const struct evexec *ex)
 {
     return ex ? ex->pool : NULL;
+}
+
+struct evexec__pool_owner *evexec__owner(struct evexec *ex)
+{
+    return &ex->core->powner;
 }
 
 /* ---- jobs ------------------------------------------------------------- */

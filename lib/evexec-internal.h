@@ -188,6 +188,8 @@ struct evexec_job {
                                           ends a job that never ran */
     void *result;                      /* set by the worker */
     void (*free_fn)(void *);
+    uint64_t queued_ns;                /* handed to the pool (CLOCK_MONOTONIC):
+                                          the pool's, set at submission */
     int error;                         /* fn's return, or ECANCELED */
     unsigned char qstate;              /* written under pool->lock; RUNNING
                                           means fn was called.  Read without
@@ -316,6 +318,15 @@ int evexec__pool_is_shutdown(struct evexec_pool *pool);
 
 /* The pool whose worker the calling thread is, or NULL. */
 struct evexec_pool *evexec__worker_pool(void);
+
+/* stats.c reads a pool's statistics and its workers' running jobs:
+ * fn(st, qlen, arg) runs under pool->lock, qlen the lanes' queued counts.
+ * Returns 0, or ESHUTDOWN for a pool inherited across fork (fn not run). */
+struct evexec__pstats;
+int evexec__pool_stats_locked(const struct evexec_pool *pool,
+                              void (*fn)(struct evexec__pstats *st,
+                                         const size_t qlen[2], void *arg),
+                              void *arg);
 
 /* 1 if the calling thread is a worker of a pool shut down with CANCEL:
  * its running job counts as cancelled (evexec_job_cancelled). */
@@ -562,6 +573,7 @@ struct evexec {
     void *wm_arg;
     unsigned wm_unreported;         /* crossings not yet told to wm_cb */
     unsigned char wm_told;          /* the last state told (1: above) */
+    struct evexec__obs *obs;        /* stats.c: watchdog, stats socket */
     unsigned char keep_loop;        /* evexec_set_keepalive(): watch always */
     unsigned char wake_added;
     unsigned char ready_active;
@@ -630,6 +642,13 @@ static inline void evexec__jobs_down(struct evexec *ex)
 
 /* Called when ex->inflight may have dropped to 0 outside a drain. */
 void evexec__maybe_idle(struct evexec *ex);
+
+/* The record naming ex's jobs in its pool (job->owner). */
+struct evexec__pool_owner *evexec__owner(struct evexec *ex);
+
+/* stats.c: stop ex's watchdog and stats socket, free their state.
+ * Called by evexec_free(). */
+void evexec__obs_free(struct evexec *ex);
 
 /* Entered/left around user callbacks; returns after a deferred free. */
 void evexec__enter(struct evexec *ex);

@@ -87,6 +87,7 @@
 #include <unistd.h>
 
 #include "evexec-internal.h"
+#include "stats.h"
 
 #define EVEXEC__MAX_THREADS_LIMIT 1024
 #define EVEXEC__DEFAULT_IDLE_MS 10000
@@ -137,6 +138,7 @@ struct evexec_pool {
     void *thread_init_arg;
     size_t stack_size;           /* 0: the system's default */
     unsigned fork_gen;           /* made in this fork generation; set once */
+    struct evexec__pstats st;    /* lane histograms, running jobs (stats.h) */
 };
 
 /* A pool made before this process forked: its threads are the parent's
@@ -376,6 +378,7 @@ static void *worker_main(void *arg)
     struct evexec_pool *pool = self->pool;
     struct evexec_job *job = NULL;
     int spun = 0;
+    struct evexec__wslot slot;   /* what this worker runs (stats.h) */
 
     evexec__current_pool = pool;
     name_thread(pool, self->serial);
@@ -385,13 +388,16 @@ static void *worker_main(void *arg)
         worker_state = pool->thread_start(pool->thread_init_arg);
 
     pthread_mutex_lock(&pool->lock);
+    evexec__wslot_link(&pool->st, &slot);
     for (;;) {
         job = take(pool);
         if (job) {
             spun = 0;
+            uint64_t t0 = evexec__stats_take(&pool->st, &slot, job);
             pthread_mutex_unlock(&pool->lock);
             int slow = job->lane == EVEXEC_LANE_SLOW;
             evexec__pool_client.run(job);
+            evexec__stats_ran(&pool->st, slow, t0);
             /* Given up at its deadline meanwhile?  The loop counted it in
              * `extra`; from now on it will not. */
             int expired = atomic_exchange_explicit(&job->expired, 2,
@@ -399,6 +405,7 @@ static void *worker_main(void *arg)
             atomic_fetch_add_explicit(&pool->completed, 1, memory_order_relaxed);
             evexec__pool_client.complete(job, 1);   /* the job may be gone */
             pthread_mutex_lock(&pool->lock);
+            slot.busy = 0;
             pool->free_threads++;
             if (slow)
                 pool->slow_running--;
@@ -439,6 +446,7 @@ static void *worker_main(void *arg)
     }
     pool->nthreads--;
     pool->free_threads--;
+    evexec__wslot_unlink(&pool->st, &slot);
     if (pool->thread_exit) {
         /* Gone from the counts, so a job submitted meanwhile gets a new
          * thread; shutdown(WAIT) and free still wait for this one. */
@@ -573,6 +581,7 @@ EVEXEC_API struct evexec_pool *evexec_pool_new(const struct evexec_pool_config *
     pool->thread_exit = cfg->thread_exit;
     pool->thread_init_arg = cfg->thread_init_arg;
     pool->stack_size = cfg->stack_size;
+    pool->st.timing = cfg->timing != 0;
     pool->fork_gen = evexec__fork_init();
     return pool;
 
@@ -693,11 +702,13 @@ static int submit_with(struct evexec_pool *pool,
 
 int evexec__pool_submit(struct evexec_pool *pool, struct evexec_job *job)
 {
+    evexec__stats_stamp(&pool->st, job, 0);
     return submit_with(pool, submit_locked, job);
 }
 
 int evexec__pool_submit_batch(struct evexec_pool *pool, struct evexec_job *head)
 {
+    evexec__stats_stamp(&pool->st, head, 1);
     return submit_with(pool, submit_batch_locked, head);
 }
 
@@ -709,6 +720,7 @@ int evexec__pool_unqueue(struct evexec_pool *pool, struct evexec_job *job)
         lane_unlink(pool, job);
         job->qstate = EVEXEC__Q_REMOVED;
         pool->cancelled++;
+        pool->st.cancelled[job->lane]++;
         removed = 1;
         if (pool->shutdown && pool->q[0].len + pool->q[1].len == 0)
             pthread_cond_broadcast(&pool->work_cv);
@@ -727,6 +739,7 @@ static struct evexec_job **unqueue_olane(struct evexec_pool *pool, int lane,
         return tail;
     pool->q[lane].len -= ol->q.len;
     pool->cancelled += ol->q.len;
+    pool->st.cancelled[lane] += ol->q.len;
     ring_remove(&pool->q[lane], ol);
     struct evexec_job *job = evexec__jobq_take_all(&ol->q);
     *tail = job;
@@ -962,4 +975,19 @@ void evexec__pool_atfork(int phase)
         evexec__current_pool = NULL;
         break;
     }
+}
+
+int evexec__pool_stats_locked(const struct evexec_pool *cpool,
+                              void (*fn)(struct evexec__pstats *st,
+                                         const size_t qlen[2], void *arg),
+                              void *arg)
+{
+    if (inherited(cpool))
+        return ESHUTDOWN;
+    struct evexec_pool *pool = (struct evexec_pool *)cpool;
+    pthread_mutex_lock(&pool->lock);
+    size_t qlen[2] = { pool->q[0].len, pool->q[1].len };
+    fn(&pool->st, qlen, arg);
+    pthread_mutex_unlock(&pool->lock);
+    return 0;
 }
