@@ -85,29 +85,29 @@ static struct cancel_stripe *cancel_stripe_of(const struct evexec_job *job)
     return &cancel_stripes[(h >> 6) % CANCEL_STRIPES];
 }
 
-void evexec__job_cancel_notify(struct evexec_job *job)
+/* Wake the waiters of stripe s, and its pollers of `job` (or, with job
+ * NULL, of `pool`). */
+static void stripe_wake(struct cancel_stripe *s, const struct evexec_job *job,
+                        const struct evexec_pool *pool)
 {
-    struct cancel_stripe *s = cancel_stripe_of(job);
     pthread_mutex_lock(&s->mu);
     pthread_cond_broadcast(&s->cv);
     for (struct cancel_poller *p = s->pollers; p; p = p->next)
-        if (p->job == job)
+        if (job ? p->job == job : p->pool == pool)
             evexec__wakefd_signal(p->wake);
     pthread_mutex_unlock(&s->mu);
+}
+
+void evexec__job_cancel_notify(struct evexec_job *job)
+{
+    stripe_wake(cancel_stripe_of(job), job, NULL);
 }
 
 void evexec__cancel_notify_pool(struct evexec_pool *pool)
 {
     pthread_once(&cancel_once, cancel_stripes_init);
-    for (int i = 0; i < CANCEL_STRIPES; i++) {
-        struct cancel_stripe *s = &cancel_stripes[i];
-        pthread_mutex_lock(&s->mu);
-        pthread_cond_broadcast(&s->cv);
-        for (struct cancel_poller *p = s->pollers; p; p = p->next)
-            if (p->pool == pool)
-                evexec__wakefd_signal(p->wake);
-        pthread_mutex_unlock(&s->mu);
-    }
+    for (int i = 0; i < CANCEL_STRIPES; i++)
+        stripe_wake(&cancel_stripes[i], NULL, pool);
 }
 
 static int timespec_before(const struct timespec *a, const struct timespec *b)

@@ -449,23 +449,30 @@ static void wait_for_adopt(struct comb *c, struct evexec_future *in)
     comb_end(c, in->error, in->error == 0 ? in->result : NULL);
 }
 
-static void wait_for_timer(struct comb *c)
+static const struct comb_kind deadline_kind;
+
+/* The timeout of a wait_for, and of a job's deadline (below). */
+static void timeout_fired(struct comb *c)
 {
     struct evexec_future *in = c->in[0];
+    const struct comb_kind *kind = kind_of(&c->fut);
     /* Ended, but its callbacks have not run yet: its outcome wins. */
     if (in->state != EVEXEC__PENDING) {
-        wait_for_adopt(c, in);
+        kind->input(c, in);
         return;
     }
     comb_end(c, ETIMEDOUT, NULL);
-    evexec_future_cancel(in);
+    if (kind == &deadline_kind)
+        evexec__job_expire(in);
+    else
+        evexec_future_cancel(in);
 }
 
 static const struct comb_kind wait_for_kind = {
     .ops = { .cancel = comb_cancel_with_inputs, .release = comb_release,
              .name = "wait_for" },
     .input = wait_for_adopt,
-    .timer = wait_for_timer,
+    .timer = timeout_fired,
     .observes = 1,
 };
 
@@ -508,22 +515,11 @@ static void deadline_adopt(struct comb *c, struct evexec_future *in)
     evexec__future_finish(&c->fut, 0, result, free_fn);
 }
 
-static void deadline_timer(struct comb *c)
-{
-    struct evexec_future *in = c->in[0];
-    if (in->state != EVEXEC__PENDING) {
-        deadline_adopt(c, in);
-        return;
-    }
-    comb_end(c, ETIMEDOUT, NULL);
-    evexec__job_expire(in);
-}
-
 static const struct comb_kind deadline_kind = {
     .ops = { .cancel = comb_cancel_with_inputs, .release = comb_release,
              .name = "deadline" },
     .input = deadline_adopt,
-    .timer = deadline_timer,
+    .timer = timeout_fired,
     .observes = 1,
 };
 

@@ -333,14 +333,7 @@ static int cache_on(const struct evexec__dns *d)
 static void cache_drop(struct evexec__dns *d, struct dns_entry *e)
 {
     table_remove(&d->cache, &e->item);
-    if (e->older)
-        e->older->newer = e->newer;
-    else
-        d->oldest = e->newer;
-    if (e->newer)
-        e->newer->older = e->older;
-    else
-        d->newest = e->older;
+    EVEXEC__DLIST_UNLINK(d->oldest, d->newest, e, older, newer);
     if (e->list)
         freeaddrinfo(e->list);
     free(e);
@@ -403,12 +396,7 @@ static void cache_store(struct evexec__dns *d, const struct dns_key *k, int erro
         e->list = *list;
         *list = NULL;
     }
-    e->older = d->newest;
-    if (d->newest)
-        d->newest->newer = e;
-    else
-        d->oldest = e;
-    d->newest = e;
+    EVEXEC__DLIST_APPEND(d->oldest, d->newest, e, older, newer);
 }
 
 /* ---- lookups and their waiters ------------------------------------------------- */
@@ -441,27 +429,13 @@ static void lookup_unjoinable(struct dns_lookup *lk)
 static void waiter_attach(struct dns_lookup *lk, struct dns_waiter *w)
 {
     w->lk = lk;
-    w->next = NULL;
-    w->prev = lk->tail;
-    if (lk->tail)
-        lk->tail->next = w;
-    else
-        lk->head = w;
-    lk->tail = w;
+    EVEXEC__DLIST_APPEND(lk->head, lk->tail, w, prev, next);
 }
 
 static void waiter_detach(struct dns_waiter *w)
 {
     struct dns_lookup *lk = w->lk;
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        lk->head = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    else
-        lk->tail = w->prev;
-    w->prev = w->next = NULL;
+    EVEXEC__DLIST_UNLINK(lk->head, lk->tail, w, prev, next);
     w->lk = NULL;
 }
 

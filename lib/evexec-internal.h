@@ -210,29 +210,43 @@ struct evexec__jobq {
     size_t len;
 };
 
+/* Append n to such a list: the one append of every list in lib/. */
+#define EVEXEC__DLIST_APPEND(head, tail, n, prev, next) \
+    do {                                                \
+        (n)->next = NULL;                               \
+        (n)->prev = (tail);                             \
+        if (tail)                                       \
+            (tail)->next = (n);                         \
+        else                                            \
+            (head) = (n);                               \
+        (tail) = (n);                                   \
+    } while (0)
+
 static inline void evexec__jobq_push(struct evexec__jobq *q, struct evexec_job *job)
 {
-    job->qnext = NULL;
-    job->qprev = q->tail;
-    if (q->tail)
-        q->tail->qnext = job;
-    else
-        q->head = job;
-    q->tail = job;
+    EVEXEC__DLIST_APPEND(q->head, q->tail, job, qprev, qnext);
     q->len++;
 }
 
+/* Unlink n from a doubly linked list threaded through its fields `prev`
+ * and `next`, whose first element is the lvalue `head` and last `tail`,
+ * and clear n's links.  The one unlink of every list in lib/. */
+#define EVEXEC__DLIST_UNLINK(head, tail, n, prev, next) \
+    do {                                                \
+        if ((n)->prev)                                  \
+            (n)->prev->next = (n)->next;                \
+        else                                            \
+            (head) = (n)->next;                         \
+        if ((n)->next)                                  \
+            (n)->next->prev = (n)->prev;                \
+        else                                            \
+            (tail) = (n)->prev;                         \
+        (n)->prev = (n)->next = NULL;                   \
+    } while (0)
+
 static inline void evexec__jobq_unlink(struct evexec__jobq *q, struct evexec_job *job)
 {
-    if (job->qprev)
-        job->qprev->qnext = job->qnext;
-    else
-        q->head = job->qnext;
-    if (job->qnext)
-        job->qnext->qprev = job->qprev;
-    else
-        q->tail = job->qprev;
-    job->qprev = job->qnext = NULL;
+    EVEXEC__DLIST_UNLINK(q->head, q->tail, job, qprev, qnext);
     q->len--;
 }
 

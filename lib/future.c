@@ -174,12 +174,9 @@ void evexec__future_release(struct evexec_future *f)
 void evexec__future_free_mem(struct evexec_future *f)
 {
     struct evexec *ex = f->ex;
-    if (f->all_prev)
-        f->all_prev->all_next = f->all_next;
-    else
-        ex->all = f->all_next;
-    if (f->all_next)
-        f->all_next->all_prev = f->all_prev;
+    struct evexec_future *no_tail = NULL;   /* the list keeps no tail */
+    EVEXEC__DLIST_UNLINK(ex->all, no_tail, f, all_prev, all_next);
+    (void)no_tail;
     if (f->kind == EVEXEC__F_JOB) {
         evexec__jobfut_recycle(ex, EVEXEC__CONTAINER_OF(f, struct evexec__jobfut, fut));
         return;

@@ -246,26 +246,12 @@ static size_t lane_waiting(const struct evexec_pool *pool, int lane, size_t spar
 
 static inline void ring_append(struct evexec__lane *ln, struct evexec__pool_olane *ol)
 {
-    ol->rnext = NULL;
-    ol->rprev = ln->tail;
-    if (ln->tail)
-        ln->tail->rnext = ol;
-    else
-        ln->head = ol;
-    ln->tail = ol;
+    EVEXEC__DLIST_APPEND(ln->head, ln->tail, ol, rprev, rnext);
 }
 
 static inline void ring_remove(struct evexec__lane *ln, struct evexec__pool_olane *ol)
 {
-    if (ol->rprev)
-        ol->rprev->rnext = ol->rnext;
-    else
-        ln->head = ol->rnext;
-    if (ol->rnext)
-        ol->rnext->rprev = ol->rprev;
-    else
-        ln->tail = ol->rprev;
-    ol->rprev = ol->rnext = NULL;
+    EVEXEC__DLIST_UNLINK(ln->head, ln->tail, ol, rprev, rnext);
 }
 
 /* The FIFO `job` goes on or is on.  Caller holds pool->lock. */

@@ -142,12 +142,9 @@ static inline void evexec__wslot_link(struct evexec__pstats *st,
 static inline void evexec__wslot_unlink(struct evexec__pstats *st,
                                         struct evexec__wslot *slot)
 {
-    if (slot->prev)
-        slot->prev->next = slot->next;
-    else
-        st->workers = slot->next;
-    if (slot->next)
-        slot->next->prev = slot->prev;
+    struct evexec__wslot *no_tail = NULL;   /* the list keeps no tail */
+    EVEXEC__DLIST_UNLINK(st->workers, no_tail, slot, prev, next);
+    (void)no_tail;
 }
 
 #endif /* EVEXEC_STATS_H */
