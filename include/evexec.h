@@ -117,7 +117,7 @@ struct evexec_pool_config {
     size_t size;
     /** Most worker threads.  0: min(32, number of CPUs + 4), as Python.
      *  Slow-lane jobs (EVEXEC_LANE_SLOW) get at most half of them, at
-     *  least one; so with max_threads 1 the slow lane shares the only
+     *  least one, unless slow_max_threads says otherwise; so with max_threads 1 the slow lane shares the only
      *  thread and a hung slow job holds up every other job.  From
      *  max_threads 2 up, slow jobs never hold every thread. */
     unsigned max_threads;
@@ -180,6 +180,14 @@ struct evexec_pool_config {
      *  throughput (about 15 % more instructions per job).  0: off; the
      *  lane counters are kept anyway and the histograms stay empty. */
     unsigned timing;
+    /** Most threads the slow lane (EVEXEC_LANE_SLOW) holds at once, from
+     *  1 to max_threads; the default lane can always have the rest.  0:
+     *  half of max_threads, at least one.  A server whose slow requests
+     *  are a small share of its work but slow each (50 ms calls to a
+     *  legacy backend) raises it; one that must keep default-lane
+     *  threads free for hung lookups lowers it.  EINVAL above
+     *  max_threads. */
+    unsigned slow_max_threads;
 };
 
 /** An initializer for struct evexec_pool_config: defaults, size set:
@@ -193,8 +201,8 @@ struct evexec_pool_config {
 /**
  * Make a pool.  Threads start lazily, as work arrives.  Jobs run in two
  * lanes (EVEXEC_LANE_DEFAULT, EVEXEC_LANE_SLOW); the slow lane never holds
- * more than half of max_threads (at least one), so from max_threads 2 up
- * slow jobs never starve the rest; with max_threads 1 the slow lane
+ * more than half of max_threads (at least one; slow_max_threads sets it),
+ * so from max_threads 2 up slow jobs never starve the rest; with max_threads 1 the slow lane
  * shares the only thread.
  * Fairness: when several evexecs share a pool, each lane serves them
  * round-robin, one job each in turn (among those with jobs queued in that
@@ -203,7 +211,8 @@ struct evexec_pool_config {
  * backlog.  One evexec's jobs of one lane start in the order it submitted
  * them.  The default lane still goes before the slow lane.
  * Returns a new pool, or NULL with errno EINVAL (min_threads > max_threads,
- * max_threads above 1024, spin_us above 1000) or ENOMEM.  Thread-safe.
+ * max_threads above 1024, spin_us above 1000, slow_max_threads above
+ * max_threads, stack_size out of range) or ENOMEM.  Thread-safe.
  */
 EVEXEC_API struct evexec_pool *evexec_pool_new(const struct evexec_pool_config *cfg);
 
@@ -585,7 +594,7 @@ struct evexec_run_opts {
     size_t size;
     /** EVEXEC_LANE_DEFAULT, or EVEXEC_LANE_SLOW for work that may hang
      *  (name lookups): slow-lane jobs never occupy more than half of the
-     *  pool's max_threads (at least one), so from max_threads 2 up they
+     *  pool's max_threads (at least one; its slow_max_threads), so from max_threads 2 up they
      *  never starve the rest.  With max_threads 1 the slow lane shares the
      *  only thread: a hung slow job holds up every job behind it.  Each
      *  lane has its own max_queued bound. */

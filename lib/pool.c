@@ -517,7 +517,7 @@ EVEXEC_API struct evexec_pool *evexec_pool_new(const struct evexec_pool_config *
     }
     unsigned max = cfg->max_threads ? cfg->max_threads : default_max_threads();
     if (max > EVEXEC__MAX_THREADS_LIMIT || cfg->min_threads > max ||
-        cfg->spin_us > EVEXEC__MAX_SPIN_US ||
+        cfg->spin_us > EVEXEC__MAX_SPIN_US || cfg->slow_max_threads > max ||
         (cfg->stack_size && (cfg->stack_size < EVEXEC__MIN_STACK ||
                              cfg->stack_size > EVEXEC__MAX_STACK))) {
         errno = EINVAL;
@@ -555,7 +555,8 @@ EVEXEC_API struct evexec_pool *evexec_pool_new(const struct evexec_pool_config *
     }
     pool->max_threads = max;
     pool->min_threads = cfg->min_threads;
-    pool->slow_max = max / 2 ? max / 2 : 1;
+    pool->slow_max = cfg->slow_max_threads ? cfg->slow_max_threads
+                                           : (max / 2 ? max / 2 : 1);
     pool->idle_timeout_ms = cfg->idle_timeout_ms ? cfg->idle_timeout_ms
                                                  : EVEXEC__DEFAULT_IDLE_MS;
     pool->max_queued = cfg->max_queued;

@@ -1406,6 +1406,42 @@ static void test_slow_lane_two_threads(void **state)
     }
 }
 
+/* slow_max_threads sets the slow lane's share: 3 of 4 threads here, so
+ * the fourth slow job waits while a default job still runs at once. */
+static void test_slow_lane_share_setting(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct evexec_pool_config cfg = EVEXEC_POOL_CONFIG_INIT;
+    cfg.max_threads = 4;
+    cfg.slow_max_threads = 5;
+    expect_config_refused(cfg);
+    cfg.slow_max_threads = 3;
+    fx_pool(fx, &cfg);
+    struct evexec_run_opts slow = { .lane = EVEXEC_LANE_SLOW };
+    struct tu_job *sj = tu_fx_jobs(fx, 4);
+    struct evexec_future *sf[4];
+    for (int i = 0; i < 4; i++) {
+        tu_job_init(&sj[i], &fx->frees, 0, 0);
+        sj[i].gate = &fx->gate;
+        sf[i] = evexec_run_opts(fx->ex, tu_job_fn, &sj[i], &slow);
+        assert_non_null(sf[i]);
+    }
+    assert_int_equal(tu_gate_wait_arrived(&fx->gate, 3), 0);
+    struct tu_job *fast = tu_fx_job(fx, 0, 0);
+    struct evexec_future *ff = submit(fx, fast);
+    assert_int_equal(finish(fx, ff), 0);
+    evexec_future_unref(ff);
+    assert_int_equal(tu_gate_arrived(&fx->gate), 3);
+    struct evexec_pool_stats st = tu_stats(fx->pool);
+    assert_int_equal(st.running, 3);
+    assert_int_equal(st.queued, 1);
+    tu_gate_open(&fx->gate);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(finish(fx, sf[i]), 0);
+        evexec_future_unref(sf[i]);
+    }
+}
+
 /* The documented exception: with max_threads 1 the slow lane shares the
  * only thread, so a default job waits behind a blocked slow one. */
 static void test_slow_lane_one_thread(void **state)
@@ -1902,6 +1938,7 @@ static void test_pool_free_from_worker(void **state)
     X(test_bounded_queue_size_max) \
     X(test_slow_lane_two_threads) \
     X(test_slow_lane_one_thread) \
+    X(test_slow_lane_share_setting) \
     X(test_stats_counts) \
     X(test_shutdown_refuse_only) \
     X(test_shutdown_wait) \
