@@ -887,6 +887,9 @@ void evexec__jobfut_recycle(struct evexec *ex, struct evexec__jobfut *jf)
 
 /* ---- deadlines ----------------------------------------------------------- */
 
+static struct evexec_future *run_job(struct evexec *ex, evexec_fn fn, void *arg,
+                                     const struct evexec_run_opts *opts, int expirable);
+
 /* evexec_run_opts() with a deadline: the caller gets a wrapper that ends
  * as the job's future ends, or ETIMEDOUT at the deadline (combine.c).
  * The wrapper is made first, so that nothing can fail once the job has
@@ -904,11 +907,7 @@ static struct evexec_future *run_with_deadline(struct evexec *ex, evexec_fn fn,
     struct evexec_future *w = evexec__deadline_new(ex);
     if (!w)
         return NULL;
-    struct evexec_run_opts plain = *opts;
-    plain.size = sizeof plain;
-    plain.deadline.tv_sec = 0;
-    plain.deadline.tv_usec = 0;
-    struct evexec_future *f = evexec_run_opts(ex, fn, arg, &plain);
+    struct evexec_future *f = run_job(ex, fn, arg, opts, 1);
     if (!f) {
         int err = errno;
         evexec_future_unref(w);
@@ -936,22 +935,29 @@ EVEXEC_API struct evexec_future *evexec_run_opts(struct evexec *ex, evexec_fn fn
                                                  const struct evexec_run_opts *user_opts)
 {
     struct evexec_run_opts o;
-    const struct evexec_run_opts *opts = NULL;
-    if (user_opts) {
-        if (evexec__read_struct(&o, sizeof o, user_opts, EVEXEC__RUN_OPTS_SIZE_1_0) != 0) {
-            errno = EINVAL;
-            return NULL;
-        }
-        opts = &o;
-        if (o.deadline.tv_sec != 0 || o.deadline.tv_usec != 0)
-            return run_with_deadline(ex, fn, arg, &o);
+    if (!user_opts)
+        return run_job(ex, fn, arg, NULL, 0);
+    if (evexec__read_struct(&o, sizeof o, user_opts, EVEXEC__RUN_OPTS_SIZE_1_0) != 0) {
+        errno = EINVAL;
+        return NULL;
     }
+    if (o.deadline.tv_sec != 0 || o.deadline.tv_usec != 0)
+        return run_with_deadline(ex, fn, arg, &o);
+    return run_job(ex, fn, arg, &o, 0);
+}
+
+/* Make and hand over a job.  `expirable`: it has a deadline, so the pool
+ * must watch job->expired for it (see evexec__pool_expire). */
+static struct evexec_future *run_job(struct evexec *ex, evexec_fn fn, void *arg,
+                                     const struct evexec_run_opts *opts, int expirable)
+{
+    int rc;
     int lane = opts ? opts->lane : EVEXEC_LANE_DEFAULT;
     if (!ex || !fn || (lane != EVEXEC_LANE_DEFAULT && lane != EVEXEC_LANE_SLOW)) {
         errno = EINVAL;
         return NULL;
     }
-    int rc = evexec__usable(ex);
+    rc = evexec__usable(ex);
     if (rc == 0)
         rc = ensure_wake(ex);   /* before anything is handed over */
     if (rc) {
@@ -985,7 +991,7 @@ EVEXEC_API struct evexec_future *evexec_run_opts(struct evexec *ex, evexec_fn fn
     job->lane = (unsigned char)lane;
     atomic_init(&job->cancelled, 0);
     atomic_init(&job->orphan, 0);
-    atomic_init(&job->expired, 0);
+    atomic_init(&job->expired, expirable ? EVEXEC__EXP_LIVE : EVEXEC__EXP_NEVER);
     f->outstanding = 1;
     f->refs++;                          /* the in-flight reference */
 
@@ -1014,7 +1020,7 @@ EVEXEC_API struct evexec_future *evexec_run_opts(struct evexec *ex, evexec_fn fn
 
 EVEXEC_API struct evexec_future *evexec_run(struct evexec *ex, evexec_fn fn, void *arg)
 {
-    return evexec_run_opts(ex, fn, arg, NULL);
+    return run_job(ex, fn, arg, NULL, 0);
 }
 
 EVEXEC_API int evexec_submit(struct evexec *ex, evexec_fn fn, void *arg,

@@ -57,6 +57,8 @@ struct comb_kind {
     void (*input)(struct comb *c, struct evexec_future *in);
     /* The timer fired while the combinator is pending. */
     void (*timer)(struct comb *c);
+    /* A timeout gave up on input `in` (wait_for and deadlines only). */
+    void (*give_up)(struct evexec_future *in);
     /* Inputs' failures count as read (the kind passes them on). */
     unsigned char observes;
 };
@@ -449,8 +451,6 @@ static void wait_for_adopt(struct comb *c, struct evexec_future *in)
     comb_end(c, in->error, in->error == 0 ? in->result : NULL);
 }
 
-static const struct comb_kind deadline_kind;
-
 /* The timeout of a wait_for, and of a job's deadline (below). */
 static void timeout_fired(struct comb *c)
 {
@@ -462,10 +462,12 @@ static void timeout_fired(struct comb *c)
         return;
     }
     comb_end(c, ETIMEDOUT, NULL);
-    if (kind == &deadline_kind)
-        evexec__job_expire(in);
-    else
-        evexec_future_cancel(in);
+    kind->give_up(in);
+}
+
+static void wait_for_give_up(struct evexec_future *in)
+{
+    evexec_future_cancel(in);
 }
 
 static const struct comb_kind wait_for_kind = {
@@ -473,6 +475,7 @@ static const struct comb_kind wait_for_kind = {
              .name = "wait_for" },
     .input = wait_for_adopt,
     .timer = timeout_fired,
+    .give_up = wait_for_give_up,
     .observes = 1,
 };
 
@@ -520,6 +523,7 @@ static const struct comb_kind deadline_kind = {
              .name = "deadline" },
     .input = deadline_adopt,
     .timer = timeout_fired,
+    .give_up = evexec__job_expire,
     .observes = 1,
 };
 

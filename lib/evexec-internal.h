@@ -198,9 +198,22 @@ struct evexec_job {
     unsigned char lane;
     atomic_uchar cancelled;            /* loop writes, worker reads */
     atomic_uchar orphan;               /* teardown handshake, see bridge.c */
-    atomic_uchar expired;              /* deadline handshake, see pool.c:
-                                          1 loop gave it up while running,
-                                          2 its worker is done with it */
+    atomic_uchar expired;              /* deadline handshake (pool.c):
+                                          EVEXEC__EXP_*; set by the loop
+                                          before the job is queued, then
+                                          LIVE->GIVEN_UP by the loop under
+                                          pool->lock, ->DONE by the worker */
+};
+
+/* job->expired.  NEVER: no deadline, nobody changes it (the worker spends
+ * no atomic exchange on it).  LIVE: a deadline job not given up.
+ * GIVEN_UP: the loop gave it up while it ran and counted it in the pool's
+ * `extra`.  DONE: its function returned; too late to give it up. */
+enum {
+    EVEXEC__EXP_LIVE = 0,       /* 0, so zero-filled jobs are watched */
+    EVEXEC__EXP_GIVEN_UP = 1,
+    EVEXEC__EXP_DONE = 2,
+    EVEXEC__EXP_NEVER = 3
 };
 
 /* A FIFO of jobs linked through their own qprev/qnext (no allocation):

@@ -386,8 +386,11 @@ static void *worker_main(void *arg)
             evexec__stats_ran(&pool->st, slow, t0);
             /* Given up at its deadline meanwhile?  The loop counted it in
              * `extra`; from now on it will not. */
-            int expired = atomic_exchange_explicit(&job->expired, 2,
-                                                   memory_order_acq_rel) == 1;
+            int expired =
+                atomic_load_explicit(&job->expired, memory_order_relaxed) !=
+                    EVEXEC__EXP_NEVER &&
+                atomic_exchange_explicit(&job->expired, EVEXEC__EXP_DONE,
+                                         memory_order_acq_rel) == EVEXEC__EXP_GIVEN_UP;
             atomic_fetch_add_explicit(&pool->completed, 1, memory_order_relaxed);
             evexec__pool_client.complete(job, 1);   /* the job may be gone */
             pthread_mutex_lock(&pool->lock);
@@ -653,8 +656,9 @@ void evexec__pool_expire(struct evexec_pool *pool, struct evexec_job *job)
      * stuck jobs cannot make threads without bound. */
     if (job->qstate == EVEXEC__Q_RUNNING && pool->extra < pool->max_threads &&
         !pool->shutdown) {
-        unsigned char none = 0;
-        if (atomic_compare_exchange_strong_explicit(&job->expired, &none, 1,
+        unsigned char live = EVEXEC__EXP_LIVE;
+        if (atomic_compare_exchange_strong_explicit(&job->expired, &live,
+                                                    EVEXEC__EXP_GIVEN_UP,
                                                     memory_order_acq_rel,
                                                     memory_order_acquire)) {
             pool->extra++;
