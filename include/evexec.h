@@ -216,6 +216,92 @@ struct evexec_pool_config {
  */
 EVEXEC_API struct evexec_pool *evexec_pool_new(const struct evexec_pool_config *cfg);
 
+/** The most lanes a pool has: the default lane, the slow lane and up to
+ *  EVEXEC_MAX_LANES - 2 lanes made with evexec_pool_add_lane(). */
+#define EVEXEC_MAX_LANES 8
+
+/** A lane's settings, for evexec_pool_add_lane().  All zero but name
+ *  means: as many threads as the pool's max_threads, the pool's
+ *  max_queued, not affine. */
+struct evexec_lane_config {
+    /** The size of this struct as the caller knows it: set it with
+     *  EVEXEC_LANE_CONFIG_INIT.  0 means this layout. */
+    size_t size;
+    /** The lane's name, 1 to 15 bytes, unique in the pool ("default" and
+     *  "slow" are taken).  Copied.  Shown by the stats socket and
+     *  tools/evexec-top; evexec_pool_lane_find() looks it up. */
+    const char *name;
+    /** Most jobs of the lane run at once, from 1 to the pool's
+     *  max_threads: a lane at its cap never takes another thread, however
+     *  many are idle.  1 runs a library that is not thread-safe one call
+     *  at a time, with no lock in user code (on any of the pool's
+     *  threads).  0: the pool's max_threads.  Ignored (1) when affine. */
+    unsigned max_threads;
+    /** Most jobs of the lane waiting for a thread, as the pool's
+     *  max_queued counts them for its lanes (EAGAIN past it).  0: the
+     *  pool's max_queued (which may be 0: unbounded). */
+    size_t max_queued;
+    /** Non-zero: an affine lane.  Every job of the lane runs on one
+     *  dedicated thread of its own, started by the lane's first job, kept
+     *  until the pool is shut down (never ended for being idle), and not
+     *  counted in the pool's max_threads: for libraries whose handles must
+     *  be used from the thread that made them (thread-local state, some
+     *  database clients, OpenGL-style contexts).  The thread runs the
+     *  pool's thread_init, thread_start and thread_exit like any worker.
+     *  A job given up at its deadline (evexec_run_opts) still holds it:
+     *  the lane's later jobs wait until it returns. */
+    int affine;
+};
+
+/** An initializer for struct evexec_lane_config: defaults, size set. */
+#ifdef __cplusplus
+#define EVEXEC_LANE_CONFIG_INIT { sizeof(struct evexec_lane_config) }
+#else
+#define EVEXEC_LANE_CONFIG_INIT { .size = sizeof(struct evexec_lane_config) }
+#endif
+
+/**
+ * Give a pool a lane of its own name, with its own cap on threads, its
+ * own queue bound, or a dedicated thread (struct evexec_lane_config).
+ * One set of threads serves every lane but affine ones; a job goes to a
+ * lane through struct evexec_run_opts' `lane`.
+ *
+ * Which lane a free worker serves: the default lane first, then the
+ * other lanes with jobs queued and below their caps in turn, one job
+ * each (round-robin, starting after the lane served last), so no lane
+ * starves another that is below its cap.  Within a lane, evexecs are
+ * served in turn, as for the default lane (see evexec_pool_new()).
+ *
+ *     struct evexec_lane_config lc = EVEXEC_LANE_CONFIG_INIT;
+ *     lc.name = "legacy";
+ *     lc.max_threads = 1;            // one call at a time, no lock
+ *     int legacy;
+ *     if (evexec_pool_add_lane(pool, &lc, &legacy) == 0) {
+ *         struct evexec_run_opts o = EVEXEC_RUN_OPTS_INIT;
+ *         o.lane = legacy;
+ *         evexec_run_opts(ex, call_legacy, req, &o);
+ *     }
+ *
+ * Lanes are never taken away; they last as long as the pool.  Sets
+ * *lane_out to the new lane's number (2 and up) and returns 0; EINVAL
+ * (NULL pool, cfg, lane_out or name, a name empty or longer than 15
+ * bytes, max_threads above the pool's max_threads, unknown fields set in
+ * cfg); EEXIST (a lane of that name); ENOSPC (EVEXEC_MAX_LANES lanes
+ * already); ESHUTDOWN (pool shut down, or inherited across fork());
+ * ENOMEM.  Thread-safe; may be called while the pool runs jobs.
+ */
+EVEXEC_API int evexec_pool_add_lane(struct evexec_pool *pool,
+                                    const struct evexec_lane_config *cfg,
+                                    int *lane_out);
+
+/**
+ * The number of the pool's lane called `name` ("default": 0, "slow": 1,
+ * or one made by evexec_pool_add_lane()), or -1 with errno ENOENT (no
+ * such lane) or EINVAL (NULL pool or name).  Thread-safe.
+ */
+EVEXEC_API int evexec_pool_lane_find(const struct evexec_pool *pool,
+                                     const char *name);
+
 /** Shutdown flags. */
 #define EVEXEC_SHUTDOWN_WAIT   0x1  /**< run everything queued, wait for it */
 #define EVEXEC_SHUTDOWN_CANCEL 0x2  /**< end queued jobs ECANCELED instead */
@@ -490,7 +576,8 @@ EVEXEC_API int evexec_set_drain_budget(struct evexec *ex, unsigned max_callbacks
  * Setting them again starts from "below" and forgets crossings not yet
  * told (if the count is already at or above the new `high`, an "above"
  * call follows).  high == 0 turns them off, without a call.  From
- * evexec_free() on, cb is never called.  Counted per evexec, not per lane.
+ * evexec_free() on, cb is never called.  Counted per evexec, all lanes
+ * together; evexec_set_lane_watermarks() counts one lane.
  *
  *     static void pressure(struct evexec *ex, int above, void *arg)
  *     {
@@ -506,6 +593,28 @@ EVEXEC_API int evexec_set_watermarks(struct evexec *ex, size_t low, size_t high,
                                      void (*cb)(struct evexec *ex, int above,
                                                 void *arg),
                                      void *arg);
+
+/**
+ * Watermarks on one lane: as evexec_set_watermarks(), counting only this
+ * evexec's jobs of `lane` in flight (submitted and not yet delivered), so
+ * a server can stop taking the requests that go to a lane backed up (its
+ * slow lane, a lane with one thread for a legacy library) and keep
+ * taking the rest.  Each lane's watermarks are set, told and turned off
+ * on their own, and apart from the evexec's: a crossing of both calls
+ * both callbacks (the evexec's first, then the lanes' in lane order).
+ *
+ *     evexec_set_lane_watermarks(ex, EVEXEC_LANE_SLOW, 10, 100,
+ *                                slow_pressure, listener);
+ *
+ * Returns 0; EINVAL (NULL ex, a lane the pool does not have, high != 0
+ * with low >= high or a NULL cb, not the loop thread); ESHUTDOWN (being
+ * freed).  Loop thread.
+ */
+EVEXEC_API int evexec_set_lane_watermarks(struct evexec *ex, int lane, size_t low,
+                                          size_t high,
+                                          void (*cb)(struct evexec *ex, int above,
+                                                     void *arg),
+                                          void *arg);
 
 /**
  * Tear down.  Inside this call, on the calling (loop) thread:

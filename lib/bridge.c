@@ -288,7 +288,7 @@ static void deliver_job(struct evexec *ex, struct evexec_job *job)
 
     f->outstanding = 0;
     ex->inflight--;
-    evexec__jobs_down(ex);
+    evexec__jobs_down(ex, job->lane);
     release_unrun_arg(job);
     if (f->cancel_taken || (!job_fn_called(job) && job->error == ECANCELED)) {
         release_job_result(job);
@@ -316,7 +316,7 @@ static void end_unsent(struct evexec *ex, struct evexec_job *job, int error)
     jf->fut.outstanding = 0;
     jf->fut.batched = 0;
     ex->inflight--;
-    evexec__jobs_down(ex);
+    evexec__jobs_down(ex, job->lane);
     evexec__future_finish(&jf->fut, error, NULL, NULL);
     evexec_future_unref(&jf->fut);          /* the in-flight reference */
 }
@@ -478,6 +478,7 @@ static void deliver_budgeted(struct evexec *ex)
  * by the channel), run what is due, hand over the jobs submitted meanwhile
  * in one batch, and let the loop go idle if nothing is left in flight. */
 static void wm_tell(struct evexec *ex);
+static void wm_off(struct evexec *ex);
 
 static void deliver_and_run(struct evexec *ex, int deliver)
 {
@@ -620,9 +621,8 @@ EVEXEC_API struct evexec *evexec_new(struct event_base *base, struct evexec_pool
     atomic_init(&ex->loop_tid, 0);      /* bound by first use */
     ex->fork_gen = gen;
     ex->keep_loop = 1;
-    ex->wm_up_at = SIZE_MAX;            /* watermarks off */
+    wm_off(ex);                         /* watermarks off */
     /* A bounded queue must answer EAGAIN at the call: no batching then. */
-    ex->pool_bounded = evexec__pool_is_bounded(pool);
     ex->spin_us = evexec__pool_spin_us(pool);
     ex->wake_ev = event_new(base, core->chan.rfd, EV_READ | EV_PERSIST, on_wake, ex);
     ex->ready_ev = event_new(base, -1, 0, on_ready, ex);
@@ -813,10 +813,7 @@ EVEXEC_API void evexec_free(struct evexec *ex)
     ex->ready_active = 1;      /* run_ready is called by hand below */
     evexec__obs_free(ex);      /* no watchdog call from here on */
     /* No watermark call from here on. */
-    ex->wm_cb = NULL;
-    ex->wm_unreported = 0;
-    ex->wm_up_at = SIZE_MAX;
-    ex->wm_down_below = 0;
+    wm_off(ex);
     td_end_unsent(ex);
     td_cancel_running(ex);
     long running = td_close_completions(ex);
@@ -953,7 +950,7 @@ static struct evexec_future *run_job(struct evexec *ex, evexec_fn fn, void *arg,
 {
     int rc;
     int lane = opts ? opts->lane : EVEXEC_LANE_DEFAULT;
-    if (!ex || !fn || (lane != EVEXEC_LANE_DEFAULT && lane != EVEXEC_LANE_SLOW)) {
+    if (!ex || !fn || !evexec__pool_lane_ok(ex->pool, lane)) {
         errno = EINVAL;
         return NULL;
     }
@@ -995,7 +992,7 @@ static struct evexec_future *run_job(struct evexec *ex, evexec_fn fn, void *arg,
     f->outstanding = 1;
     f->refs++;                          /* the in-flight reference */
 
-    if (ex->in_pass && !ex->pool_bounded) {
+    if (ex->in_pass && !evexec__pool_lane_direct(ex->pool, lane)) {
         rc = evexec__pool_is_shutdown(ex->pool) ? ESHUTDOWN : 0;
         if (rc == 0) {
             f->batched = 1;
@@ -1014,7 +1011,7 @@ static struct evexec_future *run_job(struct evexec *ex, evexec_fn fn, void *arg,
         return NULL;
     }
     ex->inflight++;
-    evexec__jobs_up(ex);
+    evexec__jobs_up(ex, lane);
     return f;
 }
 
@@ -1202,27 +1199,74 @@ EVEXEC_API int evexec_set_drain_budget(struct evexec *ex, unsigned max_callbacks
     return 0;
 }
 
-void evexec__wm_cross(struct evexec *ex)
+void evexec__wm_cross(struct evexec *ex, struct evexec__wm *wm)
 {
-    if (ex->wm_down_below == 0) {       /* reached high, going up */
-        ex->wm_up_at = SIZE_MAX;
-        ex->wm_down_below = ex->wm_low + 1;
+    if (wm->down_below == 0) {          /* reached high, going up */
+        wm->up_at = SIZE_MAX;
+        wm->down_below = wm->low + 1;
     } else {                            /* fell to low */
-        ex->wm_down_below = 0;
-        ex->wm_up_at = ex->wm_high;
+        wm->down_below = 0;
+        wm->up_at = wm->high;
     }
+    wm->unreported++;
     ex->wm_unreported++;
     evexec__schedule_ready(ex);
 }
 
-/* Tell the crossings not yet told, one call each, from the loop. */
+/* Tell one set's crossings not yet told, one call each.  Returns 1 if ex
+ * is closing (stop telling). */
+static int wm_tell_one(struct evexec *ex, struct evexec__wm *wm)
+{
+    while (wm->unreported) {
+        if (evexec__closing(ex))
+            return 1;
+        wm->unreported--;
+        ex->wm_unreported--;
+        wm->told ^= 1;
+        wm->cb(ex, wm->told, wm->arg);
+    }
+    return 0;
+}
+
+/* Tell the crossings not yet told, from the loop: the evexec's, then each
+ * lane's.  A callback may set watermarks again or free ex. */
 static void wm_tell(struct evexec *ex)
 {
-    while (ex->wm_unreported && !evexec__closing(ex)) {
-        ex->wm_unreported--;
-        ex->wm_told ^= 1;
-        ex->wm_cb(ex, ex->wm_told, ex->wm_arg);
+    if (wm_tell_one(ex, &ex->wm))
+        return;
+    for (int i = 0; i < EVEXEC_MAX_LANES && ex->wm_unreported; i++)
+        if (wm_tell_one(ex, &ex->lane_wm[i]))
+            return;
+}
+
+/* Forget every watermark (evexec_free): no call from here on. */
+static void wm_off(struct evexec *ex)
+{
+    struct evexec__wm off = { .up_at = SIZE_MAX };
+    off.n = ex->wm.n;
+    ex->wm = off;
+    for (int i = 0; i < EVEXEC_MAX_LANES; i++) {
+        off.n = ex->lane_wm[i].n;
+        ex->lane_wm[i] = off;
     }
+    ex->wm_unreported = 0;
+}
+
+/* Set one set of watermarks; see evexec_set_watermarks. */
+static void wm_set(struct evexec *ex, struct evexec__wm *wm, size_t low, size_t high,
+                   void (*cb)(struct evexec *ex, int above, void *arg), void *arg)
+{
+    ex->wm_unreported -= wm->unreported;
+    wm->unreported = 0;
+    wm->told = 0;
+    wm->low = low;
+    wm->high = high;
+    wm->cb = high ? cb : NULL;
+    wm->arg = arg;
+    wm->down_below = 0;
+    wm->up_at = high ? high : SIZE_MAX;
+    if (high && wm->n >= high)
+        evexec__wm_cross(ex, wm);
 }
 
 EVEXEC_API int evexec_set_watermarks(struct evexec *ex, size_t low, size_t high,
@@ -1234,15 +1278,22 @@ EVEXEC_API int evexec_set_watermarks(struct evexec *ex, size_t low, size_t high,
     int rc = setting_allowed(ex);
     if (rc)
         return rc;
-    ex->wm_unreported = 0;
-    ex->wm_told = 0;
-    ex->wm_low = low;
-    ex->wm_high = high;
-    ex->wm_cb = high ? cb : NULL;
-    ex->wm_arg = arg;
-    ex->wm_down_below = 0;
-    ex->wm_up_at = high ? high : SIZE_MAX;
-    if (high && ex->njobs >= high)
-        evexec__wm_cross(ex);
+    wm_set(ex, &ex->wm, low, high, cb, arg);
+    return 0;
+}
+
+EVEXEC_API int evexec_set_lane_watermarks(struct evexec *ex, int lane, size_t low,
+                                          size_t high,
+                                          void (*cb)(struct evexec *ex, int above,
+                                                     void *arg),
+                                          void *arg)
+{
+    if (!ex || !evexec__pool_lane_ok(ex->pool, lane) ||
+        (high != 0 && (low >= high || !cb)))
+        return EINVAL;
+    int rc = setting_allowed(ex);
+    if (rc)
+        return rc;
+    wm_set(ex, &ex->lane_wm[lane], low, high, cb, arg);
     return 0;
 }

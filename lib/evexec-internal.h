@@ -287,7 +287,7 @@ struct evexec__pool_olane {
  * before first use, kept until none of its jobs is queued); its fields are
  * the pool's, under pool->lock. */
 struct evexec__pool_owner {
-    struct evexec__pool_olane lane[2];
+    struct evexec__pool_olane lane[EVEXEC_MAX_LANES];
 };
 
 /*
@@ -337,8 +337,15 @@ unsigned evexec__pool_spin_us(const struct evexec_pool *pool);
 /* Spin until ready(arg) or `us` microseconds passed; 1 if it got ready. */
 int evexec__spin(int (*ready)(const void *arg), const void *arg, unsigned us);
 
-/* 1 if the pool has a bounded queue. */
-int evexec__pool_is_bounded(const struct evexec_pool *pool);
+/* 1 if `lane` is one of the pool's lanes (published: a job may name it). */
+int evexec__pool_lane_ok(const struct evexec_pool *pool, int lane);
+
+/* 1 if jobs of `lane` must be queued at submission, not batched (the lane
+ * is bounded, or affine). */
+int evexec__pool_lane_direct(const struct evexec_pool *pool, int lane);
+
+/* The name of a lane, or NULL for no such lane. */
+const char *evexec__pool_lane_name(const struct evexec_pool *pool, int lane);
 
 /* 1 if the pool refuses new work. */
 int evexec__pool_is_shutdown(struct evexec_pool *pool);
@@ -352,7 +359,7 @@ struct evexec_pool *evexec__worker_pool(void);
 struct evexec__pstats;
 int evexec__pool_stats_locked(const struct evexec_pool *pool,
                               void (*fn)(struct evexec__pstats *st,
-                                         const size_t qlen[2], void *arg),
+                                         const size_t *qlen, void *arg),
                               void *arg);
 
 /* 1 if the calling thread is a worker of a pool shut down with CANCEL:
@@ -550,6 +557,18 @@ enum evexec__life {
                            (evexec__leave) */
 };
 
+/* One set of watermarks (evexec_set_watermarks, or one lane's): jobs
+ * submitted and not yet delivered, and the counts at which they cross a
+ * watermark (up_at: SIZE_MAX when off or above; down_below: low + 1 when
+ * above, else 0).  Loop thread. */
+struct evexec__wm {
+    size_t n, up_at, down_below, low, high;
+    void (*cb)(struct evexec *ex, int above, void *arg);
+    void *arg;
+    unsigned unreported;            /* crossings not yet told to cb */
+    unsigned char told;             /* the last state told (1: above) */
+};
+
 struct evexec {
     struct event_base *base;
     struct evexec_pool *pool;
@@ -570,7 +589,6 @@ struct evexec {
                                        not `depth`, which also counts
                                        run_until_complete, where other
                                        libevent callbacks submit */
-    int pool_bounded;               /* pool has max_queued */
     unsigned spin_us;               /* the pool's opt-in spin */
     unsigned holds;                 /* evexec__keepalive(): run_until_complete
                                        nesting, keeps the loop running */
@@ -592,14 +610,10 @@ struct evexec {
     struct event *more_ev;          /* made by the first budget set */
     unsigned char drain_limited;    /* drain_max || drain_usec */
     unsigned char drain_more;       /* more_ev is added: a drain continues */
-    /* evexec_set_watermarks(): jobs submitted and not yet delivered, and
-     * the counts at which they cross a watermark (wm_up_at: SIZE_MAX when
-     * off or above; wm_down_below: low + 1 when above, else 0). */
-    size_t njobs, wm_up_at, wm_down_below, wm_low, wm_high;
-    void (*wm_cb)(struct evexec *ex, int above, void *arg);
-    void *wm_arg;
-    unsigned wm_unreported;         /* crossings not yet told to wm_cb */
-    unsigned char wm_told;          /* the last state told (1: above) */
+    struct evexec__wm wm;           /* evexec_set_watermarks(): all lanes */
+    struct evexec__wm lane_wm[EVEXEC_MAX_LANES];
+                                    /* evexec_set_lane_watermarks() */
+    unsigned wm_unreported;         /* crossings not yet told, all wms */
     struct evexec__obs *obs;        /* stats.c: watchdog, stats socket */
     unsigned char keep_loop;        /* evexec_set_keepalive(): watch always */
     unsigned char wake_added;
@@ -653,18 +667,28 @@ static inline int evexec__usable(struct evexec *ex)
 /* Schedule the ready queue to run from the loop. */
 void evexec__schedule_ready(struct evexec *ex);
 
-/* Watermarks: count a job submitted (up) or ended (down); see
+/* Watermarks: count a job of `lane` submitted (up) or ended (down); see
  * evexec_set_watermarks.  The crossing itself is told from the loop. */
-void evexec__wm_cross(struct evexec *ex);
-static inline void evexec__jobs_up(struct evexec *ex)
+void evexec__wm_cross(struct evexec *ex, struct evexec__wm *wm);
+static inline void evexec__wm_up(struct evexec *ex, struct evexec__wm *wm)
 {
-    if (++ex->njobs >= ex->wm_up_at)
-        evexec__wm_cross(ex);
+    if (++wm->n >= wm->up_at)
+        evexec__wm_cross(ex, wm);
 }
-static inline void evexec__jobs_down(struct evexec *ex)
+static inline void evexec__wm_down(struct evexec *ex, struct evexec__wm *wm)
 {
-    if (--ex->njobs < ex->wm_down_below)
-        evexec__wm_cross(ex);
+    if (--wm->n < wm->down_below)
+        evexec__wm_cross(ex, wm);
+}
+static inline void evexec__jobs_up(struct evexec *ex, int lane)
+{
+    evexec__wm_up(ex, &ex->wm);
+    evexec__wm_up(ex, &ex->lane_wm[lane]);
+}
+static inline void evexec__jobs_down(struct evexec *ex, int lane)
+{
+    evexec__wm_down(ex, &ex->wm);
+    evexec__wm_down(ex, &ex->lane_wm[lane]);
 }
 
 /* Called when ex->inflight may have dropped to 0 outside a drain. */

@@ -33,17 +33,26 @@
  * and takes the next one in the same critical section.  Idle workers above
  * min_threads exit after idle_timeout_ms.
  *
- * The slow lane never holds more than slow_max threads (half of
- * max_threads, at least one): a worker takes a slow job only below that, so
- * hung name lookups cannot starve the default lane -- from max_threads 2
- * up; with one thread the slow lane shares it.  Workers take default-lane
- * jobs first.
+ * Lanes.  A pool has the default lane (0), the slow lane (1) and up to
+ * EVEXEC_MAX_LANES - 2 lanes users add (evexec_pool_add_lane).  Each lane
+ * has a cap on the jobs it runs at once: a worker takes a job of a lane
+ * only below it.  The default lane's cap is max_threads; the slow lane's
+ * slow_max_threads (half of max_threads, at least one), so hung name
+ * lookups cannot starve the default lane -- from max_threads 2 up; with
+ * one thread the slow lane shares it.  Workers take default-lane jobs
+ * first, then serve the other lanes in turn (next_lane).  An affine lane
+ * is served by one thread of its own (struct evexec__thread.affine),
+ * started by its first job, waiting on the lane's own condition variable,
+ * and never idle-exiting; it is counted in affine_alive, not nthreads, so
+ * max_threads and the shared workers' counts never see it.
  *
  * max_queued bounds each lane on its own: a submission is refused when its
  * lane already has max_queued jobs that no thread would take at once
  * (lane_waiting: free threads and threads still allowed to start go to the
- * default lane first, then to the slow lane up to slow_max).  No sums that
- * could wrap.
+ * default lane first, then to the other lanes in their order, each up to
+ * its room).  No sums that could wrap.  Jobs of a bounded or affine lane
+ * ("direct" lanes) are queued at submission, never in a loop's batch, so
+ * a refusal reaches the caller.
  *
  * Cancelling shutdown never writes into a running job (the loop may free
  * it the moment its worker hands it back): it sets `cancel_running`, which
@@ -96,28 +105,46 @@
 #define EVEXEC__MAX_STACK ((size_t)1 << 30)
 
 /* A lane: the ring of owners that have jobs queued in it, served in turn,
- * and how many jobs it holds in all. */
+ * how many jobs it holds in all, and its cap.  Lanes 0 (default) and 1
+ * (slow) exist from the start; evexec_pool_add_lane() sets up the next
+ * one under pool->lock and only then publishes it (pool->nlanes, release).
+ * The settings (cap, max_queued, affine, name) are set once then. */
 struct evexec__lane {
     struct evexec__pool_olane *head, *tail;
     size_t len;
+    unsigned running;            /* its jobs taken and not yet returned */
+    unsigned cap;                /* most running at once */
+    unsigned extra;              /* running given-up jobs (deadlines):
+                                    they hold threads beyond the cap */
+    size_t max_queued;           /* 0: unbounded */
+    unsigned char affine;        /* served by one thread of its own */
+    unsigned char affine_up;     /* that thread started and not exited */
+    unsigned affine_waiting;     /* it waits on cv */
+    pthread_cond_t cv;           /* affine lanes only */
+    char name[16];
 };
 
 struct evexec_pool {
     pthread_mutex_t lock;
     pthread_cond_t work_cv;      /* waiting workers */
     pthread_cond_t exit_cv;      /* shutdown(WAIT) and free */
-    struct evexec__lane q[2];    /* by lane */
+    struct evexec__lane q[EVEXEC_MAX_LANES];   /* by lane number */
+    atomic_uint nlanes;          /* lanes set up: only grows (see above) */
+    unsigned next_lane;          /* where the turn of lanes 1.. goes on */
+    size_t queued;               /* jobs queued, all lanes */
+    unsigned affine_alive;       /* affine lanes' threads, till exited */
+    atomic_uint direct_lanes;    /* bit per lane whose jobs must be queued
+                                    at submission (bounded or affine): a
+                                    loop's batch never holds them */
     struct evexec__pool_owner anon;  /* jobs submitted with no owner */
     unsigned nthreads;           /* alive */
     unsigned exiting;            /* left the counts, running thread_exit */
     unsigned free_threads;       /* alive and not running a job */
     unsigned waiting;            /* in cond_wait on work_cv */
-    unsigned slow_running;
-    unsigned max_threads, min_threads, slow_max;
-    unsigned extra, slow_extra;  /* running jobs past their deadline: they
-                                    hold threads beyond the caps */
+    unsigned max_threads, min_threads;
+    unsigned extra;              /* running jobs past their deadline: they
+                                    hold threads beyond max_threads */
     unsigned idle_timeout_ms;
-    size_t max_queued;
     uint64_t cancelled, started;
     uint64_t taken;              /* jobs ever taken by a worker */
     atomic_uint_fast64_t completed;  /* counted before the loop can see it */
@@ -154,6 +181,7 @@ struct evexec__thread {
     struct evexec_pool *pool;
     pthread_t tid;
     unsigned long serial;          /* 1, 2, ...: its name's suffix */
+    struct evexec__lane *affine;   /* the affine lane it serves, or NULL */
 };
 
 /* The pool whose worker this thread is: EDEADLK, and cancelling shutdown. */
@@ -194,11 +222,17 @@ static unsigned thread_cap(const struct evexec_pool *pool)
     return pool->max_threads + pool->extra;
 }
 
-/* Slow jobs that may still start now.  Caller holds pool->lock. */
-static size_t slow_room(const struct evexec_pool *pool)
+/* Jobs of a lane that may still start now.  Caller holds pool->lock. */
+static size_t lane_room(const struct evexec__lane *ln)
 {
-    unsigned cap = pool->slow_max + pool->slow_extra;
-    return cap > pool->slow_running ? cap - pool->slow_running : 0;
+    unsigned cap = ln->cap + ln->extra;
+    return cap > ln->running ? cap - ln->running : 0;
+}
+
+/* Lanes set up.  Any thread; only grows. */
+static unsigned lanes_of(const struct evexec_pool *pool)
+{
+    return atomic_load_explicit(&pool->nlanes, memory_order_acquire);
 }
 
 /* 1 if one more thread may start: workers running thread_exit still
@@ -209,12 +243,22 @@ static int may_spawn(const struct evexec_pool *pool)
     return pool->nthreads + pool->exiting < thread_cap(pool);
 }
 
-/* Jobs a free worker could take now.  Caller holds pool->lock. */
+static size_t min_size(size_t a, size_t b)
+{
+    return a < b ? a : b;
+}
+
+/* Jobs a free shared worker could take now (affine lanes have their own
+ * thread).  Caller holds pool->lock. */
 static size_t runnable(const struct evexec_pool *pool)
 {
-    size_t slow = pool->q[EVEXEC_LANE_SLOW].len;
-    size_t room = slow_room(pool);
-    return pool->q[EVEXEC_LANE_DEFAULT].len + (slow < room ? slow : room);
+    size_t n = 0;
+    for (unsigned i = 0, nl = lanes_of(pool); i < nl; i++) {
+        const struct evexec__lane *ln = &pool->q[i];
+        if (!ln->affine && ln->len)
+            n += min_size(ln->len, lane_room(ln));
+    }
+    return n;
 }
 
 /* Threads that would take a job at once: free ones, and those that may
@@ -226,20 +270,24 @@ static size_t spare_threads(const struct evexec_pool *pool)
     return (size_t)pool->free_threads + (cap > used ? cap - used : 0);
 }
 
-/* Jobs of `lane` that no thread would take at once if `spare` threads were
- * free: the default lane goes first, the slow lane takes what is left up
- * to slow_max.  Caller holds pool->lock. */
+/* Jobs of `lane` that no thread would take at once if `spare` shared
+ * threads were free: the default lane goes first, then the other lanes in
+ * their order, each up to its room.  An affine lane's own thread takes
+ * one if it is free.  Caller holds pool->lock. */
 static size_t lane_waiting(const struct evexec_pool *pool, int lane, size_t spare)
 {
-    size_t dflt = pool->q[EVEXEC_LANE_DEFAULT].len;
-    size_t to_default = dflt < spare ? dflt : spare;
-    if (lane == EVEXEC_LANE_DEFAULT)
-        return dflt - to_default;
-    size_t room = slow_room(pool);
-    if (room > spare - to_default)
-        room = spare - to_default;
-    size_t slow = pool->q[EVEXEC_LANE_SLOW].len;
-    return slow > room ? slow - room : 0;
+    const struct evexec__lane *ln = &pool->q[lane];
+    if (ln->affine)
+        return ln->len - min_size(ln->len, lane_room(ln));
+    for (int i = 0;; i++) {
+        const struct evexec__lane *li = &pool->q[i];
+        if (li->affine)
+            continue;
+        size_t take = min_size(min_size(li->len, lane_room(li)), spare);
+        if (i == lane)
+            return li->len - take;
+        spare -= take;
+    }
 }
 
 /* ---- the lanes: a ring of owners, each with its FIFO ------------------ */
@@ -272,6 +320,7 @@ static inline void lane_push(struct evexec_pool *pool, struct evexec_job *job)
         ring_append(ln, ol);
     evexec__jobq_push(&ol->q, job);
     ln->len++;
+    pool->queued++;
     job->qstate = EVEXEC__Q_QUEUED;
 }
 
@@ -282,6 +331,7 @@ static void lane_unlink(struct evexec_pool *pool, struct evexec_job *job)
     struct evexec__pool_olane *ol = olane_of(pool, job);
     evexec__jobq_unlink(&ol->q, job);
     ln->len--;
+    pool->queued--;
     if (ol->q.len == 0)
         ring_remove(ln, ol);
 }
@@ -308,19 +358,45 @@ static inline struct evexec_job *lane_take(struct evexec__lane *ln)
     return job;
 }
 
-/* Take the next job for a worker.  Caller holds pool->lock. */
-static struct evexec_job *take(struct evexec_pool *pool)
+/* 1 if a shared worker may take a job of ln now. */
+static int lane_ready(const struct evexec__lane *ln)
 {
-    int lane = EVEXEC_LANE_DEFAULT;
-    if (pool->q[lane].len == 0) {
-        lane = EVEXEC_LANE_SLOW;
-        if (slow_room(pool) == 0 || pool->q[lane].len == 0)
-            return NULL;
-        pool->slow_running++;
+    return ln->len && !ln->affine && lane_room(ln);
+}
+
+/* The lane a shared worker serves next: the default lane, else the next
+ * lane in turn after the one served last that has jobs below its cap;
+ * NULL if none.  Caller holds pool->lock. */
+static struct evexec__lane *next_lane(struct evexec_pool *pool)
+{
+    if (lane_ready(&pool->q[EVEXEC_LANE_DEFAULT]))
+        return &pool->q[EVEXEC_LANE_DEFAULT];
+    unsigned nl = lanes_of(pool), n = nl - 1;   /* lanes 1..nl-1 */
+    unsigned at = pool->next_lane % n;
+    for (unsigned k = 0; k < n; k++, at = (at + 1) % n) {
+        struct evexec__lane *ln = &pool->q[1 + at];
+        if (lane_ready(ln)) {
+            pool->next_lane = at + 1;
+            return ln;
+        }
     }
-    struct evexec_job *job = lane_take(&pool->q[lane]);
+    return NULL;
+}
+
+/* Take the next job for a worker (a shared one for affine NULL, else the
+ * thread of that affine lane).  Caller holds pool->lock. */
+static struct evexec_job *take(struct evexec_pool *pool, struct evexec__lane *affine)
+{
+    struct evexec__lane *ln = affine ? (affine->len ? affine : NULL)
+                                     : next_lane(pool);
+    if (!ln)
+        return NULL;
+    struct evexec_job *job = lane_take(ln);
+    pool->queued--;
+    ln->running++;
     job->qstate = EVEXEC__Q_RUNNING;
-    pool->free_threads--;
+    if (!affine)
+        pool->free_threads--;
     pool->taken++;
     return job;
 }
@@ -356,12 +432,50 @@ static int submits_moved(const void *arg)
     return atomic_load_explicit(w->submits, memory_order_acquire) != w->seen;
 }
 
-static int spawn(struct evexec_pool *pool);
+static int spawn(struct evexec_pool *pool, struct evexec__lane *affine);
+
+/* Wait for work, as a shared worker or an affine lane's thread.  Returns
+ * 1 if the worker should exit (idle past idle_timeout_ms above
+ * min_threads; shared workers only).  Caller holds pool->lock. */
+static int wait_work(struct evexec_pool *pool, struct evexec__lane *affine)
+{
+    if (affine) {
+        affine->affine_waiting++;
+        pthread_cond_wait(&affine->cv, &pool->lock);
+        affine->affine_waiting--;
+        return 0;
+    }
+    pool->waiting++;
+    if (pool->nthreads > pool->min_threads && !pool->shutdown) {
+        struct timespec ts;
+        deadline_after(&ts, pool->idle_timeout_ms);
+        int rc = pthread_cond_timedwait(&pool->work_cv, &pool->lock, &ts);
+        pool->waiting--;
+        return rc == ETIMEDOUT && runnable(pool) == 0 &&
+               pool->nthreads > pool->min_threads;
+    }
+    pthread_cond_wait(&pool->work_cv, &pool->lock);
+    pool->waiting--;
+    return 0;
+}
+
+/* A worker leaves the counts: shared workers nthreads and free_threads,
+ * an affine lane's thread its lane.  Caller holds pool->lock. */
+static void leave_counts(struct evexec_pool *pool, struct evexec__lane *affine)
+{
+    if (affine) {
+        affine->affine_up = 0;
+        return;
+    }
+    pool->nthreads--;
+    pool->free_threads--;
+}
 
 static void *worker_main(void *arg)
 {
     struct evexec__thread *self = arg;
     struct evexec_pool *pool = self->pool;
+    struct evexec__lane *affine = self->affine;
     struct evexec_job *job = NULL;
     int spun = 0;
     struct evexec__wslot slot;   /* what this worker runs (stats.h) */
@@ -376,14 +490,14 @@ static void *worker_main(void *arg)
     pthread_mutex_lock(&pool->lock);
     evexec__wslot_link(&pool->st, &slot);
     for (;;) {
-        job = take(pool);
+        job = take(pool, affine);
         if (job) {
             spun = 0;
             uint64_t t0 = evexec__stats_take(&pool->st, &slot, job);
             pthread_mutex_unlock(&pool->lock);
-            int slow = job->lane == EVEXEC_LANE_SLOW;
+            struct evexec__lane *ln = &pool->q[job->lane];
             evexec__pool_client.run(job);
-            evexec__stats_ran(&pool->st, slow, t0);
+            evexec__stats_ran(&pool->st, job->lane, t0);
             /* Given up at its deadline meanwhile?  The loop counted it in
              * `extra`; from now on it will not. */
             int expired =
@@ -395,19 +509,18 @@ static void *worker_main(void *arg)
             evexec__pool_client.complete(job, 1);   /* the job may be gone */
             pthread_mutex_lock(&pool->lock);
             slot.busy = 0;
-            pool->free_threads++;
-            if (slow)
-                pool->slow_running--;
+            if (!affine)
+                pool->free_threads++;
+            ln->running--;
             if (expired) {
                 pool->extra--;
-                if (slow)
-                    pool->slow_extra--;
+                ln->extra--;
             }
             continue;
         }
-        if (pool->shutdown && pool->q[0].len + pool->q[1].len == 0)
+        if (pool->shutdown && (affine ? affine->len : pool->queued) == 0)
             break;
-        if (pool->spin_us && !spun && !pool->shutdown) {
+        if (pool->spin_us && !spun && !pool->shutdown && !affine) {
             struct submits_watch w = {
                 &pool->submits,
                 atomic_load_explicit(&pool->submits, memory_order_relaxed),
@@ -419,24 +532,17 @@ static void *worker_main(void *arg)
             continue;
         }
         spun = 0;
-        pool->waiting++;
-        if (pool->nthreads > pool->min_threads && !pool->shutdown) {
-            struct timespec ts;
-            deadline_after(&ts, pool->idle_timeout_ms);
-            int rc = pthread_cond_timedwait(&pool->work_cv, &pool->lock, &ts);
-            pool->waiting--;
-            if (rc == ETIMEDOUT && runnable(pool) == 0 &&
-                pool->nthreads > pool->min_threads)
-                break;
-        } else {
-            pthread_cond_wait(&pool->work_cv, &pool->lock);
-            pool->waiting--;
-        }
+        if (wait_work(pool, affine))
+            break;
     }
-    pool->nthreads--;
-    pool->free_threads--;
+    leave_counts(pool, affine);
     evexec__wslot_unlink(&pool->st, &slot);
-    if (pool->thread_exit) {
+    if (pool->thread_exit && affine) {
+        /* Only at shutdown: no thread starts in its place. */
+        pthread_mutex_unlock(&pool->lock);
+        pool->thread_exit(pool->thread_init_arg, worker_state);
+        pthread_mutex_lock(&pool->lock);
+    } else if (pool->thread_exit) {
         /* Gone from the counts, so a job submitted meanwhile gets a new
          * thread; shutdown(WAIT) and free still wait for this one. */
         pool->exiting++;
@@ -447,8 +553,10 @@ static void *worker_main(void *arg)
         /* A job that came meanwhile found no thread to start (this one
          * still counted): start it one now. */
         if (runnable(pool) > pool->free_threads && may_spawn(pool))
-            spawn(pool);
+            spawn(pool, NULL);
     }
+    if (affine)
+        pool->affine_alive--;
     worker_state = NULL;
     self->next = pool->exited;
     pool->exited = self;
@@ -480,8 +588,9 @@ static void join_exited(struct evexec__thread *t)
     }
 }
 
-/* Start one worker.  Caller holds pool->lock.  Returns 0 or an errno. */
-static int spawn(struct evexec_pool *pool)
+/* Start one worker: a shared one (affine NULL) or the thread of an
+ * affine lane.  Caller holds pool->lock.  Returns 0 or an errno. */
+static int spawn(struct evexec_pool *pool, struct evexec__lane *affine)
 {
     struct evexec__thread *t = evexec__malloc(sizeof *t);
     if (!t) {
@@ -489,6 +598,7 @@ static int spawn(struct evexec_pool *pool)
         return ENOMEM;
     }
     t->pool = pool;
+    t->affine = affine;
     t->serial = (unsigned long)++pool->started;
     int rc = evexec__thread_create(&t->tid, worker_main, t, pool->stack_size);
     if (rc) {
@@ -497,8 +607,13 @@ static int spawn(struct evexec_pool *pool)
         free(t);
         return rc;
     }
-    pool->nthreads++;
-    pool->free_threads++;
+    if (affine) {
+        affine->affine_up = 1;
+        pool->affine_alive++;
+    } else {
+        pool->nthreads++;
+        pool->free_threads++;
+    }
     return 0;
 }
 
@@ -558,11 +673,17 @@ EVEXEC_API struct evexec_pool *evexec_pool_new(const struct evexec_pool_config *
     }
     pool->max_threads = max;
     pool->min_threads = cfg->min_threads;
-    pool->slow_max = cfg->slow_max_threads ? cfg->slow_max_threads
-                                           : (max / 2 ? max / 2 : 1);
+    pool->q[EVEXEC_LANE_DEFAULT].cap = max;
+    pool->q[EVEXEC_LANE_SLOW].cap = cfg->slow_max_threads ? cfg->slow_max_threads
+                                                          : (max / 2 ? max / 2 : 1);
+    strcpy(pool->q[EVEXEC_LANE_DEFAULT].name, "default");
+    strcpy(pool->q[EVEXEC_LANE_SLOW].name, "slow");
+    pool->q[EVEXEC_LANE_DEFAULT].max_queued = cfg->max_queued;
+    pool->q[EVEXEC_LANE_SLOW].max_queued = cfg->max_queued;
+    atomic_init(&pool->nlanes, 2);
+    atomic_init(&pool->direct_lanes, cfg->max_queued ? 3u : 0u);
     pool->idle_timeout_ms = cfg->idle_timeout_ms ? cfg->idle_timeout_ms
                                                  : EVEXEC__DEFAULT_IDLE_MS;
-    pool->max_queued = cfg->max_queued;
     /* Keep room for "-N" so the prefix survives the 15-byte limit. */
     snprintf(pool->name, 12, "%s", cfg->thread_name ? cfg->thread_name : "evexec");
     pool->spin_us = cfg->spin_us;
@@ -583,27 +704,48 @@ fail_mutex:
     return NULL;
 }
 
+/* An affine lane got a job: start its thread, or wake it.  Caller holds
+ * pool->lock.  Returns 0 or spawn()'s error. */
+static int affine_kick(struct evexec_pool *pool, struct evexec__lane *ln)
+{
+    if (!ln->affine_up)
+        return spawn(pool, ln);
+    if (ln->affine_waiting)
+        pthread_cond_signal(&ln->cv);
+    return 0;
+}
+
 /* Queue one job.  Caller holds pool->lock; the pool takes work. */
 static int submit_locked(struct evexec_pool *pool, struct evexec_job *job)
 {
     int lane = job->lane;
+    struct evexec__lane *ln = &pool->q[lane];
 
     /* max_queued counts this lane's jobs that will wait; a job a spare
      * thread takes at once does not wait.  Full when it already has
      * max_queued waiting (then this one would wait too). */
-    if (pool->max_queued &&
-        lane_waiting(pool, lane, spare_threads(pool)) >= pool->max_queued)
+    if (ln->max_queued &&
+        lane_waiting(pool, lane, spare_threads(pool)) >= ln->max_queued)
         return EAGAIN;
+    if (ln->affine) {
+        lane_push(pool, job);
+        if (affine_kick(pool, ln) != 0) {
+            lane_unlink(pool, job);
+            job->qstate = EVEXEC__Q_NEW;
+            return EAGAIN;
+        }
+        return 0;
+    }
     lane_push(pool, job);
     bump_submits(pool);
     size_t want = runnable(pool);
     if (want > pool->free_threads && may_spawn(pool) &&
-        spawn(pool) != 0 &&
+        spawn(pool, NULL) != 0 &&
         /* The thread counted on above cannot be made: refuse the job if
          * nothing would ever run it, or if it now waits beyond the bound. */
         ((pool->nthreads == 0 && pool->exiting == 0) ||
-         (pool->max_queued &&
-          lane_waiting(pool, lane, pool->free_threads) > pool->max_queued))) {
+         (ln->max_queued &&
+          lane_waiting(pool, lane, pool->free_threads) > ln->max_queued))) {
         lane_unlink(pool, job);
         job->qstate = EVEXEC__Q_NEW;
         return EAGAIN;
@@ -611,6 +753,16 @@ static int submit_locked(struct evexec_pool *pool, struct evexec_job *job)
     if (pool->waiting > 0 && want > 0)
         pthread_cond_signal(&pool->work_cv);
     return 0;
+}
+
+/* Wake every waiting worker, shared and affine (shutdown).  Caller holds
+ * pool->lock. */
+static void wake_all(struct evexec_pool *pool)
+{
+    pthread_cond_broadcast(&pool->work_cv);
+    for (unsigned i = 2, nl = lanes_of(pool); i < nl; i++)
+        if (pool->q[i].affine)
+            pthread_cond_broadcast(&pool->q[i].cv);
 }
 
 /* Wake up to `n` waiting workers.  Caller holds pool->lock. */
@@ -625,14 +777,15 @@ static void signal_workers(struct evexec_pool *pool, size_t n)
         pthread_cond_signal(&pool->work_cv);
 }
 
-/* Queue a chain of jobs.  Caller holds pool->lock; the pool takes work. */
+/* Queue a chain of jobs, none of a direct lane (evexec__pool_lane_direct).
+ * Caller holds pool->lock; the pool takes work. */
 static int submit_batch_locked(struct evexec_pool *pool, struct evexec_job *head)
 {
     struct evexec_job *job, *next;
 
     /* Not one thread, and none can be made: nothing would ever run them. */
     if (pool->nthreads == 0 && (pool->exiting == 0 || may_spawn(pool)) &&
-        spawn(pool) != 0)
+        spawn(pool, NULL) != 0)
         return EAGAIN;
     for (job = head; job; job = next) {
         next = job->qnext;
@@ -641,7 +794,7 @@ static int submit_batch_locked(struct evexec_pool *pool, struct evexec_job *head
     bump_submits(pool);
     size_t want = runnable(pool);
     while (want > pool->free_threads && may_spawn(pool) &&
-           spawn(pool) == 0)
+           spawn(pool, NULL) == 0)
         continue;
     signal_workers(pool, want);
     return 0;
@@ -654,19 +807,20 @@ void evexec__pool_expire(struct evexec_pool *pool, struct evexec_job *job)
     pthread_mutex_lock(&pool->lock);
     /* At most max_threads given-up jobs hold extra threads: a storm of
      * stuck jobs cannot make threads without bound. */
+    struct evexec__lane *ln = &pool->q[job->lane];
+    /* An affine lane's job keeps its thread: nothing can stand in. */
     if (job->qstate == EVEXEC__Q_RUNNING && pool->extra < pool->max_threads &&
-        !pool->shutdown) {
+        !pool->shutdown && !ln->affine) {
         unsigned char live = EVEXEC__EXP_LIVE;
         if (atomic_compare_exchange_strong_explicit(&job->expired, &live,
                                                     EVEXEC__EXP_GIVEN_UP,
                                                     memory_order_acq_rel,
                                                     memory_order_acquire)) {
             pool->extra++;
-            if (job->lane == EVEXEC_LANE_SLOW)
-                pool->slow_extra++;
+            ln->extra++;
             size_t want = runnable(pool);
             while (want > pool->free_threads && may_spawn(pool) &&
-                   spawn(pool) == 0)
+                   spawn(pool, NULL) == 0)
                 continue;
             signal_workers(pool, want);
         }
@@ -713,8 +867,8 @@ int evexec__pool_unqueue(struct evexec_pool *pool, struct evexec_job *job)
         pool->cancelled++;
         pool->st.cancelled[job->lane]++;
         removed = 1;
-        if (pool->shutdown && pool->q[0].len + pool->q[1].len == 0)
-            pthread_cond_broadcast(&pool->work_cv);
+        if (pool->shutdown && pool->queued == 0)
+            wake_all(pool);
     }
     pthread_mutex_unlock(&pool->lock);
     return removed;
@@ -729,6 +883,7 @@ static struct evexec_job **unqueue_olane(struct evexec_pool *pool, int lane,
     if (ol->q.len == 0)
         return tail;
     pool->q[lane].len -= ol->q.len;
+    pool->queued -= ol->q.len;
     pool->cancelled += ol->q.len;
     pool->st.cancelled[lane] += ol->q.len;
     ring_remove(&pool->q[lane], ol);
@@ -748,7 +903,7 @@ static struct evexec_job *unqueue_matching(struct evexec_pool *pool,
                                            struct evexec__pool_owner *owner)
 {
     struct evexec_job *out = NULL, **tail = &out;
-    for (int lane = 0; lane < 2; lane++) {
+    for (int lane = 0, nl = (int)lanes_of(pool); lane < nl; lane++) {
         if (owner) {
             tail = unqueue_olane(pool, lane, &owner->lane[lane], tail);
             continue;
@@ -756,8 +911,8 @@ static struct evexec_job *unqueue_matching(struct evexec_pool *pool,
         while (pool->q[lane].head)
             tail = unqueue_olane(pool, lane, pool->q[lane].head, tail);
     }
-    if (pool->shutdown && pool->q[0].len + pool->q[1].len == 0)
-        pthread_cond_broadcast(&pool->work_cv);
+    if (pool->shutdown && pool->queued == 0)
+        wake_all(pool);
     return out;
 }
 
@@ -795,11 +950,6 @@ int evexec__spin(int (*ready)(const void *arg), const void *arg, unsigned us)
     }
 }
 
-int evexec__pool_is_bounded(const struct evexec_pool *pool)
-{
-    return pool->max_queued != 0;   /* set once, before any thread */
-}
-
 int evexec__pool_is_shutdown(struct evexec_pool *pool)
 {
     return inherited(pool) || atomic_load_explicit(&pool->shutdown, memory_order_acquire);
@@ -808,8 +958,8 @@ int evexec__pool_is_shutdown(struct evexec_pool *pool)
 /* Wait until every worker has exited.  Caller holds pool->lock. */
 static void wait_for_exit(struct evexec_pool *pool)
 {
-    pthread_cond_broadcast(&pool->work_cv);
-    while (pool->nthreads > 0 || pool->exiting > 0)
+    wake_all(pool);
+    while (pool->nthreads > 0 || pool->exiting > 0 || pool->affine_alive > 0)
         pthread_cond_wait(&pool->exit_cv, &pool->lock);
 }
 
@@ -831,7 +981,7 @@ EVEXEC_API int evexec_pool_shutdown(struct evexec_pool *pool, int flags)
         atomic_store_explicit(&pool->cancel_running, 1, memory_order_release);
         cancelled = unqueue_matching(pool, NULL);
     }
-    pthread_cond_broadcast(&pool->work_cv);
+    wake_all(pool);
     pthread_mutex_unlock(&pool->lock);
 
     /* Running jobs now see evexec_job_cancelled(): wake those that wait
@@ -886,6 +1036,9 @@ EVEXEC_API void evexec_pool_free(struct evexec_pool *pool)
     join_exited(dead);
     pthread_cond_destroy(&pool->work_cv);
     pthread_cond_destroy(&pool->exit_cv);
+    for (unsigned i = 2, nl = lanes_of(pool); i < nl; i++)
+        if (pool->q[i].affine)
+            pthread_cond_destroy(&pool->q[i].cv);
     pthread_mutex_destroy(&pool->lock);
 #ifndef NDEBUG
     memset(pool, 0xf0, sizeof *pool);
@@ -905,7 +1058,7 @@ EVEXEC_API int evexec_pool_stats(const struct evexec_pool *cpool,
     pthread_mutex_lock(&pool->lock);
     out->threads = pool->nthreads;
     out->idle = pool->waiting;
-    out->queued = pool->q[0].len + pool->q[1].len;
+    out->queued = pool->queued;
     /* A worker counts a job completed before handing it back, so a loop
      * that has seen it done also sees it counted, not running. */
     out->completed = atomic_load_explicit(&pool->completed, memory_order_relaxed);
@@ -970,15 +1123,97 @@ void evexec__pool_atfork(int phase)
 
 int evexec__pool_stats_locked(const struct evexec_pool *cpool,
                               void (*fn)(struct evexec__pstats *st,
-                                         const size_t qlen[2], void *arg),
+                                         const size_t *qlen, void *arg),
                               void *arg)
 {
     if (inherited(cpool))
         return ESHUTDOWN;
     struct evexec_pool *pool = (struct evexec_pool *)cpool;
     pthread_mutex_lock(&pool->lock);
-    size_t qlen[2] = { pool->q[0].len, pool->q[1].len };
+    size_t qlen[EVEXEC_MAX_LANES];
+    for (unsigned i = 0, nl = lanes_of(pool); i < nl; i++)
+        qlen[i] = pool->q[i].len;
     fn(&pool->st, qlen, arg);
     pthread_mutex_unlock(&pool->lock);
     return 0;
+}
+
+/* ---- lanes users declare ------------------------------------------------ */
+
+/* The lane called `name`, or -1.  Any thread: names are set before their
+ * lane is published and never change. */
+static int find_lane(const struct evexec_pool *pool, const char *name)
+{
+    for (unsigned i = 0, nl = lanes_of(pool); i < nl; i++)
+        if (strcmp(pool->q[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+EVEXEC_API int evexec_pool_add_lane(struct evexec_pool *pool,
+                                    const struct evexec_lane_config *user_cfg,
+                                    int *lane_out)
+{
+    struct evexec_lane_config cfg;
+    if (!pool || !user_cfg || !lane_out ||
+        evexec__read_struct(&cfg, sizeof cfg, user_cfg, sizeof cfg) != 0 ||
+        !cfg.name || !cfg.name[0] || strlen(cfg.name) > 15 ||
+        cfg.max_threads > pool->max_threads)
+        return EINVAL;
+    if (inherited(pool))
+        return ESHUTDOWN;
+    int rc = 0;
+    pthread_mutex_lock(&pool->lock);
+    unsigned nl = lanes_of(pool);
+    if (pool->shutdown)
+        rc = ESHUTDOWN;
+    else if (find_lane(pool, cfg.name) >= 0)
+        rc = EEXIST;
+    else if (nl == EVEXEC_MAX_LANES)
+        rc = ENOSPC;
+    else if (cfg.affine && pthread_cond_init(&pool->q[nl].cv, NULL) != 0)
+        rc = ENOMEM;
+    if (rc == 0) {
+        struct evexec__lane *ln = &pool->q[nl];
+        ln->affine = cfg.affine != 0;
+        ln->cap = ln->affine ? 1 : cfg.max_threads ? cfg.max_threads : pool->max_threads;
+        ln->max_queued = cfg.max_queued ? cfg.max_queued
+                                        : pool->q[EVEXEC_LANE_DEFAULT].max_queued;
+        snprintf(ln->name, sizeof ln->name, "%s", cfg.name);
+        if (ln->max_queued || ln->affine)
+            atomic_fetch_or_explicit(&pool->direct_lanes, 1u << nl,
+                                     memory_order_relaxed);
+        /* Published last: a job names the lane only after this. */
+        atomic_store_explicit(&pool->nlanes, nl + 1, memory_order_release);
+        *lane_out = (int)nl;
+    }
+    pthread_mutex_unlock(&pool->lock);
+    return rc;
+}
+
+EVEXEC_API int evexec_pool_lane_find(const struct evexec_pool *pool, const char *name)
+{
+    if (!pool || !name) {
+        errno = EINVAL;
+        return -1;
+    }
+    int lane = find_lane(pool, name);
+    if (lane < 0)
+        errno = ENOENT;
+    return lane;
+}
+
+int evexec__pool_lane_ok(const struct evexec_pool *pool, int lane)
+{
+    return lane >= 0 && (unsigned)lane < lanes_of(pool);
+}
+
+int evexec__pool_lane_direct(const struct evexec_pool *pool, int lane)
+{
+    return (atomic_load_explicit(&pool->direct_lanes, memory_order_relaxed) >> lane) & 1;
+}
+
+const char *evexec__pool_lane_name(const struct evexec_pool *pool, int lane)
+{
+    return evexec__pool_lane_ok(pool, lane) ? pool->q[lane].name : NULL;
 }

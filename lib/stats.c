@@ -33,7 +33,7 @@ struct lane_read {
     struct evexec_lane_stats *out;
 };
 
-static void read_lane(struct evexec__pstats *st, const size_t qlen[2], void *arg)
+static void read_lane(struct evexec__pstats *st, const size_t *qlen, void *arg)
 {
     struct lane_read *r = arg;
     struct evexec_lane_stats *out = r->out;
@@ -55,7 +55,7 @@ static void read_lane(struct evexec__pstats *st, const size_t qlen[2], void *arg
 EVEXEC_API int evexec_pool_lane_stats(const struct evexec_pool *pool, int lane,
                                       struct evexec_lane_stats *out)
 {
-    if (!pool || !out || (lane != EVEXEC_LANE_DEFAULT && lane != EVEXEC_LANE_SLOW))
+    if (!pool || !out || !evexec__pool_lane_ok(pool, lane))
         return EINVAL;
     /* Submissions this loop thread still holds count as made. */
     evexec__pool_client.flush();
@@ -237,8 +237,6 @@ EVEXEC_API int evexec_set_watchdog(struct evexec *ex, unsigned threshold_ms,
 
 /* ---- the stats socket ------------------------------------------------------ */
 
-static const char *const lane_names[2] = { "default", "slow" };
-
 /* A histogram bound as text: a number, or "inf". */
 static const char *bound(char *buf, size_t len, const uint64_t *hist, double p)
 {
@@ -263,7 +261,7 @@ static size_t snapshot(struct evexec *ex, char *buf, size_t len)
                               ps.threads, ps.idle, ps.queued, ps.running,
                               (unsigned long long)ps.completed,
                               (unsigned long long)ps.cancelled);
-    for (int lane = 0; lane < 2 && n < len; lane++) {
+    for (int lane = 0; lane < EVEXEC_MAX_LANES && n < len; lane++) {
         struct evexec_lane_stats ls;
         char b[6][24];
         if (evexec_pool_lane_stats(ex->pool, lane, &ls) != 0)
@@ -273,7 +271,7 @@ static size_t snapshot(struct evexec *ex, char *buf, size_t len)
             "lane=%s queued=%zu running=%zu completed=%llu cancelled=%llu "
             "queued_p50_us=%s queued_p99_us=%s queued_max_us=%s "
             "running_p50_us=%s running_p99_us=%s running_max_us=%s\n",
-            lane_names[lane], ls.queued, ls.running,
+            evexec__pool_lane_name(ex->pool, lane), ls.queued, ls.running,
             (unsigned long long)ls.completed, (unsigned long long)ls.cancelled,
             bound(b[0], sizeof b[0], ls.queued_us_hist, 50),
             bound(b[1], sizeof b[1], ls.queued_us_hist, 99),
@@ -295,7 +293,7 @@ static void on_connect(evutil_socket_t fd, short what, void *arg)
         int c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (c < 0)
             return;     /* EAGAIN, or a connection gone before accept */
-        char buf[1024];
+        char buf[256 + 320 * EVEXEC_MAX_LANES];
         size_t n = snapshot(ex, buf, sizeof buf);
         /* A few hundred bytes into an empty socket buffer: one send. */
         (void)send(c, buf, n, MSG_NOSIGNAL);

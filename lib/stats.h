@@ -45,11 +45,13 @@ struct evexec__wslot {
 
 struct evexec__pstats {
     unsigned char timing;                                   /* set once */
-    uint64_t taken[2];                                      /* pool->lock */
-    atomic_uint_fast64_t completed[2];                      /* atomic */
-    uint64_t wait_hist[2][EVEXEC_HIST_BUCKETS];             /* pool->lock */
-    atomic_uint_fast64_t run_hist[2][EVEXEC_HIST_BUCKETS];  /* atomic */
-    uint64_t cancelled[2];                                  /* pool->lock */
+    uint64_t taken[EVEXEC_MAX_LANES];                    /* pool->lock */
+    atomic_uint_fast64_t completed[EVEXEC_MAX_LANES];    /* atomic */
+    uint64_t wait_hist[EVEXEC_MAX_LANES][EVEXEC_HIST_BUCKETS];
+                                                         /* pool->lock */
+    atomic_uint_fast64_t run_hist[EVEXEC_MAX_LANES][EVEXEC_HIST_BUCKETS];
+                                                         /* atomic */
+    uint64_t cancelled[EVEXEC_MAX_LANES];                /* pool->lock */
     struct evexec__wslot *workers;                          /* pool->lock */
 };
 
