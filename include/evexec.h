@@ -126,16 +126,17 @@ struct evexec_pool_config {
     /** Idle threads above min_threads exit after this long.  0: 10000. */
     unsigned idle_timeout_ms;
     /** Most jobs waiting for a thread, in each lane on its own (the
-     *  default lane and the slow lane each hold up to max_queued).  A job
-     *  waits when no thread takes it at once: running jobs do not count,
-     *  nor does a job that a free thread, or one the pool may still
-     *  start, takes at once (workers take default-lane jobs first, and
-     *  the slow lane at most its share of threads, see max_threads).  A
+     *  default lane, the slow lane and lanes made without their own
+     *  bound each hold up to max_queued).  A job waits when no thread
+     *  takes it at once: running jobs do not count, nor does a job that a
+     *  free thread, or one the pool may still start, takes at once
+     *  (counted as if free threads went to the default lane first, then
+     *  to the other lanes in their order, each up to its cap).  A
      *  submission that would make its lane's waiting jobs more than
-     *  max_queued fails with EAGAIN; one lane's backlog never refuses the
-     *  other lane's work.  The count is made at submission: default-lane
-     *  jobs submitted later go first and may leave more slow-lane jobs
-     *  waiting.  Any value up to SIZE_MAX works.  0: unbounded. */
+     *  max_queued fails with EAGAIN; one lane's backlog never refuses
+     *  another lane's work.  The count is made at submission: default-lane
+     *  jobs submitted later go first and may leave more jobs of other
+     *  lanes waiting.  Any value up to SIZE_MAX works.  0: unbounded. */
     size_t max_queued;
     /** Prefix of worker thread names (at most 15 bytes are kept in all).
      *  NULL: "evexec".  Copied. */
@@ -199,17 +200,18 @@ struct evexec_pool_config {
 #endif
 
 /**
- * Make a pool.  Threads start lazily, as work arrives.  Jobs run in two
- * lanes (EVEXEC_LANE_DEFAULT, EVEXEC_LANE_SLOW); the slow lane never holds
- * more than half of max_threads (at least one; slow_max_threads sets it),
- * so from max_threads 2 up slow jobs never starve the rest; with max_threads 1 the slow lane
- * shares the only thread.
+ * Make a pool.  Threads start lazily, as work arrives.  Jobs run in
+ * lanes: EVEXEC_LANE_DEFAULT, EVEXEC_LANE_SLOW, and those made later with
+ * evexec_pool_add_lane().  The slow lane never holds more than half of
+ * max_threads (at least one; slow_max_threads sets it), so from
+ * max_threads 2 up slow jobs never starve the rest; with max_threads 1 the
+ * slow lane shares the only thread.
  * Fairness: when several evexecs share a pool, each lane serves them
  * round-robin, one job each in turn (among those with jobs queued in that
  * lane), so an evexec's backlog, however long, delays another evexec's
  * job by at most one job per other busy evexec per turn, not by the
  * backlog.  One evexec's jobs of one lane start in the order it submitted
- * them.  The default lane still goes before the slow lane.
+ * them.  The default lane still goes before the other lanes.
  * Returns a new pool, or NULL with errno EINVAL (min_threads > max_threads,
  * max_threads above 1024, spin_us above 1000, slow_max_threads above
  * max_threads, stack_size out of range) or ENOMEM.  Thread-safe.
@@ -343,7 +345,7 @@ EVEXEC_API void evexec_pool_free(struct evexec_pool *pool);
 struct evexec_pool_stats {
     unsigned threads;     /**< worker threads alive */
     unsigned idle;        /**< of those, waiting for work */
-    size_t   queued;      /**< jobs queued, both lanes, not yet taken by a
+    size_t   queued;      /**< jobs queued, all lanes, not yet taken by a
                                thread (a job a free thread is about to
                                take counts here, not in max_queued) */
     size_t   running;     /**< jobs being run now */
@@ -381,7 +383,8 @@ struct evexec_lane_stats {
 
 /**
  * Fill *out with the counters and histograms of one lane of a pool
- * (EVEXEC_LANE_DEFAULT or EVEXEC_LANE_SLOW), all read at one moment.
+ * (EVEXEC_LANE_DEFAULT, EVEXEC_LANE_SLOW, or one made by
+ * evexec_pool_add_lane()), all read at one moment.
  * Counting costs no allocation and no lock the pool does not take anyway;
  * the histograms are filled only when the pool was made with `timing`
  * (struct evexec_pool_config).  A job the loop has seen end is already
@@ -602,6 +605,9 @@ EVEXEC_API int evexec_set_watermarks(struct evexec *ex, size_t low, size_t high,
  * taking the rest.  Each lane's watermarks are set, told and turned off
  * on their own, and apart from the evexec's: a crossing of both calls
  * both callbacks (the evexec's first, then the lanes' in lane order).
+ * The lane counts start with the evexec's first call of this function:
+ * jobs submitted before it are not counted (so a job the hot path needs
+ * not count costs nothing until lane watermarks are used).
  *
  *     evexec_set_lane_watermarks(ex, EVEXEC_LANE_SLOW, 10, 100,
  *                                slow_pressure, listener);
@@ -701,12 +707,13 @@ struct evexec_run_opts {
      *  EVEXEC_RUN_OPTS_INIT.  0 means the 1.0 layout (lane, arg_free).
      *  As for struct evexec_pool_config. */
     size_t size;
-    /** EVEXEC_LANE_DEFAULT, or EVEXEC_LANE_SLOW for work that may hang
-     *  (name lookups): slow-lane jobs never occupy more than half of the
-     *  pool's max_threads (at least one; its slow_max_threads), so from max_threads 2 up they
+    /** EVEXEC_LANE_DEFAULT, EVEXEC_LANE_SLOW for work that may hang
+     *  (name lookups), or a lane made by evexec_pool_add_lane(): slow-lane
+     *  jobs never occupy more than half of the pool's max_threads (at
+     *  least one; its slow_max_threads), so from max_threads 2 up they
      *  never starve the rest.  With max_threads 1 the slow lane shares the
      *  only thread: a hung slow job holds up every job behind it.  Each
-     *  lane has its own max_queued bound. */
+     *  lane has its own max_queued bound and its own cap on threads. */
     int lane;
     /** Called once with `arg` when the job is done with it: on the worker
      *  right after fn returns, or on the loop thread (or the thread that

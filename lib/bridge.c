@@ -288,7 +288,7 @@ static void deliver_job(struct evexec *ex, struct evexec_job *job)
 
     f->outstanding = 0;
     ex->inflight--;
-    evexec__jobs_down(ex, job->lane);
+    evexec__jobs_down(ex, f, job->lane);
     release_unrun_arg(job);
     if (f->cancel_taken || (!job_fn_called(job) && job->error == ECANCELED)) {
         release_job_result(job);
@@ -316,7 +316,7 @@ static void end_unsent(struct evexec *ex, struct evexec_job *job, int error)
     jf->fut.outstanding = 0;
     jf->fut.batched = 0;
     ex->inflight--;
-    evexec__jobs_down(ex, job->lane);
+    evexec__jobs_down(ex, &jf->fut, job->lane);
     evexec__future_finish(&jf->fut, error, NULL, NULL);
     evexec_future_unref(&jf->fut);          /* the in-flight reference */
 }
@@ -622,6 +622,7 @@ EVEXEC_API struct evexec *evexec_new(struct event_base *base, struct evexec_pool
     ex->fork_gen = gen;
     ex->keep_loop = 1;
     wm_off(ex);                         /* watermarks off */
+    ex->pool_bounded = evexec__pool_lane_direct(pool, EVEXEC_LANE_DEFAULT);
     /* A bounded queue must answer EAGAIN at the call: no batching then. */
     ex->spin_us = evexec__pool_spin_us(pool);
     ex->wake_ev = event_new(base, core->chan.rfd, EV_READ | EV_PERSIST, on_wake, ex);
@@ -950,7 +951,10 @@ static struct evexec_future *run_job(struct evexec *ex, evexec_fn fn, void *arg,
 {
     int rc;
     int lane = opts ? opts->lane : EVEXEC_LANE_DEFAULT;
-    if (!ex || !fn || !evexec__pool_lane_ok(ex->pool, lane)) {
+    /* Lanes 0 and 1 always exist, and are direct iff the pool is bounded:
+     * only a lane made later is looked up in the pool. */
+    if (!ex || !fn || ((unsigned)lane > EVEXEC_LANE_SLOW &&
+                       !evexec__pool_lane_ok(ex->pool, lane))) {
         errno = EINVAL;
         return NULL;
     }
@@ -992,7 +996,9 @@ static struct evexec_future *run_job(struct evexec *ex, evexec_fn fn, void *arg,
     f->outstanding = 1;
     f->refs++;                          /* the in-flight reference */
 
-    if (ex->in_pass && !evexec__pool_lane_direct(ex->pool, lane)) {
+    int direct = lane > EVEXEC_LANE_SLOW ? evexec__pool_lane_direct(ex->pool, lane)
+                                         : ex->pool_bounded;
+    if (ex->in_pass && !direct) {
         rc = evexec__pool_is_shutdown(ex->pool) ? ESHUTDOWN : 0;
         if (rc == 0) {
             f->batched = 1;
@@ -1011,7 +1017,7 @@ static struct evexec_future *run_job(struct evexec *ex, evexec_fn fn, void *arg,
         return NULL;
     }
     ex->inflight++;
-    evexec__jobs_up(ex, lane);
+    evexec__jobs_up(ex, f, lane);
     return f;
 }
 
@@ -1294,6 +1300,7 @@ EVEXEC_API int evexec_set_lane_watermarks(struct evexec *ex, int lane, size_t lo
     int rc = setting_allowed(ex);
     if (rc)
         return rc;
+    ex->lane_wm_on = 1;
     wm_set(ex, &ex->lane_wm[lane], low, high, cb, arg);
     return 0;
 }

@@ -415,6 +415,8 @@ struct evexec_future {
     unsigned char outstanding;     /* job: not yet back from the pool */
     unsigned char batched;         /* job: in ex->batch, not yet queued */
     unsigned char observed;        /* error was read */
+    unsigned char lane_counted;    /* job: counted in its lane's
+                                      watermarks (ex->lane_wm_on) */
 };
 
 /* A job future: one allocation for both halves. */
@@ -610,9 +612,14 @@ struct evexec {
     struct event *more_ev;          /* made by the first budget set */
     unsigned char drain_limited;    /* drain_max || drain_usec */
     unsigned char drain_more;       /* more_ev is added: a drain continues */
+    int pool_bounded;               /* lanes 0 and 1 are bounded (the
+                                       pool has max_queued): set once */
     struct evexec__wm wm;           /* evexec_set_watermarks(): all lanes */
     struct evexec__wm lane_wm[EVEXEC_MAX_LANES];
-                                    /* evexec_set_lane_watermarks() */
+                                    /* evexec_set_lane_watermarks(): they
+                                       count jobs submitted from its first
+                                       call on (lane_wm_on) */
+    unsigned char lane_wm_on;
     unsigned wm_unreported;         /* crossings not yet told, all wms */
     struct evexec__obs *obs;        /* stats.c: watchdog, stats socket */
     unsigned char keep_loop;        /* evexec_set_keepalive(): watch always */
@@ -680,15 +687,20 @@ static inline void evexec__wm_down(struct evexec *ex, struct evexec__wm *wm)
     if (--wm->n < wm->down_below)
         evexec__wm_cross(ex, wm);
 }
-static inline void evexec__jobs_up(struct evexec *ex, int lane)
+static inline void evexec__jobs_up(struct evexec *ex, struct evexec_future *f,
+                                   int lane)
 {
     evexec__wm_up(ex, &ex->wm);
-    evexec__wm_up(ex, &ex->lane_wm[lane]);
+    f->lane_counted = ex->lane_wm_on;
+    if (f->lane_counted)
+        evexec__wm_up(ex, &ex->lane_wm[lane]);
 }
-static inline void evexec__jobs_down(struct evexec *ex, int lane)
+static inline void evexec__jobs_down(struct evexec *ex, struct evexec_future *f,
+                                     int lane)
 {
     evexec__wm_down(ex, &ex->wm);
-    evexec__wm_down(ex, &ex->lane_wm[lane]);
+    if (f->lane_counted)
+        evexec__wm_down(ex, &ex->lane_wm[lane]);
 }
 
 /* Called when ex->inflight may have dropped to 0 outside a drain. */

@@ -35,8 +35,10 @@
  *
  * Lanes.  A pool has the default lane (0), the slow lane (1) and up to
  * EVEXEC_MAX_LANES - 2 lanes users add (evexec_pool_add_lane).  Each lane
- * has a cap on the jobs it runs at once: a worker takes a job of a lane
- * only below it.  The default lane's cap is max_threads; the slow lane's
+ * but the default lane has a cap on the jobs it runs at once: a worker
+ * takes a job of such a lane only below it.  The default lane has none
+ * of its own (the threads alive bound it, also the extra threads started
+ * for given-up jobs of other lanes); the slow lane's cap is
  * slow_max_threads (half of max_threads, at least one), so hung name
  * lookups cannot starve the default lane -- from max_threads 2 up; with
  * one thread the slow lane shares it.  Workers take default-lane jobs
@@ -113,7 +115,9 @@ struct evexec__lane {
     struct evexec__pool_olane *head, *tail;
     size_t len;
     unsigned running;            /* its jobs taken and not yet returned */
-    unsigned cap;                /* most running at once */
+    unsigned cap;                /* most running at once; 0: no cap of
+                                    its own (the default lane: the
+                                    threads bound it) */
     unsigned extra;              /* running given-up jobs (deadlines):
                                     they hold threads beyond the cap */
     size_t max_queued;           /* 0: unbounded */
@@ -225,6 +229,8 @@ static unsigned thread_cap(const struct evexec_pool *pool)
 /* Jobs of a lane that may still start now.  Caller holds pool->lock. */
 static size_t lane_room(const struct evexec__lane *ln)
 {
+    if (ln->cap == 0)
+        return SIZE_MAX;
     unsigned cap = ln->cap + ln->extra;
     return cap > ln->running ? cap - ln->running : 0;
 }
@@ -364,13 +370,11 @@ static int lane_ready(const struct evexec__lane *ln)
     return ln->len && !ln->affine && lane_room(ln);
 }
 
-/* The lane a shared worker serves next: the default lane, else the next
- * lane in turn after the one served last that has jobs below its cap;
- * NULL if none.  Caller holds pool->lock. */
+/* The lane a shared worker serves when the default lane is empty: the
+ * next lane in turn after the one served last that has jobs below its
+ * cap; NULL if none.  Caller holds pool->lock. */
 static struct evexec__lane *next_lane(struct evexec_pool *pool)
 {
-    if (lane_ready(&pool->q[EVEXEC_LANE_DEFAULT]))
-        return &pool->q[EVEXEC_LANE_DEFAULT];
     unsigned nl = lanes_of(pool), n = nl - 1;   /* lanes 1..nl-1 */
     unsigned at = pool->next_lane % n;
     for (unsigned k = 0; k < n; k++, at = (at + 1) % n) {
@@ -387,8 +391,13 @@ static struct evexec__lane *next_lane(struct evexec_pool *pool)
  * thread of that affine lane).  Caller holds pool->lock. */
 static struct evexec_job *take(struct evexec_pool *pool, struct evexec__lane *affine)
 {
-    struct evexec__lane *ln = affine ? (affine->len ? affine : NULL)
-                                     : next_lane(pool);
+    struct evexec__lane *ln;
+    if (affine)
+        ln = affine->len ? affine : NULL;
+    else if (pool->q[EVEXEC_LANE_DEFAULT].len)   /* first, and uncapped */
+        ln = &pool->q[EVEXEC_LANE_DEFAULT];
+    else
+        ln = next_lane(pool);
     if (!ln)
         return NULL;
     struct evexec_job *job = lane_take(ln);
@@ -673,7 +682,6 @@ EVEXEC_API struct evexec_pool *evexec_pool_new(const struct evexec_pool_config *
     }
     pool->max_threads = max;
     pool->min_threads = cfg->min_threads;
-    pool->q[EVEXEC_LANE_DEFAULT].cap = max;
     pool->q[EVEXEC_LANE_SLOW].cap = cfg->slow_max_threads ? cfg->slow_max_threads
                                                           : (max / 2 ? max / 2 : 1);
     strcpy(pool->q[EVEXEC_LANE_DEFAULT].name, "default");
@@ -738,8 +746,9 @@ static int submit_locked(struct evexec_pool *pool, struct evexec_job *job)
     }
     lane_push(pool, job);
     bump_submits(pool);
-    size_t want = runnable(pool);
-    if (want > pool->free_threads && may_spawn(pool) &&
+    /* runnable() <= queued: count it only when a thread may be wanted. */
+    if (may_spawn(pool) && pool->queued > pool->free_threads &&
+        runnable(pool) > pool->free_threads &&
         spawn(pool, NULL) != 0 &&
         /* The thread counted on above cannot be made: refuse the job if
          * nothing would ever run it, or if it now waits beyond the bound. */
@@ -750,7 +759,8 @@ static int submit_locked(struct evexec_pool *pool, struct evexec_job *job)
         job->qstate = EVEXEC__Q_NEW;
         return EAGAIN;
     }
-    if (pool->waiting > 0 && want > 0)
+    /* A waiting worker can take this job now if its lane has room. */
+    if (pool->waiting > 0 && lane_room(ln) > 0)
         pthread_cond_signal(&pool->work_cv);
     return 0;
 }
@@ -1177,6 +1187,7 @@ EVEXEC_API int evexec_pool_add_lane(struct evexec_pool *pool,
         struct evexec__lane *ln = &pool->q[nl];
         ln->affine = cfg.affine != 0;
         ln->cap = ln->affine ? 1 : cfg.max_threads ? cfg.max_threads : pool->max_threads;
+        /* (a lane made later always has a cap: 0 is the default lane's) */
         ln->max_queued = cfg.max_queued ? cfg.max_queued
                                         : pool->q[EVEXEC_LANE_DEFAULT].max_queued;
         snprintf(ln->name, sizeof ln->name, "%s", cfg.name);
