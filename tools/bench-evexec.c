@@ -137,18 +137,18 @@ static int evb_open_peer(struct bench *peer, struct bench *b)
     return evb_open_on(peer, ((struct evb *)b->impl)->pool);
 }
 
-static int evb_submit_lane(struct bench *b, enum bench_job kind, int lane)
+/* The job bodies, by kind. */
+static const evexec_fn evb_fns[BENCH_KINDS] = {
+    [BENCH_NOOP] = evb_noop,
+    [BENCH_SLEEP] = evb_sleep,
+    [BENCH_GATE] = evb_gate,
+    [BENCH_SPIN1] = evb_spin1,
+    [BENCH_SPIN100] = evb_spin100,
+};
+
+/* Watch the future f (NULL: the submission failed) of a job of `kind`. */
+static int evb_watch(struct evb *e, struct evexec_future *f, enum bench_job kind)
 {
-    struct evb *e = b->impl;
-    evexec_fn fn = kind == BENCH_SLEEP ? evb_sleep
-                 : kind == BENCH_GATE ? evb_gate
-                 : kind == BENCH_SPIN1 ? evb_spin1
-                 : kind == BENCH_SPIN100 ? evb_spin100 : evb_noop;
-    struct evexec_run_opts opts = EVEXEC_RUN_OPTS_INIT;
-    opts.lane = lane;
-    struct evexec_future *f = lane == EVEXEC_LANE_DEFAULT
-                            ? evexec_run(e->ex, fn, NULL)
-                            : evexec_run_opts(e->ex, fn, NULL, &opts);
     if (f == NULL)
         return errno;
     int rc = evexec_future_on_done(f, evb_done, &e->tag[kind]);
@@ -162,12 +162,16 @@ static int evb_submit_lane(struct bench *b, enum bench_job kind, int lane)
 
 static int evb_submit(struct bench *b, enum bench_job kind)
 {
-    return evb_submit_lane(b, kind, EVEXEC_LANE_DEFAULT);
+    struct evb *e = b->impl;
+    return evb_watch(e, evexec_run(e->ex, evb_fns[kind], NULL), kind);
 }
 
 static int evb_submit_slow(struct bench *b, enum bench_job kind)
 {
-    return evb_submit_lane(b, kind, EVEXEC_LANE_SLOW);
+    struct evb *e = b->impl;
+    struct evexec_run_opts opts = EVEXEC_RUN_OPTS_INIT;
+    opts.lane = EVEXEC_LANE_SLOW;
+    return evb_watch(e, evexec_run_opts(e->ex, evb_fns[kind], NULL, &opts), kind);
 }
 
 static void evb_start_cb(evutil_socket_t fd, short what, void *arg)

@@ -50,6 +50,15 @@ static void uvb_gate(uv_work_t *req) { (void)req; bench_job_gate(); }
 static void uvb_spin1(uv_work_t *req) { (void)req; bench_job_spin1(); }
 static void uvb_spin100(uv_work_t *req) { (void)req; bench_job_spin100(); }
 
+/* The job bodies, by kind. */
+static const uv_work_cb uvb_fns[BENCH_KINDS] = {
+    [BENCH_NOOP] = uvb_noop,
+    [BENCH_SLEEP] = uvb_sleep,
+    [BENCH_GATE] = uvb_gate,
+    [BENCH_SPIN1] = uvb_spin1,
+    [BENCH_SPIN100] = uvb_spin100,
+};
+
 static void uvb_after(uv_work_t *req, int status)
 {
     struct bench *b = req->data;
@@ -98,11 +107,7 @@ static int uvb_submit(struct bench *b, enum bench_job kind)
         return ENOMEM;
     r->req.data = b;
     r->kind = kind;
-    uv_work_cb fn = kind == BENCH_SLEEP ? uvb_sleep
-                  : kind == BENCH_GATE ? uvb_gate
-                  : kind == BENCH_SPIN1 ? uvb_spin1
-                  : kind == BENCH_SPIN100 ? uvb_spin100 : uvb_noop;
-    int rc = uv_queue_work(&u->loop, &r->req, fn, uvb_after);
+    int rc = uv_queue_work(&u->loop, &r->req, uvb_fns[kind], uvb_after);
     if (rc != 0) {
         free(r);
         return -rc;
