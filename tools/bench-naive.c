@@ -7,7 +7,10 @@
  * malloc'd node per job.  A worker that finishes a job appends it to a
  * mutex-protected completion list and writes the eventfd, every time.  The
  * loop's eventfd callback reads the fd, detaches the whole list and
- * delivers it.  The two locks are never held together.
+ * delivers it.  The two locks are never held together.  Its pool serves
+ * its one loop (a finished job goes to that loop's list), so it has no
+ * lanes and no second loop: w7's slow jobs share the one queue, and w7's
+ * two-loop part is not run for it.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1   /* POSIX and Linux calls under -std=c11 */
@@ -75,6 +78,9 @@ static void *naive_worker(void *arg)
         case BENCH_NOOP: bench_job_noop(); break;
         case BENCH_SLEEP: bench_job_sleep(); break;
         case BENCH_GATE: bench_job_gate(); break;
+        case BENCH_SPIN1: bench_job_spin1(); break;
+        case BENCH_SPIN100: bench_job_spin100(); break;
+        case BENCH_KINDS: break;
         }
 
         j->next = NULL;
@@ -106,9 +112,10 @@ static void naive_drain(evutil_socket_t fd, short what, void *arg)
 
     while (j) {
         struct naive_job *next = j->next;
+        enum bench_job kind = j->kind;
         free(j);
         nv->inflight--;
-        bench_delivered(nv->b, 1);
+        bench_delivered(nv->b, 1, kind);
         j = next;
     }
     /* Nothing left in flight: let event_base_dispatch() return. */

@@ -27,6 +27,10 @@
  *   w5     memory: jobs queued behind one gate job per worker: RSS growth
  *          per queued job, then the time to drain them
  *   w6     scaling: w2 at 1, 2, 4, 8, 16 and 64 workers
+ *   w7     isolation: p50 and p99 latency of 1 us jobs, one in flight,
+ *          (a) while 10 ms jobs keep the slow lane saturated, (b) while
+ *          a second loop on the same pool keeps 200 jobs of 100 us in
+ *          flight (b: backends whose pool serves two loops)
  *   w8     a socket's wait behind a flood of completions (all jobs at
  *          once), max and p99, without and with a drain budget of 64
  *          callbacks per pass (evexec backends only)
@@ -85,6 +89,26 @@ void bench_job_gate(void)
         pthread_cond_wait(&gate_cond, &gate_lock);
     pthread_mutex_unlock(&gate_lock);
     bench_job_noop();
+}
+
+static void spin_ns(long ns)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < ns);
+    bench_job_noop();
+}
+
+void bench_job_spin1(void)
+{
+    spin_ns(1000);
+}
+
+void bench_job_spin100(void)
+{
+    spin_ns(100000);
 }
 
 void bench_gate_open(void)
@@ -146,21 +170,23 @@ static void metric(const char *name, double v)
     printf("metric %s %.6g\n", name, v);
 }
 
-/* Reset the counts, run the loop once, check that every job submitted ran
- * and came back without error.  0, or 1 with a message. */
-static int phase(struct bench *b, void (*start)(struct bench *),
-                 void (*done)(struct bench *), uint64_t expect)
+static void reset_counts(struct bench *b, void (*done)(struct bench *))
 {
     b->submitted = b->delivered = b->failed = 0;
     b->submit_error = 0;
     b->on_done = done;
-    atomic_store(&bench_ran, 0);
-    W.t0 = W.t1 = 0;
-    int rc = b->be->run(b, start);
+}
+
+/* Check a run that returned rc: expect jobs submitted and delivered
+ * without error, and (when counted) ran_expect job bodies run.  0, or 1
+ * with a message. */
+static int check_run(struct bench *b, int rc, uint64_t expect,
+                     uint64_t ran_expect)
+{
     uint64_t ran = atomic_load(&bench_ran);
     if (rc != 0 || b->submit_error != 0 || b->submitted != expect ||
         b->delivered != expect || b->failed != 0 ||
-        (bench_count_runs && ran != expect)) {
+        (bench_count_runs && ran != ran_expect)) {
         fprintf(stderr, "evexec-bench: %s: run %s, submit error %s; "
                 "expected %llu, submitted %llu, delivered %llu, failed %llu, "
                 "ran %s%llu\n", b->be->name, rc ? strerror(rc) : "ok",
@@ -171,6 +197,19 @@ static int phase(struct bench *b, void (*start)(struct bench *),
                 (unsigned long long)ran);
         return 1;
     }
+    return 0;
+}
+
+/* Reset the counts, run the loop once, check that every job submitted ran
+ * and came back without error.  0, or 1 with a message. */
+static int phase(struct bench *b, void (*start)(struct bench *),
+                 void (*done)(struct bench *), uint64_t expect)
+{
+    reset_counts(b, done);
+    atomic_store(&bench_ran, 0);
+    W.t0 = W.t1 = 0;
+    if (check_run(b, b->be->run(b, start), expect, expect) != 0)
+        return 1;
     if (W.t1 == 0)
         W.t1 = now_ns();
     return 0;
@@ -375,7 +414,199 @@ static int run_w8(struct bench *b, uint64_t n, unsigned budget,
     return 0;
 }
 
-enum wl_id { WL_W1, WL_W2, WL_W3, WL_W4, WL_W5, WL_W6, WL_W8, WL_IDLE, WL_COUNT };
+/* w7: isolation.  The latency, from the submission on the loop to the
+ * done callback on the loop, of 1 us busy jobs (BENCH_SPIN1) sent one at a
+ * time, each as the one before it is back:
+ *   a) while 10 ms sleeps keep the slow lane saturated: W7_SLOW_PER_WORKER
+ *      per worker in flight from the start, each sent again as it comes
+ *      back.  evexec puts them on EVEXEC_LANE_SLOW.  libuv's public API
+ *      puts every uv_queue_work job in one class (its slow-I/O cap covers
+ *      only its own getaddrinfo and getnameinfo), and naive has one queue,
+ *      so there they queue with the short jobs (no submit_slow), as a user
+ *      of those pools would have them;
+ *   b) while a second loop on another thread, on the same pool, keeps
+ *      W7_FLOOD jobs busy for 100 us each in flight (each sent again as
+ *      it comes back): a backlog of about 10 ms of work on 2 cores.  Its
+ *      jobs are not no-ops so that its own loop keeps up with the workers
+ *      and the backlog stays queued (with no-ops the workers drain it
+ *      faster than that loop refills it, and the short jobs would find
+ *      idle workers whatever the pool's order).  Only backends whose pool serves two loops (open_peer): evexec, two
+ *      evexecs on one evexec_pool; libuv, two uv loops on its process-wide
+ *      pool.  naive's pool serves its one loop: "–".
+ * Every job of both loops is counted: what each submitted came back
+ * without error, the short jobs numbered exactly n. */
+#define W7_SLOW_PER_WORKER 2
+#define W7_FLOOD 200
+
+static struct {
+    uint64_t n;                 /* short jobs to measure */
+    uint64_t *lat_ns;           /* their latencies, n of them */
+    uint64_t short_sub, short_done;
+    uint64_t t_sub;             /* when the short job in flight was sent */
+    uint64_t slow_sub, slow_done;
+} w7;
+
+/* The measuring loop's second part and the flooding loop's thread. */
+static struct {
+    struct bench a;             /* the flooding loop */
+    struct bench *b;            /* the measuring loop: its pool is shared */
+    atomic_int ready;           /* 1: the flood is queued; -1: it failed */
+    atomic_int stop;            /* the measuring loop is done */
+    int open_rc, run_rc;
+} w7f;
+
+static void w7_send_short(struct bench *b)
+{
+    w7.t_sub = now_ns();
+    if (bench_submit(b, BENCH_SPIN1) == 0)
+        w7.short_sub++;
+}
+
+/* A delivery: a short job's latency is kept and the next one sent.
+ * Returns 0 for any other job. */
+static int w7_short_done(struct bench *b)
+{
+    if (b->done_kind != BENCH_SPIN1)
+        return 0;
+    if (w7.short_done < w7.n)
+        w7.lat_ns[w7.short_done] = now_ns() - w7.t_sub;
+    w7.short_done++;
+    if (w7.short_sub < w7.n && b->submit_error == 0)
+        w7_send_short(b);
+    return 1;
+}
+
+static void w7a_start(struct bench *b)
+{
+    for (unsigned i = 0; i < W7_SLOW_PER_WORKER * b->threads; i++) {
+        if (bench_submit_slow(b, BENCH_SLEEP) != 0)
+            return;
+        w7.slow_sub++;
+    }
+    w7_send_short(b);
+}
+
+static void w7a_done(struct bench *b)
+{
+    if (w7_short_done(b))
+        return;
+    w7.slow_done++;
+    if (w7.short_done < w7.n && b->submit_error == 0 &&
+        bench_submit_slow(b, BENCH_SLEEP) == 0)
+        w7.slow_sub++;
+}
+
+static void w7b_start(struct bench *b)
+{
+    /* Wait (5 s at most) for the other loop to queue its flood. */
+    for (int i = 0; i < 5000 && atomic_load(&w7f.ready) == 0; i++) {
+        struct timespec ms = { 0, 1000000 };
+        nanosleep(&ms, NULL);
+    }
+    if (atomic_load(&w7f.ready) != 1) {
+        fprintf(stderr, "evexec-bench: %s: w7: the flood never started\n",
+                b->be->name);
+        return;                 /* nothing sent: the check fails */
+    }
+    w7_send_short(b);
+}
+
+static void w7b_done(struct bench *b)
+{
+    w7_short_done(b);
+    if (w7.short_done == w7.n)
+        atomic_store(&w7f.stop, 1);
+}
+
+static void flood_start(struct bench *a)
+{
+    for (unsigned i = 0; i < W7_FLOOD; i++)
+        if (bench_submit(a, BENCH_SPIN100) != 0)
+            break;
+    atomic_store(&w7f.ready, 1);
+}
+
+static void flood_done(struct bench *a)
+{
+    if (!atomic_load_explicit(&w7f.stop, memory_order_relaxed) &&
+        a->submit_error == 0)
+        bench_submit(a, BENCH_SPIN100);
+}
+
+/* The flooding loop's thread: its own loop on b's pool, run until the
+ * measuring loop is done and the flood has drained. */
+static void *flood_main(void *arg)
+{
+    struct bench *a = &w7f.a;
+    (void)arg;
+    w7f.open_rc = w7f.b->be->open_peer(a, w7f.b);
+    if (w7f.open_rc == 0) {
+        reset_counts(a, flood_done);
+        w7f.run_rc = a->be->run(a, flood_start);
+    }
+    atomic_store(&w7f.ready, atomic_load(&w7f.ready) == 1 ? 1 : -1);
+    return NULL;
+}
+
+/* Print the p50 and p99 of the n latencies, in microseconds. */
+static void w7_metrics(const char *p50_key, const char *p99_key)
+{
+    qsort(w7.lat_ns, w7.n, sizeof w7.lat_ns[0], cmp_u64);
+    metric(p50_key, (double)w7.lat_ns[(w7.n - 1) / 2] / 1e3);
+    metric(p99_key, (double)w7.lat_ns[(w7.n - 1) * 99 / 100] / 1e3);
+}
+
+/* One part of w7 (flood: b), n short jobs.  0, or 1 with a message. */
+static int run_w7(struct bench *b, uint64_t n, int flood)
+{
+    pthread_t t;
+    w7.n = n;
+    w7.short_sub = w7.short_done = w7.slow_sub = w7.slow_done = 0;
+    reset_counts(b, flood ? w7b_done : w7a_done);
+    atomic_store(&bench_ran, 0);
+    if (!flood) {
+        int rc = b->be->run(b, w7a_start);
+        if (check_run(b, rc, n + w7.slow_sub, n + w7.slow_sub) != 0)
+            return 1;
+    } else {
+        memset(&w7f.a, 0, sizeof w7f.a);
+        w7f.a.be = b->be;
+        w7f.a.threads = b->threads;
+        w7f.a.spin_us = b->spin_us;
+        w7f.b = b;
+        atomic_store(&w7f.ready, 0);
+        atomic_store(&w7f.stop, 0);
+        w7f.open_rc = w7f.run_rc = 0;
+        if (pthread_create(&t, NULL, flood_main, NULL) != 0) {
+            fprintf(stderr, "evexec-bench: w7: no thread\n");
+            return 1;
+        }
+        int rc = b->be->run(b, w7b_start);
+        atomic_store(&w7f.stop, 1);     /* also when b's run failed */
+        pthread_join(t, NULL);
+        if (w7f.open_rc != 0) {
+            fprintf(stderr, "evexec-bench: %s: w7: second loop: %s\n",
+                    b->be->name, strerror(w7f.open_rc));
+            return 1;
+        }
+        uint64_t all = w7f.a.submitted + n;
+        int bad = check_run(&w7f.a, w7f.run_rc, w7f.a.submitted, all);
+        w7f.a.be->close(&w7f.a);
+        if (check_run(b, rc, n, all) != 0 || bad)
+            return 1;
+    }
+    if (w7.short_done != n || w7.slow_done != w7.slow_sub) {
+        fprintf(stderr, "evexec-bench: %s: w7: %llu of %llu short jobs, "
+                "%llu of %llu slow jobs back\n", b->be->name,
+                (unsigned long long)w7.short_done, (unsigned long long)n,
+                (unsigned long long)w7.slow_done,
+                (unsigned long long)w7.slow_sub);
+        return 1;
+    }
+    return 0;
+}
+
+enum wl_id { WL_W1, WL_W2, WL_W3, WL_W4, WL_W5, WL_W6, WL_W7, WL_W8, WL_IDLE, WL_COUNT };
 
 static uint64_t warm_size(uint64_t n, uint64_t cap)
 {
@@ -443,6 +674,26 @@ static int child_main(const struct opts *o, enum wl_id wl, uint64_t n)
             metric("bytes_per_job", w5_bytes_per_job);
             metric("drain_ms", tdiff_s() * 1e3);
         }
+        break;
+    case WL_W7:
+        w7.lat_ns = malloc(n * sizeof *w7.lat_ns);
+        if (w7.lat_ns == NULL) {
+            bad = 1;
+            break;
+        }
+        /* Start every worker first. */
+        if (o->warmup)
+            bad |= run_window(&b, 2000, 64);
+        bad = bad || run_w7(&b, n, 0);
+        if (!bad)
+            w7_metrics("lat_p50_us", "lat_p99_us");
+        /* The second part where the pool serves two loops. */
+        if (!bad && b.be->open_peer) {
+            bad = run_w7(&b, n, 1);
+            if (!bad)
+                w7_metrics("lat_p50_us_flood", "lat_p99_us_flood");
+        }
+        free(w7.lat_ns);
         break;
     case WL_W8:
         if (!b.be->drain_budget || !b.be->base) {
@@ -521,6 +772,14 @@ static const struct wspec wspecs[WL_COUNT] = {
     [WL_W6] = { "w6", "W6 scaling: W2 at several worker counts",
                 1000000, 5000, 0, 1,
                 { { "jobs_per_s", "jobs/s", 1 } }, 1 },
+    [WL_W7] = { "w7", "W7 isolation: 1 us jobs, one in flight, beside "
+                "10 ms jobs on the slow lane or a second loop's flood",
+                100, 10, 0, 1,
+                { { "lat_p50_us", "p50 latency, us, slow lane saturated", 0 },
+                  { "lat_p99_us", "p99 latency, us, slow lane saturated", 0 },
+                  { "lat_p50_us_flood", "p50 latency, us, other loop flooding", 0 },
+                  { "lat_p99_us_flood", "p99 latency, us, other loop flooding", 0 } },
+                4 },
     [WL_W8] = { "w8", "W8 a socket's wait behind a flood of completions",
                 1000000, 5000, 0, 0,
                 { { "wait_max_us", "max wait, us, no budget", 0 },
@@ -545,6 +804,14 @@ struct cell {
 
 static char self_exe[PATH_MAX];
 static int any_failure;
+
+/* Metric m of workload wl is not measured for backend be (printed "–"):
+ * w8 without a drain budget, w7's two-loop part without a second loop. */
+static int not_for(const struct bench_backend *be, enum wl_id wl, unsigned m)
+{
+    return (wl == WL_W8 && !be->drain_budget) ||
+           (wl == WL_W7 && m >= 2 && !be->open_peer);
+}
 
 /* Run one child; fill vals[] (by metric index).  0, or 1 on failure. */
 static int run_child(const struct opts *o, const struct bench_backend *be,
@@ -603,7 +870,10 @@ static int run_child(const struct opts *o, const struct bench_backend *be,
     FILE *in = fdopen(fds[0], "r");
     char line[256], key[64];
     double v;
-    unsigned got = 0;
+    unsigned got = 0, need = 0;
+    for (unsigned i = 0; i < ws->nm; i++)
+        if (!not_for(be, wl, i))
+            need |= 1u << i;
     while (in && fgets(line, sizeof line, in)) {
         if (sscanf(line, "metric %63s %lf", key, &v) != 2)
             continue;
@@ -619,7 +889,7 @@ static int run_child(const struct opts *o, const struct bench_backend *be,
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
-        got == (1u << ws->nm) - 1)
+        got == need)
         return 0;
     if (WIFSIGNALED(status))
         fprintf(stderr, "evexec-bench: %s %s (%u workers): killed by signal %d%s\n",
@@ -695,8 +965,8 @@ static void print_row(const struct opts *o, const struct wspec *ws,
                                                    : "(lower is better)");
     for (unsigned k = 0; k < o->nbe; k++) {
         if (c->n[k] == 0) {
-            printf(ws == &wspecs[WL_W8] && !o->be[k]->drain_budget ? " – |"
-                                                                   : " FAILED |");
+            printf(not_for(o->be[k], (enum wl_id)(ws - wspecs),
+                           (unsigned)(m - ws->m)) ? " – |" : " FAILED |");
             continue;
         }
         fmt_num(num, sizeof num, med[k]);
@@ -713,6 +983,8 @@ static void print_row(const struct opts *o, const struct wspec *ws,
             continue;
         if (isnan(med[a]) || isnan(med[k]) || med[k] == 0)
             printf(" – |");
+        else if (med[a] / med[k] < 0.1)     /* two significant digits */
+            printf(" %.2g |", med[a] / med[k]);
         else
             printf(" %.2f |", med[a] / med[k]);
     }
@@ -748,7 +1020,8 @@ static void run_workload(const struct opts *o, enum wl_id wl)
                 }
                 for (unsigned m = 0; m < ws->nm; m++) {
                     struct cell *c = &cells[p][m];
-                    c->v[k][c->n[k]++] = vals[m];
+                    if (!not_for(o->be[k], wl, m))
+                        c->v[k][c->n[k]++] = vals[m];
                 }
             }
         }
@@ -764,6 +1037,13 @@ static void run_workload(const struct opts *o, enum wl_id wl)
             printf("%llu jobs per run; ", (unsigned long long)jobs);
         else if (wl == WL_IDLE)
             printf("%u workers; ", threads);
+        else if (wl == WL_W7)
+            printf("%llu jobs of 1 us one at a time per part, %u workers; "
+                   "%u jobs of 10 ms in flight on the slow lane (where the "
+                   "backend has one; else in its one queue), or %u jobs of "
+                   "100 us kept in flight by a second loop on the same pool; ",
+                   (unsigned long long)jobs, threads,
+                   W7_SLOW_PER_WORKER * threads, W7_FLOOD);
         else
             printf("%llu %s, %u workers; ", (unsigned long long)jobs,
                    wl == WL_W1 ? "round trips" : "jobs", threads);
@@ -812,11 +1092,12 @@ static void usage(FILE *out)
     for (unsigned i = 0; i < N_ALL_BACKENDS; i++)
         fprintf(out, " %s", all_backends[i]->name);
     fprintf(out, " (default: all but evexec-spin)\n"
-"  --workload LIST  comma-separated, from: w1 w2 w3 w4 w5 w6 w8 idle\n"
+"  --workload LIST  comma-separated, from: w1 w2 w3 w4 w5 w6 w7 w8 idle\n"
 "  --all            every workload (the default)\n"
 "  --threads N      workers (default 4; w4 always uses 64, w6 its own list)\n"
 "  --jobs N         jobs per run, k/M suffixes allowed (default: per workload;\n"
-"                   w1: round trips; idle: microseconds idle; not w4)\n"
+"                   w1: round trips; w7: 1 us jobs measured per part;\n"
+"                   idle: microseconds idle; not w4)\n"
 "  --reps N         runs per cell, each a separate process (default 5)\n"
 "  --csv            CSV (workload,metric,workers,backend,median,min,max,runs)\n"
 "  --smoke          tiny sizes, 1 run, every job counted; for make check\n"
