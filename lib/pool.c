@@ -92,8 +92,13 @@
 #define EVEXEC__MAX_THREADS_LIMIT 1024
 #define EVEXEC__DEFAULT_IDLE_MS 10000
 #define EVEXEC__MAX_SPIN_US 1000
+#define EVEXEC__ADAPTIVE_SPIN_US 50  /* spin_us 0: the longest adaptive spin */
+#define EVEXEC__SPIN_BACKOFF_MAX 8   /* after misses, sleep up to 2^8 waits */
+#define EVEXEC__SPIN_PATIENCE 64     /* turns an adaptive spinner waits
+                                        for a spinner to stop */
 #define EVEXEC__MIN_STACK ((size_t)16384)        /* PTHREAD_STACK_MIN on Linux */
 #define EVEXEC__MAX_STACK ((size_t)1 << 30)
+#define EVEXEC__START_FANOUT 2     /* workers a new worker starts at most */
 
 /* A lane: the ring of owners that have jobs queued in it, served in turn,
  * and how many jobs it holds in all. */
@@ -109,6 +114,8 @@ struct evexec_pool {
     struct evexec__lane q[2];    /* by lane */
     struct evexec__pool_owner anon;  /* jobs submitted with no owner */
     unsigned nthreads;           /* alive */
+    unsigned starting;           /* made, not yet at their first look at
+                                    the queue: one of them starts more */
     unsigned exiting;            /* left the counts, running thread_exit */
     unsigned free_threads;       /* alive and not running a job */
     unsigned waiting;            /* in cond_wait on work_cv */
@@ -128,7 +135,10 @@ struct evexec_pool {
                                     by workers without the lock */
     int spawn_errno;             /* last pthread_create failure */
     struct evexec__thread *exited;   /* to be joined */
-    unsigned spin_us;            /* opt-in spin before sleeping */
+    unsigned spin_us;            /* spin before sleeping; 0: never */
+    int spin_adaptive;           /* spin_us was 0: only while it pays */
+    unsigned spinning;           /* workers spinning: a submission wakes
+                                    no sleeper for a job they take */
     atomic_uint submits;         /* bumped (under lock) by every submission:
                                     what a spinning worker watches */
     char name[16];
@@ -136,7 +146,7 @@ struct evexec_pool {
     void *(*thread_start)(void *);
     void (*thread_exit)(void *, void *);
     void *thread_init_arg;
-    size_t stack_size;           /* 0: the system's default */
+    size_t stack_size;           /* each worker's; never 0 */
     unsigned fork_gen;           /* made in this fork generation; set once */
     struct evexec__pstats st;    /* lane histograms, running jobs (stats.h) */
 };
@@ -357,6 +367,8 @@ static int submits_moved(const void *arg)
 }
 
 static int spawn(struct evexec_pool *pool);
+static void start_more(struct evexec_pool *pool);
+static void spin_slots_init(void);
 
 static void *worker_main(void *arg)
 {
@@ -364,10 +376,16 @@ static void *worker_main(void *arg)
     struct evexec_pool *pool = self->pool;
     struct evexec_job *job = NULL;
     int spun = 0;
+    struct evexec__spinner spinner;
     struct evexec__wslot slot;   /* what this worker runs (stats.h) */
 
     evexec__current_pool = pool;
+    evexec__spinner_init(&spinner, pool);
     name_thread(pool, self->serial);
+    pthread_mutex_lock(&pool->lock);
+    pool->starting--;
+    start_more(pool);
+    pthread_mutex_unlock(&pool->lock);
     if (pool->thread_init)
         pool->thread_init(pool->thread_init_arg);
     if (pool->thread_start)
@@ -407,14 +425,16 @@ static void *worker_main(void *arg)
         }
         if (pool->shutdown && pool->q[0].len + pool->q[1].len == 0)
             break;
-        if (pool->spin_us && !spun && !pool->shutdown) {
+        if (!spun && !pool->shutdown && evexec__spin_begin(&spinner)) {
             struct submits_watch w = {
                 &pool->submits,
                 atomic_load_explicit(&pool->submits, memory_order_relaxed),
             };
+            pool->spinning++;
             pthread_mutex_unlock(&pool->lock);
-            evexec__spin(submits_moved, &w, pool->spin_us);
+            evexec__spin_run(&spinner, submits_moved, &w);
             pthread_mutex_lock(&pool->lock);
+            pool->spinning--;
             spun = 1;       /* look again (work? shutdown?), then sleep */
             continue;
         }
@@ -480,8 +500,11 @@ static void join_exited(struct evexec__thread *t)
     }
 }
 
-/* Start one worker.  Caller holds pool->lock.  Returns 0 or an errno. */
-static int spawn(struct evexec_pool *pool)
+/* Start one worker.  Caller holds pool->lock; with drop_lock it is
+ * released while the thread is made (other workers take jobs meanwhile)
+ * and taken again.  The thread is counted, alive and free, before it is
+ * made, and uncounted if it cannot be.  Returns 0 or an errno. */
+static int spawn_one(struct evexec_pool *pool, int drop_lock)
 {
     struct evexec__thread *t = evexec__malloc(sizeof *t);
     if (!t) {
@@ -490,16 +513,42 @@ static int spawn(struct evexec_pool *pool)
     }
     t->pool = pool;
     t->serial = (unsigned long)++pool->started;
+    pool->nthreads++;
+    pool->free_threads++;
+    pool->starting++;
+    if (drop_lock)
+        pthread_mutex_unlock(&pool->lock);
     int rc = evexec__thread_create(&t->tid, worker_main, t, pool->stack_size);
+    if (drop_lock)
+        pthread_mutex_lock(&pool->lock);
     if (rc) {
         pool->started--;
+        pool->nthreads--;
+        pool->free_threads--;
+        pool->starting--;
         pool->spawn_errno = rc;
         free(t);
         return rc;
     }
-    pool->nthreads++;
-    pool->free_threads++;
     return 0;
+}
+
+static int spawn(struct evexec_pool *pool)
+{
+    return spawn_one(pool, 0);
+}
+
+/* A new worker starts the next ones the queue wants, up to
+ * EVEXEC__START_FANOUT, before its own first job; each of those does the
+ * same.  So a burst's threads start as a tree, several at a time, and
+ * not one after another under the submitter's lock: a submission starts
+ * a thread only while none is starting.  Caller holds pool->lock. */
+static void start_more(struct evexec_pool *pool)
+{
+    for (int i = 0; i < EVEXEC__START_FANOUT && !pool->shutdown &&
+                    runnable(pool) > pool->free_threads && may_spawn(pool); i++)
+        if (spawn_one(pool, 1) != 0)
+            break;
 }
 
 static unsigned default_max_threads(void)
@@ -520,7 +569,8 @@ EVEXEC_API struct evexec_pool *evexec_pool_new(const struct evexec_pool_config *
     }
     unsigned max = cfg->max_threads ? cfg->max_threads : default_max_threads();
     if (max > EVEXEC__MAX_THREADS_LIMIT || cfg->min_threads > max ||
-        cfg->spin_us > EVEXEC__MAX_SPIN_US || cfg->slow_max_threads > max ||
+        (cfg->spin_us > EVEXEC__MAX_SPIN_US && cfg->spin_us != EVEXEC_SPIN_OFF) ||
+        cfg->slow_max_threads > max ||
         (cfg->stack_size && (cfg->stack_size < EVEXEC__MIN_STACK ||
                              cfg->stack_size > EVEXEC__MAX_STACK))) {
         errno = EINVAL;
@@ -565,12 +615,15 @@ EVEXEC_API struct evexec_pool *evexec_pool_new(const struct evexec_pool_config *
     pool->max_queued = cfg->max_queued;
     /* Keep room for "-N" so the prefix survives the 15-byte limit. */
     snprintf(pool->name, 12, "%s", cfg->thread_name ? cfg->thread_name : "evexec");
-    pool->spin_us = cfg->spin_us;
+    pool->spin_adaptive = cfg->spin_us == 0;
+    pool->spin_us = cfg->spin_us == EVEXEC_SPIN_OFF ? 0
+                  : cfg->spin_us ? cfg->spin_us : EVEXEC__ADAPTIVE_SPIN_US;
+    spin_slots_init();
     pool->thread_init = cfg->thread_init;
     pool->thread_start = cfg->thread_start;
     pool->thread_exit = cfg->thread_exit;
     pool->thread_init_arg = cfg->thread_init_arg;
-    pool->stack_size = cfg->stack_size;
+    pool->stack_size = cfg->stack_size ? cfg->stack_size : EVEXEC_STACK_SIZE_DEFAULT;
     pool->st.timing = cfg->timing != 0;
     pool->fork_gen = evexec__fork_init();
     return pool;
@@ -597,7 +650,7 @@ static int submit_locked(struct evexec_pool *pool, struct evexec_job *job)
     lane_push(pool, job);
     bump_submits(pool);
     size_t want = runnable(pool);
-    if (want > pool->free_threads && may_spawn(pool) &&
+    if (want > pool->free_threads && pool->starting == 0 && may_spawn(pool) &&
         spawn(pool) != 0 &&
         /* The thread counted on above cannot be made: refuse the job if
          * nothing would ever run it, or if it now waits beyond the bound. */
@@ -608,7 +661,7 @@ static int submit_locked(struct evexec_pool *pool, struct evexec_job *job)
         job->qstate = EVEXEC__Q_NEW;
         return EAGAIN;
     }
-    if (pool->waiting > 0 && want > 0)
+    if (pool->waiting > 0 && want > pool->spinning)
         pthread_cond_signal(&pool->work_cv);
     return 0;
 }
@@ -640,10 +693,9 @@ static int submit_batch_locked(struct evexec_pool *pool, struct evexec_job *head
     }
     bump_submits(pool);
     size_t want = runnable(pool);
-    while (want > pool->free_threads && may_spawn(pool) &&
-           spawn(pool) == 0)
-        continue;
-    signal_workers(pool, want);
+    if (want > pool->free_threads && pool->starting == 0 && may_spawn(pool))
+        spawn(pool);
+    signal_workers(pool, want > pool->spinning ? want - pool->spinning : 0);
     return 0;
 }
 
@@ -770,9 +822,76 @@ struct evexec_job *evexec__pool_unqueue_owner(struct evexec_pool *pool,
     return out;
 }
 
-unsigned evexec__pool_spin_us(const struct evexec_pool *pool)
+/* Adaptive spinning.  Threads of the process that spin now, of all
+ * pools and loops, and how many may: the online CPUs but one, so that a
+ * spinner never takes the CPU the thread it waits for needs (none on one
+ * CPU).  Spinners with a fixed spin_us are not counted. */
+static atomic_uint spinners;
+static atomic_uint spin_slots;
+
+static void spin_slots_init(void)
 {
-    return pool->spin_us;           /* set once, before any thread */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    atomic_store_explicit(&spin_slots, cpus > 1 ? (unsigned)cpus - 1 : 0,
+                          memory_order_relaxed);
+}
+
+void evexec__spinner_init(struct evexec__spinner *s, const struct evexec_pool *pool)
+{
+    memset(s, 0, sizeof *s);
+    s->us = pool->spin_us;          /* set once, before any thread */
+    s->adaptive = pool->spin_adaptive != 0;
+}
+
+static int take_spin_slot(void)
+{
+    unsigned n = atomic_load_explicit(&spinners, memory_order_relaxed);
+    unsigned cap = atomic_load_explicit(&spin_slots, memory_order_relaxed);
+    while (n < cap)
+        if (atomic_compare_exchange_weak_explicit(&spinners, &n, n + 1,
+                                                  memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return 1;
+    return 0;
+}
+
+int evexec__spin_begin(struct evexec__spinner *s)
+{
+    if (s->us == 0)
+        return 0;
+    if (!s->adaptive)
+        return 1;
+    if (s->skip > 0) {      /* backing off after a miss: sleep at once */
+        s->skip--;
+        return 0;
+    }
+    /* A spinner that is about to stop (its wait is over: the hand-off
+     * goes the other way) leaves its slot within a few turns. */
+    for (unsigned i = 0; i < EVEXEC__SPIN_PATIENCE; i++) {
+        if (take_spin_slot())
+            return 1;
+        evexec__cpu_relax();
+    }
+    return 0;
+}
+
+int evexec__spin_run(struct evexec__spinner *s,
+                     int (*ready)(const void *arg), const void *arg)
+{
+    int got = evexec__spin(ready, arg, s->us);
+    if (!s->adaptive)
+        return got;
+    atomic_fetch_sub_explicit(&spinners, 1, memory_order_relaxed);
+    if (got) {
+        s->backoff = 0;
+    } else {
+        /* A miss: sleep at once for the next 1, 2, 4 ... 256 waits, then
+         * try once more. */
+        s->skip = (unsigned short)(1u << s->backoff);
+        if (s->backoff < EVEXEC__SPIN_BACKOFF_MAX)
+            s->backoff++;
+    }
+    return got;
 }
 
 /* Spin until ready(arg) or `us` microseconds have passed.  Returns 1 if it

@@ -2,7 +2,8 @@
  * bench-evexec.c -- evexec as an evexec-bench backend, through the public
  * API only: evexec_run() per job, one done callback per future, the
  * future's reference dropped in that callback.  Default pool settings but
- * for max_threads; "evexec-spin" also sets the opt-in spin_us.
+ * for max_threads (so "evexec" spins adaptively, the default);
+ * "evexec-spin" also sets spin_us (--spin: a fixed spin, or off).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1   /* POSIX and Linux calls under -std=c11 */
@@ -18,6 +19,8 @@
 
 #include "evexec.h"
 #include "bench.h"
+
+_Static_assert(BENCH_SPIN_OFF == EVEXEC_SPIN_OFF, "--spin off is EVEXEC_SPIN_OFF");
 
 struct evb {
     struct bench *b;
