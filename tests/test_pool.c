@@ -728,9 +728,11 @@ static void test_stack_size_default(void **state)
         assert_non_null(pool);
         size_t size = default_stack_of(pool, fx->base);
         evexec_pool_free(pool);
-        /* The C library may round up to whole pages, never down. */
+        /* The C library may round up to whole pages, never down, and
+         * the sanitizers raise small stacks by their own thread-local
+         * storage; far below the 8 MiB of glibc all the same. */
         assert_true(size >= EVEXEC_STACK_SIZE_DEFAULT);
-        assert_true(size < 2 * EVEXEC_STACK_SIZE_DEFAULT);
+        assert_true(size < (size_t)1024 * 1024);
     }
 }
 
