@@ -27,8 +27,22 @@
  *
  * Threads start lazily: a submission starts one when the runnable queued
  * jobs outnumber the threads that are free to take them (`free_threads`:
- * alive and not running a job) and max_threads allows.  A submission
- * signals the condition variable only when a worker is waiting on it.
+ * alive and not running a job) and max_threads allows, unless one is
+ * still starting (`starting`).  A new worker, before its first job,
+ * starts up to two more if the queue still wants them (start_more), with
+ * the lock released while it makes them: a cold burst's threads start as
+ * a tree, several at a time, not one by one under the submitter's lock.
+ * Workers have small stacks unless the pool asks otherwise
+ * (EVEXEC_STACK_SIZE_DEFAULT), which makes them quicker to start.  A
+ * submission signals the condition variable only when a worker is waiting
+ * on it and no spinning worker will take the job.
+ *
+ * Spinning.  A worker out of work spins a little before it sleeps,
+ * watching `submits`; by default (spin_us 0) only while that pays, and
+ * never more spinners in the process than CPUs but one (evexec__spinner,
+ * also used by a loop waiting for its jobs in bridge.c).  A spinner
+ * counts in `spinning` under the lock, and looks at the queue under the
+ * lock again when it stops, so a job it was counted on is never left.
  * A worker takes the lock once per job: it books the job it just finished
  * and takes the next one in the same critical section.  Idle workers above
  * min_threads exit after idle_timeout_ms.
