@@ -152,11 +152,13 @@ struct evexec_pool_config {
      *  microseconds, and only while spinning pays: after a spin that
      *  caught nothing it sleeps at once the next 1, 2, 4 ... up to 256
      *  times it waits, then tries again; a spin that catches what it
-     *  waits for keeps it spinning.  And never more spinners in the
-     *  process at once than the online CPUs but one (so none on one
-     *  CPU): a spinner never takes the CPU that the thread it waits for
-     *  needs.  An idle pool sleeps after one spin per thread, and a
-     *  lightly loaded one spins rarely.
+     *  waits for keeps it spinning.  And only while the spinners of the
+     *  process and the threads they wait for fit in the online CPUs: a
+     *  spinner never takes the CPU that the thread it waits for needs, so
+     *  nothing spins on one CPU, a loop with more jobs in flight than
+     *  CPUs but one does not spin, nor does a worker while the others
+     *  keep the CPUs busy.  An idle pool sleeps after one spin per
+     *  thread, and a lightly loaded one spins rarely.
      *
      *  EVEXEC_SPIN_OFF: never spin.
      *

@@ -515,7 +515,7 @@ static void spin_for_completions(struct evexec *ex)
     struct evexec__core *core = ex->core;
     for (int round = 0; round < 64 && ex->inflight > 0 && !evexec__closing(ex) &&
                         !ex->drain_more; round++) {
-        if (!evexec__spin_begin(&ex->spin))
+        if (!evexec__spin_begin(&ex->spin, ex->inflight))
             break;
         atomic_store_explicit(&core->spinning, 1, memory_order_seq_cst);
         int got = evexec__spin_run(&ex->spin, head_nonempty, core);

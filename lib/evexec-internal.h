@@ -335,8 +335,8 @@ struct evexec_job *evexec__pool_unqueue_owner(struct evexec_pool *pool,
  * or a loop waiting for the jobs it has in flight.  Each has its own,
  * set up from its pool's spin_us by evexec__spinner_init.  Adaptive (the
  * default): it spins only while its spins catch what it waits for, and
- * only while fewer threads of the process spin than there are CPUs but
- * one (pool.c). */
+ * only while the process's spinners and the threads that must run for
+ * it fit in the CPUs (pool.c). */
 struct evexec__spinner {
     unsigned us;                /* longest spin; 0: never spins */
     unsigned char adaptive;     /* spin_us 0: only while spinning pays */
@@ -345,9 +345,10 @@ struct evexec__spinner {
 };
 void evexec__spinner_init(struct evexec__spinner *s, const struct evexec_pool *pool);
 
-/* 1 if `s` spins now; then evexec__spin_run must follow.  Any thread,
- * for its own spinner. */
-int evexec__spin_begin(struct evexec__spinner *s);
+/* 1 if `s` spins now; then evexec__spin_run must follow.  `busy`: the
+ * threads that need a CPU meanwhile (those running the jobs it waits
+ * for, or the one that submits them).  Any thread, for its own spinner. */
+int evexec__spin_begin(struct evexec__spinner *s, size_t busy);
 
 /* Spin until ready(arg) or s->us microseconds passed, after
  * evexec__spin_begin said 1; 1 if it got ready.  An adaptive spinner

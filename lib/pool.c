@@ -39,8 +39,9 @@
  *
  * Spinning.  A worker out of work spins a little before it sleeps,
  * watching `submits`; by default (spin_us 0) only while that pays, and
- * never more spinners in the process than CPUs but one (evexec__spinner,
- * also used by a loop waiting for its jobs in bridge.c).  A spinner
+ * only while the spinners and the threads they wait for fit in the CPUs
+ * (evexec__spinner, also used by a loop waiting for its jobs in
+ * bridge.c).  A spinner
  * counts in `spinning` under the lock, and looks at the queue under the
  * lock again when it stops, so a job it was counted on is never left.
  * A worker takes the lock once per job: it books the job it just finished
@@ -439,7 +440,9 @@ static void *worker_main(void *arg)
         }
         if (pool->shutdown && pool->q[0].len + pool->q[1].len == 0)
             break;
-        if (!spun && !pool->shutdown && evexec__spin_begin(&spinner)) {
+        /* Busy: the threads running jobs, and a submitter. */
+        if (!spun && !pool->shutdown &&
+            evexec__spin_begin(&spinner, pool->nthreads - pool->free_threads + 1)) {
             struct submits_watch w = {
                 &pool->submits,
                 atomic_load_explicit(&pool->submits, memory_order_relaxed),
@@ -837,16 +840,20 @@ struct evexec_job *evexec__pool_unqueue_owner(struct evexec_pool *pool,
 }
 
 /* Adaptive spinning.  Threads of the process that spin now, of all
- * pools and loops, and how many may: the online CPUs but one, so that a
- * spinner never takes the CPU the thread it waits for needs (none on one
- * CPU).  Spinners with a fixed spin_us are not counted. */
+ * pools and loops, and the online CPUs.  A spinner may start only while
+ * the spinners, itself included, and the `busy` threads it knows need a
+ * CPU (those that run its jobs, or the one that will submit them) fit in
+ * the CPUs: so a spinner never takes the CPU the thread it waits for
+ * needs, none spins on one CPU, and none while the workers are all busy
+ * (a loop with many jobs in flight).  Spinners with a fixed spin_us are
+ * not counted. */
 static atomic_uint spinners;
-static atomic_uint spin_slots;
+static atomic_uint spin_cpus;
 
 static void spin_slots_init(void)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    atomic_store_explicit(&spin_slots, cpus > 1 ? (unsigned)cpus - 1 : 0,
+    atomic_store_explicit(&spin_cpus, cpus > 1 ? (unsigned)cpus : 1,
                           memory_order_relaxed);
 }
 
@@ -857,11 +864,13 @@ void evexec__spinner_init(struct evexec__spinner *s, const struct evexec_pool *p
     s->adaptive = pool->spin_adaptive != 0;
 }
 
-static int take_spin_slot(void)
+static int take_spin_slot(size_t busy)
 {
     unsigned n = atomic_load_explicit(&spinners, memory_order_relaxed);
-    unsigned cap = atomic_load_explicit(&spin_slots, memory_order_relaxed);
-    while (n < cap)
+    unsigned cpus = atomic_load_explicit(&spin_cpus, memory_order_relaxed);
+    if (busy >= cpus)
+        return 0;
+    while (n + 1 + busy <= cpus)
         if (atomic_compare_exchange_weak_explicit(&spinners, &n, n + 1,
                                                   memory_order_relaxed,
                                                   memory_order_relaxed))
@@ -869,7 +878,7 @@ static int take_spin_slot(void)
     return 0;
 }
 
-int evexec__spin_begin(struct evexec__spinner *s)
+int evexec__spin_begin(struct evexec__spinner *s, size_t busy)
 {
     if (s->us == 0)
         return 0;
@@ -882,7 +891,7 @@ int evexec__spin_begin(struct evexec__spinner *s)
     /* A spinner that is about to stop (its wait is over: the hand-off
      * goes the other way) leaves its slot within a few turns. */
     for (unsigned i = 0; i < EVEXEC__SPIN_PATIENCE; i++) {
-        if (take_spin_slot())
+        if (take_spin_slot(busy))
             return 1;
         evexec__cpu_relax();
     }
