@@ -41,9 +41,9 @@
  * watching `submits`; by default (spin_us 0) only while that pays, and
  * only while the spinners and the threads they wait for fit in the CPUs
  * (evexec__spinner, also used by a loop waiting for its jobs in
- * bridge.c).  A spinner
- * counts in `spinning` under the lock, and looks at the queue under the
- * lock again when it stops, so a job it was counted on is never left.
+ * bridge.c).  A spinner counts in `spinning` under the lock, and looks
+ * at the queue under the lock again when it stops, so a job it was
+ * counted on is never left.
  * A worker takes the lock once per job: it books the job it just finished
  * and takes the next one in the same critical section.  Idle workers above
  * min_threads exit after idle_timeout_ms.
@@ -868,8 +868,6 @@ static int take_spin_slot(size_t busy)
 {
     unsigned n = atomic_load_explicit(&spinners, memory_order_relaxed);
     unsigned cpus = atomic_load_explicit(&spin_cpus, memory_order_relaxed);
-    if (busy >= cpus)
-        return 0;
     while (n + 1 + busy <= cpus)
         if (atomic_compare_exchange_weak_explicit(&spinners, &n, n + 1,
                                                   memory_order_relaxed,
@@ -888,6 +886,8 @@ int evexec__spin_begin(struct evexec__spinner *s, size_t busy)
         s->skip--;
         return 0;
     }
+    if (busy >= atomic_load_explicit(&spin_cpus, memory_order_relaxed))
+        return 0;           /* no CPU left for a spinner */
     /* A spinner that is about to stop (its wait is over: the hand-off
      * goes the other way) leaves its slot within a few turns. */
     for (unsigned i = 0; i < EVEXEC__SPIN_PATIENCE; i++) {
