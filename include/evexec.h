@@ -145,18 +145,46 @@ struct evexec_pool_config {
     void (*thread_init)(void *arg);
     void *thread_init_arg; /**< The argument of thread_init, thread_start
                                 and thread_exit. */
-    /** Opt-in, for latency: a worker that runs out of work, and a loop
-     *  waiting for the jobs it has in flight, first spin up to this many
-     *  microseconds (at most 1000) before they sleep, so a quick reply
-     *  costs no wake-up.  It burns CPU while it spins, and a spinning loop
-     *  may hold its event_base for up to 64 spins in a row.  0: off. */
+    /** Spinning, for latency: a worker that runs out of work, and a loop
+     *  waiting for the jobs it has in flight, first spin a little before
+     *  they sleep, so that a quick hand-off costs no wake-up.
+     *
+     *  0 (the default): adaptive.  Each of them spins at most 50
+     *  microseconds, and only while spinning pays: after a spin that
+     *  caught nothing it sleeps at once the next 1, 2, 4 ... up to 256
+     *  times it waits, then tries again; a spin that catches what it
+     *  waits for keeps it spinning.  And only while the spinners of the
+     *  process and the threads they wait for fit in the online CPUs: a
+     *  spinner never takes the CPU that the thread it waits for needs, so
+     *  nothing spins on one CPU, a loop with more jobs in flight than
+     *  CPUs but one does not spin, nor does a worker while the others
+     *  keep the CPUs busy.  An idle pool sleeps after one spin per
+     *  thread, and a lightly loaded one spins rarely.
+     *
+     *  EVEXEC_SPIN_OFF: never spin.
+     *
+     *  1 to 1000: always spin up to this many microseconds, whatever it
+     *  catches and however many others spin (not counted against the
+     *  CPUs above).  It burns CPU while it spins.
+     *
+     *  A spinning loop may hold its event_base for up to 64 spins in a
+     *  row.  Other values are EINVAL. */
     unsigned spin_us;
     /* Fields after spin_us are read only when `size` covers them: set
      * size with EVEXEC_POOL_CONFIG_INIT to use them. */
-    /** Each worker's stack size in bytes, for pools of many threads
-     *  whose jobs need little stack (or jobs that need more).  0: the
-     *  system's default (8 MiB on Linux, reserved, not touched).  EINVAL
-     *  below 16384 (PTHREAD_STACK_MIN) or above 1 GiB. */
+    /** Each worker's stack size in bytes.  0:
+     *  EVEXEC_STACK_SIZE_DEFAULT (256 KiB), not the system's default (8
+     *  MiB with glibc): a thread with a small stack starts faster, so a
+     *  cold pool reaches its full size sooner.  That is room for
+     *  getaddrinfo and the name service modules (glibc runs
+     *  getaddrinfo_a's lookups on threads of about 80 KiB; musl's
+     *  default stack is 128 KiB) and for ordinary blocking calls, but not
+     *  for deep recursion or large arrays on the stack: a job that needs
+     *  more overflows its stack, which is a crash.  Raise it for such
+     *  jobs, say to 8 << 20 for what glibc gives a thread (libuv's
+     *  workers have 8 MiB too).  The memory is reserved, and only what a
+     *  job touches is used.  EINVAL below 16384 (PTHREAD_STACK_MIN) or
+     *  above 1 GiB. */
     size_t stack_size;
     /** Called once in each worker before its first job, after
      *  thread_init, with thread_init_arg.  What it returns is the
@@ -191,6 +219,13 @@ struct evexec_pool_config {
     unsigned slow_max_threads;
 };
 
+/** evexec_pool_config::spin_us: never spin. */
+#define EVEXEC_SPIN_OFF (~0u)
+
+/** The workers' stack size when evexec_pool_config::stack_size is 0:
+ *  256 KiB. */
+#define EVEXEC_STACK_SIZE_DEFAULT ((size_t)256 * 1024)
+
 /** An initializer for struct evexec_pool_config: defaults, size set:
  *  `struct evexec_pool_config cfg = EVEXEC_POOL_CONFIG_INIT;` */
 #ifdef __cplusplus
@@ -213,8 +248,9 @@ struct evexec_pool_config {
  * backlog.  One evexec's jobs of one lane start in the order it submitted
  * them.  The default lane still goes before the other lanes.
  * Returns a new pool, or NULL with errno EINVAL (min_threads > max_threads,
- * max_threads above 1024, spin_us above 1000, slow_max_threads above
- * max_threads, stack_size out of range) or ENOMEM.  Thread-safe.
+ * max_threads above 1024, spin_us above 1000 but for EVEXEC_SPIN_OFF,
+ * slow_max_threads above max_threads, stack_size out of range) or ENOMEM.
+ * Thread-safe.
  */
 EVEXEC_API struct evexec_pool *evexec_pool_new(const struct evexec_pool_config *cfg);
 

@@ -507,17 +507,19 @@ static int head_nonempty(const void *arg)
     return atomic_load_explicit(&core->head, memory_order_relaxed) != NULL;
 }
 
-/* Opt-in (pool spin_us): with jobs in flight, watch the completion list a
- * little before going back to the loop, so a quick reply costs neither a
- * write nor an epoll wake-up.  At most 64 rounds, so that the loop's other
- * events are not starved. */
+/* With jobs in flight, watch the completion list a little before going
+ * back to the loop (pool spin_us; by default only while that pays), so a
+ * quick reply costs neither a write nor an epoll wake-up.  At most 64
+ * rounds, so that the loop's other events are not starved. */
 static void spin_for_completions(struct evexec *ex)
 {
     struct evexec__core *core = ex->core;
     for (int round = 0; round < 64 && ex->inflight > 0 && !evexec__closing(ex) &&
                         !ex->drain_more; round++) {
+        if (!evexec__spin_begin(&ex->spin, ex->inflight))
+            break;
         atomic_store_explicit(&core->spinning, 1, memory_order_seq_cst);
-        int got = evexec__spin(head_nonempty, core, ex->spin_us);
+        int got = evexec__spin_run(&ex->spin, head_nonempty, core);
         atomic_store_explicit(&core->spinning, 0, memory_order_seq_cst);
         if (!got && atomic_load_explicit(&core->head, memory_order_seq_cst) == NULL)
             break;
@@ -550,7 +552,7 @@ static void callback_pass(struct evexec *ex, enum pass_kind kind)
     /* While a budgeted drain waits for more_ev, a wake-up only runs what
      * is due: more_ev goes on with the completions, in order. */
     deliver_and_run(ex, kind == PASS_MORE || (kind == PASS_WAKE && !ex->drain_more));
-    if (ex->spin_us && !evexec__closing(ex))
+    if (ex->spin.us && !evexec__closing(ex))
         spin_for_completions(ex);
     evexec__maybe_idle(ex);
     evexec__leave(ex);
@@ -624,7 +626,7 @@ EVEXEC_API struct evexec *evexec_new(struct event_base *base, struct evexec_pool
     wm_off(ex);                         /* watermarks off */
     ex->pool_bounded = evexec__pool_lane_direct(pool, EVEXEC_LANE_DEFAULT);
     /* A bounded queue must answer EAGAIN at the call: no batching then. */
-    ex->spin_us = evexec__pool_spin_us(pool);
+    evexec__spinner_init(&ex->spin, pool);
     ex->wake_ev = event_new(base, core->chan.rfd, EV_READ | EV_PERSIST, on_wake, ex);
     ex->ready_ev = event_new(base, -1, 0, on_ready, ex);
     err = ENOMEM;

@@ -331,8 +331,30 @@ void evexec__pool_expire(struct evexec_pool *pool, struct evexec_job *job);
 struct evexec_job *evexec__pool_unqueue_owner(struct evexec_pool *pool,
                                               struct evexec__pool_owner *owner);
 
-/* The pool's opt-in spin (0: off). */
-unsigned evexec__pool_spin_us(const struct evexec_pool *pool);
+/* A thread that spins a little before it sleeps: a worker out of work,
+ * or a loop waiting for the jobs it has in flight.  Each has its own,
+ * set up from its pool's spin_us by evexec__spinner_init.  Adaptive (the
+ * default): it spins only while its spins catch what it waits for, and
+ * only while the process's spinners and the threads that must run for
+ * it fit in the CPUs (pool.c). */
+struct evexec__spinner {
+    unsigned us;                /* longest spin; 0: never spins */
+    unsigned char adaptive;     /* spin_us 0: only while spinning pays */
+    unsigned char backoff;      /* misses in a row, capped */
+    unsigned short skip;        /* waits left that sleep without spinning */
+};
+void evexec__spinner_init(struct evexec__spinner *s, const struct evexec_pool *pool);
+
+/* 1 if `s` spins now; then evexec__spin_run must follow.  `busy`: the
+ * threads that need a CPU meanwhile (those running the jobs it waits
+ * for, or the one that submits them).  Any thread, for its own spinner. */
+int evexec__spin_begin(struct evexec__spinner *s, size_t busy);
+
+/* Spin until ready(arg) or s->us microseconds passed, after
+ * evexec__spin_begin said 1; 1 if it got ready.  An adaptive spinner
+ * learns from it. */
+int evexec__spin_run(struct evexec__spinner *s,
+                     int (*ready)(const void *arg), const void *arg);
 
 /* Spin until ready(arg) or `us` microseconds passed; 1 if it got ready. */
 int evexec__spin(int (*ready)(const void *arg), const void *arg, unsigned us);
@@ -591,7 +613,7 @@ struct evexec {
                                        not `depth`, which also counts
                                        run_until_complete, where other
                                        libevent callbacks submit */
-    unsigned spin_us;               /* the pool's opt-in spin */
+    struct evexec__spinner spin;    /* waiting for jobs in flight */
     unsigned holds;                 /* evexec__keepalive(): run_until_complete
                                        nesting, keeps the loop running */
     unsigned depth;                 /* inside our own libevent callbacks */

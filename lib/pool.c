@@ -27,8 +27,23 @@
  *
  * Threads start lazily: a submission starts one when the runnable queued
  * jobs outnumber the threads that are free to take them (`free_threads`:
- * alive and not running a job) and max_threads allows.  A submission
- * signals the condition variable only when a worker is waiting on it.
+ * alive and not running a job) and max_threads allows, unless one is
+ * still starting (`starting`).  A new worker, before its first job,
+ * starts up to two more if the queue still wants them (start_more), with
+ * the lock released while it makes them: a cold burst's threads start as
+ * a tree, several at a time, not one by one under the submitter's lock.
+ * Workers have small stacks unless the pool asks otherwise
+ * (EVEXEC_STACK_SIZE_DEFAULT), which makes them quicker to start.  A
+ * submission signals the condition variable only when a worker is waiting
+ * on it and no spinning worker will take the job.
+ *
+ * Spinning.  A worker out of work spins a little before it sleeps,
+ * watching `submits`; by default (spin_us 0) only while that pays, and
+ * only while the spinners and the threads they wait for fit in the CPUs
+ * (evexec__spinner, also used by a loop waiting for its jobs in
+ * bridge.c).  A spinner counts in `spinning` under the lock, and looks
+ * at the queue under the lock again when it stops, so a job it was
+ * counted on is never left.
  * A worker takes the lock once per job: it books the job it just finished
  * and takes the next one in the same critical section.  Idle workers above
  * min_threads exit after idle_timeout_ms.
@@ -103,8 +118,13 @@
 #define EVEXEC__MAX_THREADS_LIMIT 1024
 #define EVEXEC__DEFAULT_IDLE_MS 10000
 #define EVEXEC__MAX_SPIN_US 1000
+#define EVEXEC__ADAPTIVE_SPIN_US 50  /* spin_us 0: the longest adaptive spin */
+#define EVEXEC__SPIN_BACKOFF_MAX 8   /* after misses, sleep up to 2^8 waits */
+#define EVEXEC__SPIN_PATIENCE 64     /* turns an adaptive spinner waits
+                                        for a spinner to stop */
 #define EVEXEC__MIN_STACK ((size_t)16384)        /* PTHREAD_STACK_MIN on Linux */
 #define EVEXEC__MAX_STACK ((size_t)1 << 30)
+#define EVEXEC__START_FANOUT 2     /* workers a new worker starts at most */
 
 /* A lane: the ring of owners that have jobs queued in it, served in turn,
  * how many jobs it holds in all, and its cap.  Lanes 0 (default) and 1
@@ -142,6 +162,8 @@ struct evexec_pool {
                                     loop's batch never holds them */
     struct evexec__pool_owner anon;  /* jobs submitted with no owner */
     unsigned nthreads;           /* alive */
+    unsigned starting;           /* made, not yet at their first look at
+                                    the queue: one of them starts more */
     unsigned exiting;            /* left the counts, running thread_exit */
     unsigned free_threads;       /* alive and not running a job */
     unsigned waiting;            /* in cond_wait on work_cv */
@@ -159,7 +181,10 @@ struct evexec_pool {
                                     by workers without the lock */
     int spawn_errno;             /* last pthread_create failure */
     struct evexec__thread *exited;   /* to be joined */
-    unsigned spin_us;            /* opt-in spin before sleeping */
+    unsigned spin_us;            /* spin before sleeping; 0: never */
+    int spin_adaptive;           /* spin_us was 0: only while it pays */
+    unsigned spinning;           /* workers spinning: a submission wakes
+                                    no sleeper for a job they take */
     atomic_uint submits;         /* bumped (under lock) by every submission:
                                     what a spinning worker watches */
     char name[16];
@@ -167,7 +192,7 @@ struct evexec_pool {
     void *(*thread_start)(void *);
     void (*thread_exit)(void *, void *);
     void *thread_init_arg;
-    size_t stack_size;           /* 0: the system's default */
+    size_t stack_size;           /* each worker's; never 0 */
     unsigned fork_gen;           /* made in this fork generation; set once */
     struct evexec__pstats st;    /* lane histograms, running jobs (stats.h) */
 };
@@ -441,7 +466,11 @@ static int submits_moved(const void *arg)
     return atomic_load_explicit(w->submits, memory_order_acquire) != w->seen;
 }
 
-static int spawn(struct evexec_pool *pool, struct evexec__lane *affine);
+static int spawn(struct evexec_pool *pool);
+static int spawn_one(struct evexec_pool *pool, struct evexec__lane *affine,
+                     int drop_lock);
+static void start_more(struct evexec_pool *pool);
+static void spin_slots_init(void);
 
 /* Wait for work, as a shared worker or an affine lane's thread.  Returns
  * 1 if the worker should exit (idle past idle_timeout_ms above
@@ -487,10 +516,18 @@ static void *worker_main(void *arg)
     struct evexec__lane *affine = self->affine;
     struct evexec_job *job = NULL;
     int spun = 0;
+    struct evexec__spinner spinner;
     struct evexec__wslot slot;   /* what this worker runs (stats.h) */
 
     evexec__current_pool = pool;
+    evexec__spinner_init(&spinner, pool);
     name_thread(pool, self->serial);
+    if (!affine) {
+        pthread_mutex_lock(&pool->lock);
+        pool->starting--;
+        start_more(pool);
+        pthread_mutex_unlock(&pool->lock);
+    }
     if (pool->thread_init)
         pool->thread_init(pool->thread_init_arg);
     if (pool->thread_start)
@@ -529,14 +566,19 @@ static void *worker_main(void *arg)
         }
         if (pool->shutdown && (affine ? affine->len : pool->queued) == 0)
             break;
-        if (pool->spin_us && !spun && !pool->shutdown && !affine) {
+        /* Busy: the threads running jobs, and a submitter.  An affine
+         * lane's thread never spins. */
+        if (!affine && !spun && !pool->shutdown &&
+            evexec__spin_begin(&spinner, pool->nthreads - pool->free_threads + 1)) {
             struct submits_watch w = {
                 &pool->submits,
                 atomic_load_explicit(&pool->submits, memory_order_relaxed),
             };
+            pool->spinning++;
             pthread_mutex_unlock(&pool->lock);
-            evexec__spin(submits_moved, &w, pool->spin_us);
+            evexec__spin_run(&spinner, submits_moved, &w);
             pthread_mutex_lock(&pool->lock);
+            pool->spinning--;
             spun = 1;       /* look again (work? shutdown?), then sleep */
             continue;
         }
@@ -562,7 +604,7 @@ static void *worker_main(void *arg)
         /* A job that came meanwhile found no thread to start (this one
          * still counted): start it one now. */
         if (runnable(pool) > pool->free_threads && may_spawn(pool))
-            spawn(pool, NULL);
+            spawn(pool);
     }
     if (affine)
         pool->affine_alive--;
@@ -598,8 +640,13 @@ static void join_exited(struct evexec__thread *t)
 }
 
 /* Start one worker: a shared one (affine NULL) or the thread of an
- * affine lane.  Caller holds pool->lock.  Returns 0 or an errno. */
-static int spawn(struct evexec_pool *pool, struct evexec__lane *affine)
+ * affine lane.  Caller holds pool->lock; with drop_lock (shared workers
+ * only) it is released while the thread is made (other workers take jobs
+ * meanwhile) and taken again.  The thread is counted, alive and free,
+ * before it is made, and uncounted if it cannot be.  Returns 0 or an
+ * errno. */
+static int spawn_one(struct evexec_pool *pool, struct evexec__lane *affine,
+                     int drop_lock)
 {
     struct evexec__thread *t = evexec__malloc(sizeof *t);
     if (!t) {
@@ -609,21 +656,53 @@ static int spawn(struct evexec_pool *pool, struct evexec__lane *affine)
     t->pool = pool;
     t->affine = affine;
     t->serial = (unsigned long)++pool->started;
-    int rc = evexec__thread_create(&t->tid, worker_main, t, pool->stack_size);
-    if (rc) {
-        pool->started--;
-        pool->spawn_errno = rc;
-        free(t);
-        return rc;
-    }
     if (affine) {
         affine->affine_up = 1;
         pool->affine_alive++;
     } else {
         pool->nthreads++;
         pool->free_threads++;
+        pool->starting++;
+    }
+    if (drop_lock)
+        pthread_mutex_unlock(&pool->lock);
+    int rc = evexec__thread_create(&t->tid, worker_main, t, pool->stack_size);
+    if (drop_lock)
+        pthread_mutex_lock(&pool->lock);
+    if (rc) {
+        pool->started--;
+        if (affine) {
+            affine->affine_up = 0;
+            pool->affine_alive--;
+        } else {
+            pool->nthreads--;
+            pool->free_threads--;
+            pool->starting--;
+        }
+        pool->spawn_errno = rc;
+        free(t);
+        return rc;
     }
     return 0;
+}
+
+/* Start one shared worker.  Caller holds pool->lock. */
+static int spawn(struct evexec_pool *pool)
+{
+    return spawn_one(pool, NULL, 0);
+}
+
+/* A new worker starts the next ones the queue wants, up to
+ * EVEXEC__START_FANOUT, before its own first job; each of those does the
+ * same.  So a burst's threads start as a tree, several at a time, and
+ * not one after another under the submitter's lock: a submission starts
+ * a thread only while none is starting.  Caller holds pool->lock. */
+static void start_more(struct evexec_pool *pool)
+{
+    for (int i = 0; i < EVEXEC__START_FANOUT && !pool->shutdown &&
+                    runnable(pool) > pool->free_threads && may_spawn(pool); i++)
+        if (spawn_one(pool, NULL, 1) != 0)
+            break;
 }
 
 static unsigned default_max_threads(void)
@@ -644,7 +723,8 @@ EVEXEC_API struct evexec_pool *evexec_pool_new(const struct evexec_pool_config *
     }
     unsigned max = cfg->max_threads ? cfg->max_threads : default_max_threads();
     if (max > EVEXEC__MAX_THREADS_LIMIT || cfg->min_threads > max ||
-        cfg->spin_us > EVEXEC__MAX_SPIN_US || cfg->slow_max_threads > max ||
+        (cfg->spin_us > EVEXEC__MAX_SPIN_US && cfg->spin_us != EVEXEC_SPIN_OFF) ||
+        cfg->slow_max_threads > max ||
         (cfg->stack_size && (cfg->stack_size < EVEXEC__MIN_STACK ||
                              cfg->stack_size > EVEXEC__MAX_STACK))) {
         errno = EINVAL;
@@ -694,12 +774,15 @@ EVEXEC_API struct evexec_pool *evexec_pool_new(const struct evexec_pool_config *
                                                  : EVEXEC__DEFAULT_IDLE_MS;
     /* Keep room for "-N" so the prefix survives the 15-byte limit. */
     snprintf(pool->name, 12, "%s", cfg->thread_name ? cfg->thread_name : "evexec");
-    pool->spin_us = cfg->spin_us;
+    pool->spin_adaptive = cfg->spin_us == 0;
+    pool->spin_us = cfg->spin_us == EVEXEC_SPIN_OFF ? 0
+                  : cfg->spin_us ? cfg->spin_us : EVEXEC__ADAPTIVE_SPIN_US;
+    spin_slots_init();
     pool->thread_init = cfg->thread_init;
     pool->thread_start = cfg->thread_start;
     pool->thread_exit = cfg->thread_exit;
     pool->thread_init_arg = cfg->thread_init_arg;
-    pool->stack_size = cfg->stack_size;
+    pool->stack_size = cfg->stack_size ? cfg->stack_size : EVEXEC_STACK_SIZE_DEFAULT;
     pool->st.timing = cfg->timing != 0;
     pool->fork_gen = evexec__fork_init();
     return pool;
@@ -717,7 +800,7 @@ fail_mutex:
 static int affine_kick(struct evexec_pool *pool, struct evexec__lane *ln)
 {
     if (!ln->affine_up)
-        return spawn(pool, ln);
+        return spawn_one(pool, ln, 0);
     if (ln->affine_waiting)
         pthread_cond_signal(&ln->cv);
     return 0;
@@ -746,10 +829,12 @@ static int submit_locked(struct evexec_pool *pool, struct evexec_job *job)
     }
     lane_push(pool, job);
     bump_submits(pool);
-    /* runnable() <= queued: count it only when a thread may be wanted. */
-    if (may_spawn(pool) && pool->queued > pool->free_threads &&
+    /* runnable() <= queued: count it only when a thread may be wanted.
+     * A submission starts a thread only while none is starting (a new
+     * worker starts the next ones itself, start_more). */
+    if (pool->starting == 0 && may_spawn(pool) && pool->queued > pool->free_threads &&
         runnable(pool) > pool->free_threads &&
-        spawn(pool, NULL) != 0 &&
+        spawn(pool) != 0 &&
         /* The thread counted on above cannot be made: refuse the job if
          * nothing would ever run it, or if it now waits beyond the bound. */
         ((pool->nthreads == 0 && pool->exiting == 0) ||
@@ -759,8 +844,10 @@ static int submit_locked(struct evexec_pool *pool, struct evexec_job *job)
         job->qstate = EVEXEC__Q_NEW;
         return EAGAIN;
     }
-    /* A waiting worker can take this job now if its lane has room. */
-    if (pool->waiting > 0 && lane_room(ln) > 0)
+    /* A waiting worker can take this job now if its lane has room, and
+     * no spinning worker will take it first. */
+    if (pool->waiting > 0 && lane_room(ln) > 0 &&
+        (pool->spinning == 0 || runnable(pool) > pool->spinning))
         pthread_cond_signal(&pool->work_cv);
     return 0;
 }
@@ -795,7 +882,7 @@ static int submit_batch_locked(struct evexec_pool *pool, struct evexec_job *head
 
     /* Not one thread, and none can be made: nothing would ever run them. */
     if (pool->nthreads == 0 && (pool->exiting == 0 || may_spawn(pool)) &&
-        spawn(pool, NULL) != 0)
+        spawn(pool) != 0)
         return EAGAIN;
     for (job = head; job; job = next) {
         next = job->qnext;
@@ -803,10 +890,9 @@ static int submit_batch_locked(struct evexec_pool *pool, struct evexec_job *head
     }
     bump_submits(pool);
     size_t want = runnable(pool);
-    while (want > pool->free_threads && may_spawn(pool) &&
-           spawn(pool, NULL) == 0)
-        continue;
-    signal_workers(pool, want);
+    if (want > pool->free_threads && pool->starting == 0 && may_spawn(pool))
+        spawn(pool);
+    signal_workers(pool, want > pool->spinning ? want - pool->spinning : 0);
     return 0;
 }
 
@@ -830,7 +916,7 @@ void evexec__pool_expire(struct evexec_pool *pool, struct evexec_job *job)
             ln->extra++;
             size_t want = runnable(pool);
             while (want > pool->free_threads && may_spawn(pool) &&
-                   spawn(pool, NULL) == 0)
+                   spawn(pool) == 0)
                 continue;
             signal_workers(pool, want);
         }
@@ -935,9 +1021,82 @@ struct evexec_job *evexec__pool_unqueue_owner(struct evexec_pool *pool,
     return out;
 }
 
-unsigned evexec__pool_spin_us(const struct evexec_pool *pool)
+/* Adaptive spinning.  Threads of the process that spin now, of all
+ * pools and loops, and the online CPUs.  A spinner may start only while
+ * the spinners, itself included, and the `busy` threads it knows need a
+ * CPU (those that run its jobs, or the one that will submit them) fit in
+ * the CPUs: so a spinner never takes the CPU the thread it waits for
+ * needs, none spins on one CPU, and none while the workers are all busy
+ * (a loop with many jobs in flight).  Spinners with a fixed spin_us are
+ * not counted. */
+static atomic_uint spinners;
+static atomic_uint spin_cpus;
+
+static void spin_slots_init(void)
 {
-    return pool->spin_us;           /* set once, before any thread */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    atomic_store_explicit(&spin_cpus, cpus > 1 ? (unsigned)cpus : 1,
+                          memory_order_relaxed);
+}
+
+void evexec__spinner_init(struct evexec__spinner *s, const struct evexec_pool *pool)
+{
+    memset(s, 0, sizeof *s);
+    s->us = pool->spin_us;          /* set once, before any thread */
+    s->adaptive = pool->spin_adaptive != 0;
+}
+
+static int take_spin_slot(size_t busy)
+{
+    unsigned n = atomic_load_explicit(&spinners, memory_order_relaxed);
+    unsigned cpus = atomic_load_explicit(&spin_cpus, memory_order_relaxed);
+    while (n + 1 + busy <= cpus)
+        if (atomic_compare_exchange_weak_explicit(&spinners, &n, n + 1,
+                                                  memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return 1;
+    return 0;
+}
+
+int evexec__spin_begin(struct evexec__spinner *s, size_t busy)
+{
+    if (s->us == 0)
+        return 0;
+    if (!s->adaptive)
+        return 1;
+    if (s->skip > 0) {      /* backing off after a miss: sleep at once */
+        s->skip--;
+        return 0;
+    }
+    if (busy >= atomic_load_explicit(&spin_cpus, memory_order_relaxed))
+        return 0;           /* no CPU left for a spinner */
+    /* A spinner that is about to stop (its wait is over: the hand-off
+     * goes the other way) leaves its slot within a few turns. */
+    for (unsigned i = 0; i < EVEXEC__SPIN_PATIENCE; i++) {
+        if (take_spin_slot(busy))
+            return 1;
+        evexec__cpu_relax();
+    }
+    return 0;
+}
+
+int evexec__spin_run(struct evexec__spinner *s,
+                     int (*ready)(const void *arg), const void *arg)
+{
+    int got = evexec__spin(ready, arg, s->us);
+    if (!s->adaptive)
+        return got;
+    atomic_fetch_sub_explicit(&spinners, 1, memory_order_relaxed);
+    if (got) {
+        s->backoff = 0;
+    } else {
+        /* A miss: sleep at once for the next 1, 2, 4 ... 256 waits, then
+         * try once more. */
+        s->skip = (unsigned short)(1u << s->backoff);
+        if (s->backoff < EVEXEC__SPIN_BACKOFF_MAX)
+            s->backoff++;
+    }
+    return got;
 }
 
 /* Spin until ready(arg) or `us` microseconds have passed.  Returns 1 if it

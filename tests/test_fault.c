@@ -1,6 +1,7 @@
 /*
  * test_fault.c -- faults the library must survive: every allocation
- * failing in turn (its own and libevent's), threads that cannot be made,
+ * failing in turn (its own and libevent's), threads that cannot be made
+ * (and who makes a burst's threads),
  * descriptors running out, a wake-up counter already full.  A failure is
  * an error code where the header says, never an abort, a hang or a leak
  * (the AddressSanitizer build checks leaks at exit); every callback of a
@@ -607,6 +608,80 @@ static void test_channel_full(void **state)
     check_channel_full("pipe");
 }
 
+/* A burst's threads are started by the workers: the submitter starts
+ * one, and each new worker the next ones the queue wants.  A batch (jobs
+ * submitted inside a callback) of 8 jobs that each hold a thread asks for
+ * 8 threads at once. */
+static pthread_t submitter;
+static atomic_int made_by_submitter, made_by_worker;
+
+static int count_makers(size_t n)
+{
+    (void)n;
+    if (pthread_equal(pthread_self(), submitter))
+        atomic_fetch_add(&made_by_submitter, 1);
+    else
+        atomic_fetch_add(&made_by_worker, 1);
+    return 0;
+}
+
+enum { BURST_THREADS = 8 };
+
+struct burst {
+    struct evexec *ex;
+    struct tu_gate gate;
+    struct evexec_future *f[BURST_THREADS];
+};
+
+static void submit_burst(struct evexec_future *h, void *arg)
+{
+    struct burst *b = arg;
+    (void)h;
+    for (int i = 0; i < BURST_THREADS; i++)
+        b->f[i] = evexec_run(b->ex, tu_gated_job, &b->gate);
+}
+
+static void test_workers_start_workers(void **state)
+{
+    (void)state;
+    struct evexec_pool *pool = tu_pool_new(BURST_THREADS, 0);
+    struct event_base *base = event_base_new();
+    struct burst b;
+    b.ex = evexec_new(base, pool);
+    assert_non_null(b.ex);
+    tu_gate_init(&b.gate);
+    submitter = pthread_self();
+    atomic_store(&made_by_submitter, 0);
+    atomic_store(&made_by_worker, 0);
+    atomic_store(&evexec__thread_hook, count_makers);
+    struct evexec_future *h = evexec_future_new(b.ex);
+    assert_non_null(h);
+    assert_int_equal(evexec_future_on_done(h, submit_burst, &b), 0);
+    assert_int_equal(evexec_future_set_result(h, NULL, NULL), 0);
+    assert_int_equal(evexec_run_until_complete(b.ex, h), 0);
+    evexec_future_unref(h);
+    for (int i = 0; i < BURST_THREADS; i++)
+        assert_non_null(b.f[i]);
+    /* Every job holds its own thread. */
+    assert_int_equal(tu_gate_wait_arrived(&b.gate, BURST_THREADS), 0);
+    atomic_store(&evexec__thread_hook, NULL);
+    assert_int_equal(atomic_load(&made_by_submitter), 1);
+    assert_int_equal(atomic_load(&made_by_worker), BURST_THREADS - 1);
+    tu_gate_open(&b.gate);
+    struct evexec_future *all = evexec_gather(b.ex, b.f, BURST_THREADS);
+    assert_non_null(all);
+    assert_int_equal(evexec_run_until_complete(b.ex, all), 0);
+    evexec_future_unref(all);
+    for (int i = 0; i < BURST_THREADS; i++)
+        evexec_future_unref(b.f[i]);
+    struct evexec_pool_stats st = tu_stats(pool);
+    assert_int_equal(st.threads_started, BURST_THREADS);
+    evexec_free(b.ex);
+    evexec_pool_free(pool);
+    event_base_free(base);
+    tu_gate_destroy(&b.gate);
+}
+
 int main(void)
 {
     /* Before any other libevent call. */
@@ -616,6 +691,7 @@ int main(void)
         cmocka_unit_test(test_every_allocation_fails_pipe),
         cmocka_unit_test(test_threads_never),
         cmocka_unit_test(test_threads_after_k),
+        cmocka_unit_test(test_workers_start_workers),
         cmocka_unit_test(test_threads_rlimit_nproc),
         cmocka_unit_test(test_emfile),
         cmocka_unit_test(test_channel_full),

@@ -1,7 +1,8 @@
 /*
  * test_pool.c -- the worker pool: configuration, lazy start and idle
  * shrink, thread_init, per-worker state (thread_start, thread_exit), stack
- * size and thread names, joining exited threads, submission
+ * size (and its default), spin settings and thread names, joining exited
+ * threads, submission
  * order with one worker, two evexecs served in turn, the bounded queue
  * (per lane), the slow lane,
  * statistics, the three shutdown modes, and freeing a pool.
@@ -694,6 +695,133 @@ static void test_stack_size(void **state)
     /* The C library may round up to whole pages, never down. */
     assert_true(sj.size >= (size_t)256 * 1024);
     assert_true(sj.size < (size_t)1024 * 1024);
+}
+
+/* stack_size 0 gives every worker a stack of EVEXEC_STACK_SIZE_DEFAULT
+ * (256 KiB, as the header says), not the system's default (8 MiB with
+ * glibc): with a config of the 1.0 layout, which has no stack_size, and
+ * with one that sets it to 0. */
+static size_t default_stack_of(struct evexec_pool *pool, struct event_base *base)
+{
+    struct evexec *ex = evexec_new(base, pool);
+    assert_non_null(ex);
+    struct stack_job sj = { 0, -1 };
+    struct evexec_future *f = evexec_run(ex, stack_job_fn, &sj);
+    assert_non_null(f);
+    assert_int_equal(evexec_run_until_complete(ex, f), 0);
+    evexec_future_unref(f);
+    evexec_free(ex);
+    assert_int_equal(sj.rc, 0);
+    return sj.size;
+}
+
+static void test_stack_size_default(void **state)
+{
+    struct tu_fx *fx = *state;
+    assert_int_equal(EVEXEC_STACK_SIZE_DEFAULT, (size_t)256 * 1024);
+    struct evexec_pool_config old = config(2, 0);       /* size 0: 1.0 */
+    struct evexec_pool_config cfg = EVEXEC_POOL_CONFIG_INIT;
+    cfg.max_threads = 2;
+    const struct evexec_pool_config *cfgs[] = { &old, &cfg, NULL };
+    for (int i = 0; i < 3; i++) {
+        struct evexec_pool *pool = evexec_pool_new(cfgs[i]);
+        assert_non_null(pool);
+        size_t size = default_stack_of(pool, fx->base);
+        evexec_pool_free(pool);
+        /* The C library may round up to whole pages, never down, and
+         * the sanitizers raise small stacks by their own thread-local
+         * storage; far below the 8 MiB of glibc all the same. */
+        assert_true(size >= EVEXEC_STACK_SIZE_DEFAULT);
+        assert_true(size < (size_t)1024 * 1024);
+    }
+}
+
+/* ---- spinning ------------------------------------------------------------ */
+
+/* Round trips: each done callback submits the next job, as a server that
+ * waits for one reply before it asks again. */
+struct chain {
+    struct evexec *ex;
+    int left, done, bad;
+};
+
+static int chain_job(struct evexec_job *job, void *arg)
+{
+    (void)job;
+    (void)arg;
+    return 0;
+}
+
+static void chain_next(struct evexec_future *f, void *arg)
+{
+    struct chain *c = arg;
+    if (evexec_future_error(f) != 0)
+        c->bad++;
+    c->done++;
+    evexec_future_unref(f);
+    if (c->left == 0)
+        return;
+    c->left--;
+    struct evexec_future *n = evexec_run(c->ex, chain_job, NULL);
+    if (n == NULL || evexec_future_on_done(n, chain_next, c) != 0)
+        c->bad++;
+}
+
+/* With spin_us `spin`: CHAINS chains of round trips, and a burst from
+ * outside any callback, on a pool of many workers; every job runs and
+ * ends well, and the pool goes idle with every worker alive. */
+static void run_spinning(struct event_base *base, unsigned spin)
+{
+    enum { THREADS = 16, CHAINS = 6, TRIPS = 100, BURST = 300 };
+    struct evexec_pool_config cfg = config(THREADS, 0);
+    cfg.spin_us = spin;
+    struct evexec_pool *pool = evexec_pool_new(&cfg);
+    assert_non_null(pool);
+    struct evexec *ex = evexec_new(base, pool);
+    assert_non_null(ex);
+    assert_int_equal(evexec_set_keepalive(ex, 0), 0);
+    struct chain c[CHAINS];
+    for (int i = 0; i < CHAINS; i++) {
+        c[i] = (struct chain){ ex, TRIPS, 0, 0 };
+        struct evexec_future *f = evexec_run(ex, chain_job, NULL);
+        assert_non_null(f);
+        assert_int_equal(evexec_future_on_done(f, chain_next, &c[i]), 0);
+    }
+    struct chain burst = { ex, 0, 0, 0 };
+    for (int i = 0; i < BURST; i++) {
+        struct evexec_future *f = evexec_run(ex, chain_job, NULL);
+        assert_non_null(f);
+        assert_int_equal(evexec_future_on_done(f, chain_next, &burst), 0);
+    }
+    assert_int_not_equal(event_base_dispatch(base), -1);
+    for (int i = 0; i < CHAINS; i++) {
+        assert_int_equal(c[i].bad, 0);
+        assert_int_equal(c[i].done, TRIPS + 1);
+    }
+    assert_int_equal(burst.bad, 0);
+    assert_int_equal(burst.done, BURST);
+    struct evexec_pool_stats st = tu_stats(pool);
+    assert_int_equal(st.completed, (uint64_t)(CHAINS * (TRIPS + 1) + BURST));
+    assert_int_equal(st.running, 0);
+    assert_int_equal(st.queued, 0);
+    evexec_free(ex);
+    evexec_pool_free(pool);
+}
+
+/* spin_us: 0 (adaptive, the default), EVEXEC_SPIN_OFF and 1 to 1000 are
+ * taken, and work runs with each; any other value is EINVAL. */
+static void test_spin_settings(void **state)
+{
+    struct tu_fx *fx = *state;
+    const unsigned bad[] = { 1001, 65536, EVEXEC_SPIN_OFF - 1, EVEXEC_SPIN_OFF / 2 };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct evexec_pool_config cfg = config(2, 0);
+        cfg.spin_us = bad[i];
+        expect_config_refused(cfg);
+    }
+    const unsigned good[] = { 0, EVEXEC_SPIN_OFF, 1, 50, 1000 };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        run_spinning(fx->base, good[i]);
 }
 
 /* max_threads bounds the workers alive, and so the per-worker states
@@ -1919,6 +2047,8 @@ static void test_pool_free_from_worker(void **state)
     X(test_thread_state_idle_exit) \
     X(test_thread_state_none) \
     X(test_stack_size) \
+    X(test_stack_size_default) \
+    X(test_spin_settings) \
     X(test_deadline_met) \
     X(test_deadline_queued) \
     X(test_deadline_running_replaced) \

@@ -2,9 +2,10 @@
  * bench-evexec.c -- evexec as an evexec-bench backend, through the public
  * API only: evexec_run() per job, one done callback per future, the
  * future's reference dropped in that callback.  Default pool settings but
- * for max_threads; "evexec-spin" also sets the opt-in spin_us.  w7's slow
- * jobs go on EVEXEC_LANE_SLOW (evexec_run_opts()), and its second loop is
- * a second evexec on the same evexec_pool.
+ * for max_threads (so "evexec" spins adaptively, the default);
+ * "evexec-spin" also sets spin_us (--spin: a fixed spin, or off).  w7's
+ * slow jobs go on EVEXEC_LANE_SLOW (evexec_run_opts()), and its second
+ * loop is a second evexec on the same evexec_pool.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1   /* POSIX and Linux calls under -std=c11 */
@@ -20,6 +21,8 @@
 
 #include "evexec.h"
 #include "bench.h"
+
+_Static_assert(BENCH_SPIN_OFF == EVEXEC_SPIN_OFF, "--spin off is EVEXEC_SPIN_OFF");
 
 /* A done callback's argument: the bench and the kind of job it was. */
 struct evb_tag {

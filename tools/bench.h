@@ -63,6 +63,7 @@ struct bench {
     void *impl;                        /* the backend's state */
     unsigned threads;
     unsigned spin_us;                  /* evexec-spin: the pool's spin_us */
+#define BENCH_SPIN_OFF (~0u)           /* = EVEXEC_SPIN_OFF: --spin off */
     void (*on_done)(struct bench *b);  /* the workload's hook */
     uint64_t submitted;                /* counted by bench_submit() */
     uint64_t delivered;                /* counted by bench_delivered() */

@@ -825,6 +825,8 @@ static int run_child(const struct opts *o, const struct bench_backend *be,
     snprintf(stimeout, sizeof stimeout, "%u", o->timeout);
     char sspin[16];
     snprintf(sspin, sizeof sspin, "%u", o->spin_us);
+    if (o->spin_us == BENCH_SPIN_OFF)
+        snprintf(sspin, sizeof sspin, "off");
     const char *argv[20];
     int a = 0;
     argv[a++] = self_exe;
@@ -1102,7 +1104,9 @@ static void usage(FILE *out)
 "  --csv            CSV (workload,metric,workers,backend,median,min,max,runs)\n"
 "  --smoke          tiny sizes, 1 run, every job counted; for make check\n"
 "  --spin US        also run evexec-spin: evexec with the pool's spin_us = US\n"
-"                   (1..1000; selecting evexec-spin alone means 50)\n"
+"                   (1..1000, or off for EVEXEC_SPIN_OFF; selecting\n"
+"                   evexec-spin alone means 50; evexec itself has the\n"
+"                   default, adaptive spin)\n"
 "  --no-warmup      skip the warm-ups\n"
 "  --one            run one backend and one workload in this process and\n"
 "                   print its metrics (for strace, valgrind, perf)\n"
@@ -1174,6 +1178,8 @@ int main(int argc, char **argv)
             o.timeout = (unsigned)u;
         else if (strcmp(a, "--spin") == 0 && v && !parse_u64(v, &u) && u >= 1 && u <= 1000)
             o.spin_us = (unsigned)u;
+        else if (strcmp(a, "--spin") == 0 && v && strcmp(v, "off") == 0)
+            o.spin_us = BENCH_SPIN_OFF;
         else if (strcmp(a, "--backend") == 0 && v) {
             if (parse_list(v, &o, 1) != 0)
                 return 2;
