@@ -995,7 +995,7 @@ static struct evexec_future *run_job(struct evexec *ex, evexec_fn fn, void *arg,
     f->outstanding = 1;
     f->refs++;                          /* the in-flight reference */
 
-    if (ex->in_pass && !ex->pool_bounded) {
+    if ((ex->in_pass || ex->batch_open) && !ex->pool_bounded) {
         rc = evexec__pool_is_shutdown(ex->pool) ? ESHUTDOWN : 0;
         if (rc == 0) {
             f->batched = 1;
@@ -1037,6 +1037,33 @@ EVEXEC_API int evexec_submit(struct evexec *ex, evexec_fn fn, void *arg,
     evexec_future_on_done(f, done, done_arg);
     evexec_future_unref(f);
     return 0;
+}
+
+EVEXEC_API int evexec_batch_begin(struct evexec *ex)
+{
+    if (!ex)
+        return EINVAL;
+    int rc = evexec__usable(ex);
+    if (rc)
+        return rc;
+    if (ex->batch_open == UINT_MAX)
+        return EOVERFLOW;
+    ex->batch_open++;
+    return 0;
+}
+
+EVEXEC_API int evexec_batch_end(struct evexec *ex)
+{
+    if (!ex || evexec__inherited(ex) || !evexec__on_loop(ex) || ex->batch_open == 0)
+        return EINVAL;
+    if (--ex->batch_open == 0)
+        flush_batch(ex);
+    return 0;
+}
+
+void evexec__flush_batch(struct evexec *ex)
+{
+    flush_batch(ex);
 }
 
 int evexec__job_cancel(struct evexec_future *f)

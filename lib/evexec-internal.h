@@ -570,6 +570,8 @@ struct evexec {
                                        not `depth`, which also counts
                                        run_until_complete, where other
                                        libevent callbacks submit */
+    unsigned batch_open;            /* evexec_batch_begin() nesting:
+                                       submissions are batched too */
     int pool_bounded;               /* pool has max_queued */
     unsigned spin_us;               /* the pool's opt-in spin */
     unsigned holds;                 /* evexec__keepalive(): run_until_complete
@@ -666,6 +668,10 @@ static inline void evexec__jobs_down(struct evexec *ex)
     if (--ex->njobs < ex->wm_down_below)
         evexec__wm_cross(ex);
 }
+
+/* Hand ex's batched submissions to its pool now (run_until_complete, so
+ * that it never waits for a job still in an open batch). */
+void evexec__flush_batch(struct evexec *ex);
 
 /* Called when ex->inflight may have dropped to 0 outside a drain. */
 void evexec__maybe_idle(struct evexec *ex);

@@ -460,6 +460,7 @@ EVEXEC_API int evexec_run_until_complete(struct evexec *ex, struct evexec_future
     int rc = evexec__keepalive(ex, 1), first = 1;
     if (rc)
         return rc;
+    evexec__flush_batch(ex);    /* f may wait for a job of an open batch */
     evexec_future_ref(f);
     evexec__enter(ex);
     /* evexec_free() from a callback ends f; the memory stays until

@@ -163,6 +163,29 @@ const struct bench_backend bench_evexec = {
     .drain_budget = evb_drain_budget,
 };
 
+static void evb_burst_begin(struct bench *b)
+{
+    evexec_batch_begin(((struct evb *)b->impl)->ex);
+}
+
+static void evb_burst_end(struct bench *b)
+{
+    evexec_batch_end(((struct evb *)b->impl)->ex);
+}
+
+/* evexec with a burst's submissions in one evexec_batch_begin/end. */
+const struct bench_backend bench_evexec_batch = {
+    .name = "evexec-batch",
+    .open = evb_open,
+    .submit = evb_submit,
+    .run = evb_run,
+    .close = evb_close,
+    .base = evb_base,
+    .drain_budget = evb_drain_budget,
+    .burst_begin = evb_burst_begin,
+    .burst_end = evb_burst_end,
+};
+
 const struct bench_backend bench_evexec_spin = {
     .name = "evexec-spin",
     .open = evb_open,

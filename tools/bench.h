@@ -42,6 +42,10 @@ struct bench_backend {
      * evexec_set_drain_budget() on the backend's evexec. */
     struct event_base *(*base)(struct bench *b);
     int (*drain_budget)(struct bench *b, unsigned max_callbacks, unsigned max_usec);
+    /* Optional (NULL: nothing): called around a burst of submissions (w3,
+     * w4), for a backend with a batch API (evexec-batch). */
+    void (*burst_begin)(struct bench *b);
+    void (*burst_end)(struct bench *b);
 };
 
 struct bench {
@@ -96,6 +100,7 @@ void bench_gate_open(void);
 /* The backends compiled in. */
 extern const struct bench_backend bench_evexec;
 extern const struct bench_backend bench_evexec_spin;  /* spin_us set */
+extern const struct bench_backend bench_evexec_batch; /* bursts batched */
 extern const struct bench_backend bench_naive;
 #ifdef HAVE_LIBUV
 extern const struct bench_backend bench_libuv;
