@@ -153,15 +153,18 @@ static int evb_drain_budget(struct bench *b, unsigned max_callbacks, unsigned ma
     return evexec_set_drain_budget(((struct evb *)b->impl)->ex, max_callbacks, max_usec);
 }
 
-const struct bench_backend bench_evexec = {
-    .name = "evexec",
-    .open = evb_open,
-    .submit = evb_submit,
-    .run = evb_run,
-    .close = evb_close,
-    .base = evb_base,
-    .drain_budget = evb_drain_budget,
-};
+/* The three evexec backends differ only in their name and burst hooks. */
+#define EVB_CALLS                       \
+    .open = evb_open,                   \
+    .submit = evb_submit,               \
+    .run = evb_run,                     \
+    .close = evb_close,                 \
+    .base = evb_base,                   \
+    .drain_budget = evb_drain_budget
+
+const struct bench_backend bench_evexec = { .name = "evexec", EVB_CALLS };
+
+const struct bench_backend bench_evexec_spin = { .name = "evexec-spin", EVB_CALLS };
 
 static void evb_burst_begin(struct bench *b)
 {
@@ -176,22 +179,7 @@ static void evb_burst_end(struct bench *b)
 /* evexec with a burst's submissions in one evexec_batch_begin/end. */
 const struct bench_backend bench_evexec_batch = {
     .name = "evexec-batch",
-    .open = evb_open,
-    .submit = evb_submit,
-    .run = evb_run,
-    .close = evb_close,
-    .base = evb_base,
-    .drain_budget = evb_drain_budget,
+    EVB_CALLS,
     .burst_begin = evb_burst_begin,
     .burst_end = evb_burst_end,
-};
-
-const struct bench_backend bench_evexec_spin = {
-    .name = "evexec-spin",
-    .open = evb_open,
-    .submit = evb_submit,
-    .run = evb_run,
-    .close = evb_close,
-    .base = evb_base,
-    .drain_budget = evb_drain_budget,
 };
