@@ -41,7 +41,8 @@
  * (a call_soon_threadsafe is refused with ESHUTDOWN instead).
  * The job's memory is shared with its future, so it is freed by whichever
  * of the loop (done with the future) and the worker (done with the job)
- * comes second: each swaps job->orphan to 1, and the one that reads 1
+ * comes second: each sets EVEXEC__JOB_ORPHAN in job->marks, and the one
+ * that finds it set
  * frees.  The core itself is reference counted: the evexec holds one
  * reference, every push holds one while it touches the core, and each job
  * still running at teardown holds one.  Teardown does not know how many
@@ -115,15 +116,38 @@ static void release_unrun_arg(struct evexec_job *job)
         job->arg_free(job->arg);
 }
 
+/* The future of a job, whose result and free_fn hold the job's result
+ * until the job is delivered. */
+static struct evexec_future *fut_of(struct evexec_job *job)
+{
+    return &EVEXEC__CONTAINER_OF(job, struct evexec__jobfut, job)->fut;
+}
+
+/* Release the result a job set (a job that failed or was cancelled). */
+static void release_job_result(struct evexec_job *job)
+{
+    struct evexec_future *f = fut_of(job);
+    if (f->result && f->free_fn)
+        f->free_fn(f->result);
+    f->result = NULL;
+    f->free_fn = NULL;
+}
+
+/* Teardown's handshake: set EVEXEC__JOB_ORPHAN in job->marks; 1 if the
+ * other side (loop or worker) had set it first, and so frees the block. */
+static int mark_orphan(struct evexec_job *job)
+{
+    return (atomic_fetch_or_explicit(&job->marks, EVEXEC__JOB_ORPHAN,
+                                     memory_order_acq_rel) & EVEXEC__JOB_ORPHAN) != 0;
+}
+
 /* A job that came back after teardown: nobody will read it. */
 static void dispose_orphan(struct evexec__core *core, struct evexec__node *node)
 {
     struct evexec_job *job = EVEXEC__CONTAINER_OF(node, struct evexec_job, node);
-    if (job->result && job->free_fn)
-        job->free_fn(job->result);
-    job->result = NULL;
+    release_job_result(job);
     release_unrun_arg(job);
-    if (atomic_exchange_explicit(&job->orphan, 1, memory_order_acq_rel))
+    if (mark_orphan(job))
         free(EVEXEC__CONTAINER_OF(job, struct evexec__jobfut, job));
     /* The push's reference and the one teardown counted for this job. */
     core_unref(core, 2);
@@ -274,13 +298,6 @@ static void flush_thread_batch(void)
 
 /* ---- delivering completions --------------------------------------------- */
 
-static void release_job_result(struct evexec_job *job)
-{
-    if (job->result && job->free_fn)
-        job->free_fn(job->result);
-    job->result = NULL;
-}
-
 static void deliver_job(struct evexec *ex, struct evexec_job *job)
 {
     struct evexec__jobfut *jf = EVEXEC__CONTAINER_OF(job, struct evexec__jobfut, job);
@@ -297,13 +314,11 @@ static void deliver_job(struct evexec *ex, struct evexec_job *job)
         release_job_result(job);
         evexec__future_finish(f, job->error, NULL, NULL);
     } else if (evexec__closing(ex)) {
-        evexec__future_finish(f, 0, job->result, job->free_fn);
-        job->result = NULL;
+        evexec__future_finish(f, 0, f->result, f->free_fn);
     } else {
         /* The common case, from the drain: callbacks run here, in
          * completion order, without a trip through the ready queue. */
-        evexec__future_deliver(f, 0, job->result, job->free_fn);
-        job->result = NULL;
+        evexec__future_deliver(f, 0, f->result, f->free_fn);
     }
     evexec_future_unref(f);          /* the in-flight reference */
 }
@@ -648,7 +663,7 @@ fail:
 /* Ask a running job to stop, and wake it if it waits for that. */
 static void set_cancelled(struct evexec_job *job)
 {
-    atomic_store_explicit(&job->cancelled, 1, memory_order_release);
+    atomic_fetch_or_explicit(&job->marks, EVEXEC__JOB_CANCELLED, memory_order_release);
     evexec__job_cancel_notify(job);
 }
 
@@ -782,7 +797,7 @@ static void free_memory(struct evexec *ex)
         next = f->all_next;
         if (job_outstanding(f) && !inherited) {
             struct evexec__jobfut *jf = EVEXEC__CONTAINER_OF(f, struct evexec__jobfut, fut);
-            if (atomic_exchange_explicit(&jf->job.orphan, 1, memory_order_acq_rel))
+            if (mark_orphan(&jf->job))
                 free(jf);
         } else if (f->kind == EVEXEC__F_JOB) {
             free(EVEXEC__CONTAINER_OF(f, struct evexec__jobfut, fut));
@@ -859,7 +874,9 @@ static void job_complete(struct evexec_job *job, int ran)
 {
     if (!ran)
         job->error = ECANCELED;
-    evexec__core_push(job->core, &job->node);
+    job->node.kind = EVEXEC__NODE_JOB;      /* the link was the queue's */
+    evexec__core_push(EVEXEC__CONTAINER_OF(job->owner, struct evexec__core, powner),
+                      &job->node);
 }
 
 const struct evexec__pool_client evexec__pool_client = {
@@ -976,21 +993,15 @@ static struct evexec_future *run_job(struct evexec *ex, evexec_fn fn, void *arg,
     struct evexec_future *f = &jf->fut;
     evexec__future_init(ex, f, EVEXEC__F_JOB, &job_ops);
     struct evexec_job *job = &jf->job;
-    job->node.next = NULL;
-    job->node.kind = EVEXEC__NODE_JOB;
     job->qprev = job->qnext = NULL;
-    job->core = ex->core;
     job->owner = &ex->core->powner;
     job->fn = fn;
     job->arg = arg;
     job->arg_free = opts ? opts->arg_free : NULL;
-    job->result = NULL;
-    job->free_fn = NULL;
     job->error = 0;
     job->qstate = EVEXEC__Q_NEW;
     job->lane = (unsigned char)lane;
-    atomic_init(&job->cancelled, 0);
-    atomic_init(&job->orphan, 0);
+    atomic_init(&job->marks, 0);
     atomic_init(&job->expired, expirable ? EVEXEC__EXP_LIVE : EVEXEC__EXP_NEVER);
     f->outstanding = 1;
     f->refs++;                          /* the in-flight reference */
@@ -1094,15 +1105,21 @@ EVEXEC_API void evexec_job_set_result(struct evexec_job *job, void *result,
 {
     if (!job)
         return;
-    if (job->result && job->free_fn && job->result != result)
-        job->free_fn(job->result);
-    job->result = result;
-    job->free_fn = free_fn;
+    /* The future is pending and its result is ours until the job is back:
+     * the loop neither reads nor writes it meanwhile (evexec_future_result
+     * reads it only once the future is done with no error, which a job's
+     * future is not before it is delivered). */
+    struct evexec_future *f = fut_of(job);
+    if (f->result && f->free_fn && f->result != result)
+        f->free_fn(f->result);
+    f->result = result;
+    f->free_fn = free_fn;
 }
 
 EVEXEC_API int evexec_job_cancelled(const struct evexec_job *job)
 {
-    return job && (atomic_load_explicit(&job->cancelled, memory_order_relaxed) != 0 ||
+    return job && ((atomic_load_explicit(&job->marks, memory_order_relaxed) &
+                    EVEXEC__JOB_CANCELLED) != 0 ||
                    evexec__worker_cancelling());
 }
 

@@ -177,17 +177,22 @@ enum evexec__qstate {
 };
 
 struct evexec_job {
-    struct evexec__node node;          /* completion list link; first */
-    struct evexec_job *qprev, *qnext;  /* run queue links: pool->lock */
+    /* One link for every list a job is on, one at a time: the run queue
+     * or a loop's batch (qnext, qprev: pool->lock / the loop), then the
+     * completion list or the free list (node: the kind is set when the
+     * job is pushed). */
+    union {
+        struct evexec__node node;          /* completion list link; first */
+        struct {
+            struct evexec_job *qnext, *qprev;
+        };
+    };
     struct evexec__pool_owner *owner;  /* whose queue (NULL: the pool's
                                           own); set before submission */
-    struct evexec__core *core;
     evexec_fn fn;
     void *arg;
     void (*arg_free)(void *);          /* once: worker after fn, or whoever
                                           ends a job that never ran */
-    void *result;                      /* set by the worker */
-    void (*free_fn)(void *);
     uint64_t queued_ns;                /* handed to the pool (CLOCK_MONOTONIC):
                                           the pool's, set at submission */
     int error;                         /* fn's return, or ECANCELED */
@@ -196,13 +201,24 @@ struct evexec_job {
                                           the lock only by whoever ends the
                                           job, after it came back */
     unsigned char lane;
-    atomic_uchar cancelled;            /* loop writes, worker reads */
-    atomic_uchar orphan;               /* teardown handshake, see bridge.c */
+    atomic_uchar marks;                /* EVEXEC__JOB_CANCELLED: the loop
+                                          sets it, the worker reads it;
+                                          EVEXEC__JOB_ORPHAN: teardown
+                                          handshake, see bridge.c */
     atomic_uchar expired;              /* deadline handshake (pool.c):
                                           EVEXEC__EXP_*; set by the loop
                                           before the job is queued, then
                                           LIVE->GIVEN_UP by the loop under
                                           pool->lock, ->DONE by the worker */
+    /* The result a worker sets lives in the job's future (result,
+     * free_fn), which nobody else reads or writes until the job is back:
+     * see evexec_job_set_result. */
+};
+
+/* job->marks */
+enum {
+    EVEXEC__JOB_CANCELLED = 1,
+    EVEXEC__JOB_ORPHAN = 2
 };
 
 /* job->expired.  NEVER: no deadline, nobody changes it (the worker spends
@@ -396,10 +412,12 @@ struct evexec_future {
     struct evexec_future *ready_next;            /* ex->ready queue */
     void *result;
     void (*free_fn)(void *);
-    struct evexec__cb *cbs;        /* cbs == &cb0 when cap == 1 */
-    struct evexec__cb cb0;
+    union {                        /* the callbacks: ncb <= 1, the one */
+        struct evexec__cb cb0;     /* inline; more, an array of room */
+        struct evexec__cb *cbs;    /* evexec__cb_room(ncb) */
+    };
     unsigned refs;
-    unsigned ncb, cbcap, cbnext;   /* callbacks added, room, next to run */
+    unsigned ncb, cbnext;          /* callbacks added, next to run */
     int error;
     unsigned char state;
     unsigned char kind;

@@ -43,10 +43,8 @@ void evexec__future_init(struct evexec *ex, struct evexec_future *f, int kind,
     f->all_prev = NULL;
     f->result = NULL;
     f->free_fn = NULL;
-    f->cbs = &f->cb0;
     f->refs = 1;
     f->ncb = f->cbnext = 0;
-    f->cbcap = 1;
     f->error = EINPROGRESS;
     f->state = EVEXEC__PENDING;
     f->kind = (unsigned char)kind;
@@ -92,12 +90,30 @@ static void schedule(struct evexec_future *f)
     evexec__schedule_ready(ex);
 }
 
+/* A future's callbacks: one inline (cb0) while ncb <= 1, then an array
+ * (cbs) with room for 4, 8, 16...: ncb alone says which and how big, so
+ * neither a pointer to the inline one nor a capacity is stored. */
+static unsigned cb_room(unsigned ncb)
+{
+    if (ncb <= 1)
+        return 1;
+    unsigned room = 4;
+    while (room < ncb)
+        room *= 2;
+    return room;
+}
+
+static struct evexec__cb *cb_array(struct evexec_future *f)
+{
+    return f->ncb <= 1 ? &f->cb0 : f->cbs;
+}
+
 /* Run the callbacks not yet run, in order.  Loop thread, from the loop. */
 static void run_callbacks(struct evexec_future *f)
 {
     while (f->cbnext < f->ncb) {
         /* Copy: the callback may add callbacks and move the array. */
-        struct evexec__cb cb = f->cbs[f->cbnext++];
+        struct evexec__cb cb = cb_array(f)[f->cbnext++];
         cb.fn(f, cb.arg);
     }
 }
@@ -159,15 +175,18 @@ void evexec__future_release(struct evexec_future *f)
 {
     if (f->error != 0 && !f->observed)      /* cheap test first: per job */
         evexec__report_unobserved(f);
-    if (f->result && f->free_fn)
-        f->free_fn(f->result);
-    f->result = NULL;
-    f->free_fn = NULL;
+    /* A job still out in the pool (teardown) owns the result fields: the
+     * worker releases what it set when it comes back (bridge.c). */
+    if (!(f->kind == EVEXEC__F_JOB && f->outstanding)) {
+        if (f->result && f->free_fn)
+            f->free_fn(f->result);
+        f->result = NULL;
+        f->free_fn = NULL;
+    }
     if (f->ops && f->ops->release)
         f->ops->release(f);
-    if (f->cbs != &f->cb0)
+    if (f->ncb > 1)
         free(f->cbs);
-    f->cbs = &f->cb0;
     f->ncb = f->cbnext = 0;
 }
 
@@ -270,15 +289,16 @@ EVEXEC_API int evexec_future_cancel(struct evexec_future *f)
  * adding the first callback stays a leaf. */
 static __attribute__((noinline)) int grow_callbacks(struct evexec_future *f)
 {
-    unsigned cap = f->cbcap * 2 < 4 ? 4 : f->cbcap * 2;
-    struct evexec__cb *cbs = f->cbs == &f->cb0 ? evexec__malloc(cap * sizeof *cbs)
-                                               : evexec__realloc(f->cbs, cap * sizeof *cbs);
+    if (f->ncb > UINT_MAX / 4)
+        return ENOMEM;
+    unsigned cap = cb_room(f->ncb + 1);
+    struct evexec__cb *cbs = f->ncb == 1 ? evexec__malloc(cap * sizeof *cbs)
+                                         : evexec__realloc(f->cbs, cap * sizeof *cbs);
     if (!cbs)
         return ENOMEM;
-    if (f->cbs == &f->cb0)
+    if (f->ncb == 1)
         cbs[0] = f->cb0;
-    f->cbs = cbs;
-    f->cbcap = cap;
+    f->cbs = cbs;       /* over cb0, copied: ncb goes to 2 at once */
     return 0;
 }
 
@@ -287,10 +307,11 @@ EVEXEC_API int evexec_future_on_done(struct evexec_future *f, evexec_done_cb cb,
 {
     if (!f || !cb)
         return EINVAL;
-    if (f->ncb == f->cbcap && grow_callbacks(f) != 0)
+    if (f->ncb != 0 && f->ncb == cb_room(f->ncb) && grow_callbacks(f) != 0)
         return ENOMEM;
-    f->cbs[f->ncb].fn = cb;
-    f->cbs[f->ncb].arg = arg;
+    struct evexec__cb *slot = f->ncb == 0 ? &f->cb0 : &f->cbs[f->ncb];
+    slot->fn = cb;
+    slot->arg = arg;
     f->ncb++;
     if (f->state != EVEXEC__PENDING)
         schedule(f);
