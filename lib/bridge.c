@@ -802,7 +802,7 @@ static void free_memory(struct evexec *ex)
         } else if (f->kind == EVEXEC__F_JOB) {
             free(EVEXEC__CONTAINER_OF(f, struct evexec__jobfut, fut));
         } else {
-            free(f);
+            evexec__future_free_block(f);
         }
     }
     while (ex->free_jobs) {
@@ -885,7 +885,7 @@ const struct evexec__pool_client evexec__pool_client = {
     .flush = flush_thread_batch,
 };
 
-static const struct evexec__future_ops job_ops = {
+const struct evexec__future_ops evexec__job_ops = {
     .cancel = evexec__job_cancel,
     .release = NULL,
     .name = "job",
@@ -991,7 +991,7 @@ static struct evexec_future *run_job(struct evexec *ex, evexec_fn fn, void *arg,
         return NULL;
     }
     struct evexec_future *f = &jf->fut;
-    evexec__future_init(ex, f, EVEXEC__F_JOB, &job_ops);
+    evexec__future_init(ex, f, EVEXEC__F_JOB);
     struct evexec_job *job = &jf->job;
     job->qprev = job->qnext = NULL;
     job->owner = &ex->core->powner;

@@ -193,9 +193,14 @@ struct evexec_job {
     void *arg;
     void (*arg_free)(void *);          /* once: worker after fn, or whoever
                                           ends a job that never ran */
-    uint64_t queued_ns;                /* handed to the pool (CLOCK_MONOTONIC):
-                                          the pool's, set at submission */
-    int error;                         /* fn's return, or ECANCELED */
+    union {
+        uint32_t queued_us;            /* handed to the pool (CLOCK_MONOTONIC,
+                                          microseconds, modulo 2^32): the
+                                          pool's, set at submission when
+                                          timing, read when taken */
+        int error;                     /* then: fn's return, or ECANCELED;
+                                          written before it is read */
+    };
     unsigned char qstate;              /* written under pool->lock; RUNNING
                                           means fn was called.  Read without
                                           the lock only by whoever ends the
@@ -405,28 +410,38 @@ struct evexec__future_ops {
     const char *name;
 };
 
+/* The most callbacks one future holds (on_done: ENOMEM beyond). */
+#define EVEXEC__CB_MAX ((1u << 28) - 1)
+
+/* 80 bytes: a job's future and its job (56) make one 136-byte block.  A
+ * kind's ops are not stored here: see evexec__future_ops(). */
 struct evexec_future {
     struct evexec *ex;
-    const struct evexec__future_ops *ops;
     struct evexec_future *all_prev, *all_next;   /* ex->all */
     struct evexec_future *ready_next;            /* ex->ready queue */
     void *result;
     void (*free_fn)(void *);
     union {                        /* the callbacks: ncb <= 1, the one */
         struct evexec__cb cb0;     /* inline; more, an array of room */
-        struct evexec__cb *cbs;    /* evexec__cb_room(ncb) */
+        struct evexec__cb *cbs;    /* for 4, 8, 16... (future.c) */
     };
     unsigned refs;
-    unsigned ncb, cbnext;          /* callbacks added, next to run */
     int error;
-    unsigned char state;
-    unsigned char kind;
-    unsigned char in_ready;
-    unsigned char cancel_taken;    /* a cancel was accepted */
-    unsigned char outstanding;     /* job: not yet back from the pool */
-    unsigned char batched;         /* job: in ex->batch, not yet queued */
-    unsigned char observed;        /* error was read */
+    unsigned ncb : 28;             /* callbacks added */
+    unsigned state : 1;
+    unsigned kind : 2;
+    unsigned in_ready : 1;
+    unsigned cbnext : 28;          /* the next callback to run */
+    unsigned cancel_taken : 1;     /* a cancel was accepted */
+    unsigned outstanding : 1;      /* job: not yet back from the pool */
+    unsigned batched : 1;          /* job: in ex->batch, not yet queued */
+    unsigned observed : 1;         /* error was read */
 };
+
+/* A kind's ops: NULL for a hand-made future, the job's for a job, and for
+ * the other kinds (made by evexec__future_alloc) the ops it was given. */
+const struct evexec__future_ops *evexec__future_ops(const struct evexec_future *f);
+extern const struct evexec__future_ops evexec__job_ops;
 
 /* A job future: one allocation for both halves. */
 struct evexec__jobfut {
@@ -436,7 +451,9 @@ struct evexec__jobfut {
 
 /* Allocate a future of `size` bytes (>= sizeof(struct evexec_future), the
  * future first), one reference, linked into ex.  NULL + errno on failure,
- * ESHUTDOWN while ex is being freed. */
+ * ESHUTDOWN while ex is being freed.  For EVEXEC__F_OTHER the ops are kept
+ * in a header before the future (evexec__future_ops); the memory goes with
+ * evexec__future_free_block. */
 struct evexec_future *evexec__future_alloc(struct evexec *ex, size_t size,
                                            int kind,
                                            const struct evexec__future_ops *ops);
@@ -448,9 +465,13 @@ int evexec__future_finish(struct evexec_future *f, int error, void *result,
                           void (*free_fn)(void *));
 
 /* Initialise a future in memory the caller provides (one reference,
- * linked into ex).  evexec__future_alloc does this for fresh memory. */
-void evexec__future_init(struct evexec *ex, struct evexec_future *f, int kind,
-                         const struct evexec__future_ops *ops);
+ * linked into ex), of kind EVEXEC__F_USER or EVEXEC__F_JOB.
+ * evexec__future_alloc does this for fresh memory. */
+void evexec__future_init(struct evexec *ex, struct evexec_future *f, int kind);
+
+/* free() the memory of a future that is not a job's (see
+ * evexec__future_alloc). */
+void evexec__future_free_block(struct evexec_future *f);
 
 /* Release what a future owns: its result (destructor), the kind's state
  * (ops->release), its callback array.  Leaves the memory.  Called once, when

@@ -34,12 +34,10 @@
 
 #include "evexec-internal.h"
 
-void evexec__future_init(struct evexec *ex, struct evexec_future *f, int kind,
-                         const struct evexec__future_ops *ops)
+void evexec__future_init(struct evexec *ex, struct evexec_future *f, int kind)
 {
     /* Field by field: this runs once per job. */
     f->ex = ex;
-    f->ops = ops;
     f->all_prev = NULL;
     f->result = NULL;
     f->free_fn = NULL;
@@ -47,13 +45,29 @@ void evexec__future_init(struct evexec *ex, struct evexec_future *f, int kind,
     f->ncb = f->cbnext = 0;
     f->error = EINPROGRESS;
     f->state = EVEXEC__PENDING;
-    f->kind = (unsigned char)kind;
+    f->kind = (unsigned)kind & 3u;
     f->in_ready = f->cancel_taken = f->outstanding = f->batched = 0;
     f->observed = 0;
     f->all_next = ex->all;
     if (ex->all)
         ex->all->all_prev = f;
     ex->all = f;
+}
+
+/* The header before a future of kind EVEXEC__F_OTHER: its ops, the room
+ * of a max_align_t so that the future stays aligned. */
+union evexec__ops_header {
+    const struct evexec__future_ops *ops;
+    max_align_t align;
+};
+
+const struct evexec__future_ops *evexec__future_ops(const struct evexec_future *f)
+{
+    if (f->kind == EVEXEC__F_JOB)
+        return &evexec__job_ops;
+    if (f->kind != EVEXEC__F_OTHER)
+        return NULL;
+    return ((const union evexec__ops_header *)(const void *)f)[-1].ops;
 }
 
 struct evexec_future *evexec__future_alloc(struct evexec *ex, size_t size, int kind,
@@ -64,14 +78,26 @@ struct evexec_future *evexec__future_alloc(struct evexec *ex, size_t size, int k
         errno = rc;
         return NULL;
     }
-    struct evexec_future *f = evexec__malloc(size);
-    if (!f) {
+    size_t head = kind == EVEXEC__F_OTHER ? sizeof(union evexec__ops_header) : 0;
+    char *p = evexec__malloc(head + size);
+    if (!p) {
         errno = ENOMEM;
         return NULL;
     }
+    if (head)
+        ((union evexec__ops_header *)(void *)p)->ops = ops;
+    struct evexec_future *f = (struct evexec_future *)(void *)(p + head);
     memset((char *)f + sizeof *f, 0, size - sizeof *f);
-    evexec__future_init(ex, f, kind, ops);
+    evexec__future_init(ex, f, kind);
     return f;
+}
+
+void evexec__future_free_block(struct evexec_future *f)
+{
+    if (f->kind == EVEXEC__F_OTHER)
+        free((union evexec__ops_header *)(void *)f - 1);
+    else
+        free(f);
 }
 
 static void schedule(struct evexec_future *f)
@@ -183,8 +209,9 @@ void evexec__future_release(struct evexec_future *f)
         f->result = NULL;
         f->free_fn = NULL;
     }
-    if (f->ops && f->ops->release)
-        f->ops->release(f);
+    const struct evexec__future_ops *ops = evexec__future_ops(f);
+    if (ops && ops->release)
+        ops->release(f);
     if (f->ncb > 1)
         free(f->cbs);
     f->ncb = f->cbnext = 0;
@@ -200,7 +227,7 @@ void evexec__future_free_mem(struct evexec_future *f)
         evexec__jobfut_recycle(ex, EVEXEC__CONTAINER_OF(f, struct evexec__jobfut, fut));
         return;
     }
-    free(f);
+    evexec__future_free_block(f);
 }
 
 /* ---- the public face ----------------------------------------------------- */
@@ -279,8 +306,9 @@ EVEXEC_API int evexec_future_cancel(struct evexec_future *f)
         return EALREADY;
     if (f->cancel_taken)
         return 0;           /* a running job: already asked */
-    if (f->ops && f->ops->cancel)
-        return f->ops->cancel(f);
+    const struct evexec__future_ops *ops = evexec__future_ops(f);
+    if (ops && ops->cancel)
+        return ops->cancel(f);
     f->cancel_taken = 1;
     return evexec__future_finish(f, ECANCELED, NULL, NULL);
 }
@@ -289,11 +317,11 @@ EVEXEC_API int evexec_future_cancel(struct evexec_future *f)
  * adding the first callback stays a leaf. */
 static __attribute__((noinline)) int grow_callbacks(struct evexec_future *f)
 {
-    if (f->ncb > UINT_MAX / 4)
+    size_t bytes;
+    if (__builtin_mul_overflow((size_t)cb_room(f->ncb + 1), sizeof(struct evexec__cb), &bytes))
         return ENOMEM;
-    unsigned cap = cb_room(f->ncb + 1);
-    struct evexec__cb *cbs = f->ncb == 1 ? evexec__malloc(cap * sizeof *cbs)
-                                         : evexec__realloc(f->cbs, cap * sizeof *cbs);
+    struct evexec__cb *cbs = f->ncb == 1 ? evexec__malloc(bytes)
+                                         : evexec__realloc(f->cbs, bytes);
     if (!cbs)
         return ENOMEM;
     if (f->ncb == 1)
@@ -307,7 +335,8 @@ EVEXEC_API int evexec_future_on_done(struct evexec_future *f, evexec_done_cb cb,
 {
     if (!f || !cb)
         return EINVAL;
-    if (f->ncb != 0 && f->ncb == cb_room(f->ncb) && grow_callbacks(f) != 0)
+    if (f->ncb != 0 && (f->ncb == EVEXEC__CB_MAX ||
+                        (f->ncb == cb_room(f->ncb) && grow_callbacks(f) != 0)))
         return ENOMEM;
     struct evexec__cb *slot = f->ncb == 0 ? &f->cb0 : &f->cbs[f->ncb];
     slot->fn = cb;
