@@ -795,7 +795,8 @@ EVEXEC_API int evexec_future_cancelled(const struct evexec_future *f);
  * Call cb(f, arg) once f has ended: later, from the loop, even if f has
  * already ended.  Callbacks of one future run in the order they were added.
  * Callbacks added while evexec_free() runs (from other callbacks) still
- * run, inside it.  Returns 0; EINVAL (NULL f or cb); ENOMEM.
+ * run, inside it.  Returns 0; EINVAL (NULL f or cb); ENOMEM (also past
+ * 268435455 callbacks on one future).
  */
 EVEXEC_API int evexec_future_on_done(struct evexec_future *f, evexec_done_cb cb,
                                      void *arg);
