@@ -68,7 +68,6 @@
 #include "evexec-internal.h"
 
 #define EVEXEC__CORE_BIAS (LONG_MAX / 4)
-#define EVEXEC__FREE_JOBS_MAX 1024
 
 struct evexec__core {
     _Atomic(struct evexec__node *) head;   /* completions, newest first */
@@ -141,6 +140,11 @@ static int mark_orphan(struct evexec_job *job)
                                      memory_order_acq_rel) & EVEXEC__JOB_ORPHAN) != 0;
 }
 
+/* Job blocks live in slabs (see jobfut_alloc). */
+struct evexec__slab;
+static struct evexec__slab *slab_of(struct evexec__jobfut *jf);
+static void slab_put(struct evexec__slab *s);
+
 /* A job that came back after teardown: nobody will read it. */
 static void dispose_orphan(struct evexec__core *core, struct evexec__node *node)
 {
@@ -148,7 +152,7 @@ static void dispose_orphan(struct evexec__core *core, struct evexec__node *node)
     release_job_result(job);
     release_unrun_arg(job);
     if (mark_orphan(job))
-        free(EVEXEC__CONTAINER_OF(job, struct evexec__jobfut, job));
+        slab_put(slab_of(EVEXEC__CONTAINER_OF(job, struct evexec__jobfut, job)));
     /* The push's reference and the one teardown counted for this job. */
     core_unref(core, 2);
 }
@@ -785,12 +789,87 @@ static void td_release(struct evexec *ex, long running)
         core_unref(ex->core, EVEXEC__CORE_BIAS - running);
 }
 
+/* Job blocks.  A job and its future are one 136-byte block, carved from
+ * 64 KiB slabs of fresh pages aligned to their size (the slab of a block
+ * is its address rounded down): no malloc header or rounding per job,
+ * and no malloc call per job in a burst.  Returned blocks go on one free
+ * list (LIFO: the warmest first).  When no block is out any more (the end
+ * of a burst), every slab but one goes back to the system.  Loop thread,
+ * but for teardown: a slab that still holds blocks of running jobs then
+ * goes with the last of them (`refs`: one for the evexec, one per such
+ * block; see free_memory). */
+#define EVEXEC__SLAB_SIZE ((size_t)65536)
+
+struct evexec__slab {
+    struct evexec__slab *next;          /* ex->slabs */
+    unsigned fresh;                     /* blocks from here on never used */
+    atomic_uint refs;
+};
+
+#define EVEXEC__SLAB_FIRST \
+    ((sizeof(struct evexec__slab) + _Alignof(struct evexec__jobfut) - 1) / \
+     _Alignof(struct evexec__jobfut) * _Alignof(struct evexec__jobfut))
+#define EVEXEC__SLAB_BLOCKS \
+    ((unsigned)((EVEXEC__SLAB_SIZE - EVEXEC__SLAB_FIRST) / sizeof(struct evexec__jobfut)))
+
+static struct evexec__slab *slab_of(struct evexec__jobfut *jf)
+{
+    return (struct evexec__slab *)(void *)((uintptr_t)jf & ~(uintptr_t)(EVEXEC__SLAB_SIZE - 1));
+}
+
+/* Drop a reference; the last frees the slab.  Any thread. */
+static void slab_put(struct evexec__slab *s)
+{
+    if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
+        evexec__unmap(s, EVEXEC__SLAB_SIZE);
+}
+
+/* Drop the evexec's reference to every slab after `s` in its list. */
+static void slabs_put(struct evexec__slab *s)
+{
+    while (s) {
+        struct evexec__slab *next = s->next;
+        slab_put(s);
+        s = next;
+    }
+}
+
+/* A block for a job, or NULL (ENOMEM). */
+static struct evexec__jobfut *jobfut_alloc(struct evexec *ex)
+{
+    struct evexec__jobfut *jf = ex->free_jobs;
+    if (jf) {
+        ex->free_jobs = (struct evexec__jobfut *)(void *)jf->job.node.next;
+    } else {
+        struct evexec__slab *s = ex->slabs;
+        if (!s || s->fresh == EVEXEC__SLAB_BLOCKS) {
+            s = evexec__map_aligned(EVEXEC__SLAB_SIZE);
+            if (!s)
+                return NULL;
+            s->fresh = 0;
+            atomic_init(&s->refs, 1);
+            s->next = ex->slabs;
+            ex->slabs = s;
+        }
+        jf = (struct evexec__jobfut *)(void *)((char *)s + EVEXEC__SLAB_FIRST) + s->fresh++;
+    }
+    ex->live_jobs++;
+    return jf;
+}
+
 /* 6. Free the memory.  A block still held by a running job goes to
  * whichever of the loop and the worker lets go of it last. */
 static void free_memory(struct evexec *ex)
 {
     int inherited = evexec__inherited(ex);
     struct evexec_future *f, *next;
+    /* A block a running job still holds keeps its slab: counted before
+     * any is handed over, so that no worker drops a slab too soon. */
+    for (f = ex->all; f; f = f->all_next)
+        if (job_outstanding(f) && !inherited)
+            atomic_fetch_add_explicit(
+                &slab_of(EVEXEC__CONTAINER_OF(f, struct evexec__jobfut, fut))->refs, 1,
+                memory_order_relaxed);
     /* Everything goes, so nothing is unlinked: a block handed to its
      * worker below may be gone before the next one is looked at. */
     for (f = ex->all, ex->all = NULL; f; f = next) {
@@ -798,18 +877,13 @@ static void free_memory(struct evexec *ex)
         if (job_outstanding(f) && !inherited) {
             struct evexec__jobfut *jf = EVEXEC__CONTAINER_OF(f, struct evexec__jobfut, fut);
             if (mark_orphan(&jf->job))
-                free(jf);
-        } else if (f->kind == EVEXEC__F_JOB) {
-            free(EVEXEC__CONTAINER_OF(f, struct evexec__jobfut, fut));
-        } else {
+                slab_put(slab_of(jf));
+        } else if (f->kind != EVEXEC__F_JOB) {
             evexec__future_free_block(f);
-        }
+        }                       /* a job's block goes with its slab */
     }
-    while (ex->free_jobs) {
-        struct evexec__jobfut *jf = ex->free_jobs;
-        ex->free_jobs = (struct evexec__jobfut *)jf->job.node.next;
-        free(jf);
-    }
+    slabs_put(ex->slabs);
+    ex->slabs = NULL;
     if (inherited)
         core_free(ex->core);    /* the parent's workers push to their own */
     else
@@ -893,13 +967,15 @@ const struct evexec__future_ops evexec__job_ops = {
 
 void evexec__jobfut_recycle(struct evexec *ex, struct evexec__jobfut *jf)
 {
-    if (evexec__closing(ex) || ex->nfree_jobs >= EVEXEC__FREE_JOBS_MAX) {
-        free(jf);
-        return;
-    }
-    jf->job.node.next = (struct evexec__node *)ex->free_jobs;
+    jf->job.node.next = (struct evexec__node *)(void *)ex->free_jobs;
     ex->free_jobs = jf;
-    ex->nfree_jobs++;
+    if (--ex->live_jobs == 0 && ex->slabs->next) {
+        /* Shrink after a burst: keep the newest slab, empty. */
+        slabs_put(ex->slabs->next);
+        ex->slabs->next = NULL;
+        ex->slabs->fresh = 0;
+        ex->free_jobs = NULL;
+    }
 }
 
 /* ---- deadlines ----------------------------------------------------------- */
@@ -981,11 +1057,8 @@ static struct evexec_future *run_job(struct evexec *ex, evexec_fn fn, void *arg,
         errno = rc;
         return NULL;
     }
-    struct evexec__jobfut *jf = ex->free_jobs;
-    if (jf) {
-        ex->free_jobs = (struct evexec__jobfut *)jf->job.node.next;
-        ex->nfree_jobs--;
-    } else if (!(jf = evexec__malloc(sizeof *jf))) {
+    struct evexec__jobfut *jf = jobfut_alloc(ex);
+    if (!jf) {
         evexec__maybe_idle(ex);
         errno = ENOMEM;
         return NULL;

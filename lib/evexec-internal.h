@@ -75,6 +75,11 @@ extern _Atomic(evexec__fail_hook) evexec__thread_hook;
 void *evexec__malloc(size_t n);
 void *evexec__calloc(size_t count, size_t size);
 void *evexec__realloc(void *p, size_t n);
+/* n bytes of fresh pages (mmap), aligned to n (a power of two, a multiple
+ * of the page size): only the pages touched count in the RSS.  NULL with
+ * errno ENOMEM.  Release with evexec__unmap(p, n). */
+void *evexec__map_aligned(size_t n);
+void evexec__unmap(void *p, size_t n);
 /* pthread_create, with the system's default stack when stack_size is 0;
  * EAGAIN when the hook says so. */
 int evexec__thread_create(pthread_t *tid, void *(*start)(void *), void *arg,
@@ -589,6 +594,8 @@ enum evexec__life {
                            (evexec__leave) */
 };
 
+struct evexec__slab;
+
 struct evexec {
     struct event_base *base;
     struct evexec_pool *pool;
@@ -597,8 +604,9 @@ struct evexec {
     struct event *ready_ev;         /* runs due callbacks */
     struct evexec_future *all;      /* every live future */
     struct evexec_future *ready_head, *ready_tail;
+    struct evexec__slab *slabs;     /* job blocks come from these (bridge.c) */
     struct evexec__jobfut *free_jobs;  /* recycled blocks (linked by job.node.next) */
-    size_t nfree_jobs;
+    size_t live_jobs;               /* blocks handed out */
     struct evexec__jobq batch;      /* submissions made in our
                                                     callbacks, not yet queued */
     struct evexec__node *draining;  /* completions detached, not yet delivered */
