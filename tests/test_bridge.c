@@ -2643,6 +2643,92 @@ static void test_watermarks_bad(void **state)
     assert_int_equal(evexec_set_watermarks(fx->ex, 5, 0, NULL, NULL), 0);
 }
 
+/* ---- bursts larger than a slab of job blocks ------------------------------ */
+
+enum { BURST_N = 1500 };       /* job blocks come 481 to a 64 KiB slab */
+
+static int burst_seen[BURST_N];
+static int burst_bad;
+static int burst_cancelled;
+
+static int burst_job(struct evexec_job *job, void *arg)
+{
+    evexec_job_set_result(job, arg, NULL);
+    return 0;
+}
+
+static void burst_done(struct evexec_future *f, void *arg)
+{
+    int *seen = arg;
+    seen[0]++;
+    if (evexec_future_error(f) == ECANCELED) {
+        burst_cancelled++;
+        return;
+    }
+    if (evexec_future_error(f) != 0 || evexec_future_result(f) != (void *)(seen + 1))
+        burst_bad++;
+}
+
+/* Submit jobs [from, to) with evexec_submit: job i's result is
+ * &burst_seen[i + 1] (a pointer only compared), its callback counts
+ * burst_seen[i]. */
+static void burst_submit(struct evexec *ex, int from, int to)
+{
+    static int tail[1];
+    for (int i = from; i < to; i++)
+        assert_int_equal(evexec_submit(ex, burst_job,
+                                       i + 1 < BURST_N ? (void *)&burst_seen[i + 1] : tail,
+                                       burst_done, &burst_seen[i]), 0);
+}
+
+/* Bursts over several slabs deliver every job once with its result, also
+ * a second burst after the first drained (blocks recycled, all slabs but
+ * one given back); evexec_free() with blocks of several slabs in use
+ * (futures still referenced, jobs running, jobs queued) ends the queued
+ * ones ECANCELED, and the running ones finish into blocks that outlive
+ * the evexec (the sanitizer builds check that). */
+static void test_burst_slabs(void **state)
+{
+    struct tu_fx *fx = *state;
+    memset(burst_seen, 0, sizeof burst_seen);
+    burst_bad = burst_cancelled = 0;
+    for (int round = 0; round < 2; round++) {
+        burst_submit(fx->ex, 0, BURST_N - 1);
+        dispatch(fx);
+        for (int i = 0; i < BURST_N - 1; i++)
+            assert_int_equal(burst_seen[i], round + 1);
+    }
+    assert_int_equal(burst_bad, 0);
+    assert_int_equal(burst_cancelled, 0);
+
+    /* Blocks held by referenced futures fill the first slab... */
+    enum { HELD = 500 };
+    static struct evexec_future *held[HELD];
+    for (int i = 0; i < HELD; i++) {
+        held[i] = evexec_run(fx->ex, burst_job, NULL);
+        assert_non_null(held[i]);
+    }
+    dispatch(fx);
+    /* ...so that the running jobs are in the second, the queued ones
+     * after. */
+    struct tu_job parked[NWORKERS];
+    struct evexec_future *pf[NWORKERS];
+    park_workers(fx, parked, pf, 1);
+    unref_all(pf, NWORKERS);
+    memset(burst_seen, 0, sizeof burst_seen);
+    burst_submit(fx->ex, 0, 1000);
+    evexec_free(fx->ex);
+    fx->ex = NULL;
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(burst_seen[i], 1);
+    assert_int_equal(burst_cancelled, 1000);
+    tu_gate_open(&fx->gate);
+    assert_int_equal(evexec_pool_shutdown(fx->pool, EVEXEC_SHUTDOWN_WAIT), 0);
+    for (int i = 0; i < NWORKERS; i++)
+        assert_int_equal(atomic_load(&parked[i].ran), 1);
+    assert_int_equal(atomic_load(&fx->frees), NWORKERS);   /* released on the workers */
+}
+
 /* ---- batches of submissions (evexec_batch_begin/end) --------------------- */
 
 struct stats_reader {
@@ -2840,7 +2926,8 @@ static void test_batch_free_open(void **state)
     X(test_watermarks_bad) \
     X(test_batch_hands_over_at_end) \
     X(test_batch_cancel_and_wait) \
-    X(test_batch_free_open)
+    X(test_batch_free_open) \
+    X(test_burst_slabs)
 
 TESTS(TU_WRAP)
 
