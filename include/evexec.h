@@ -820,6 +820,38 @@ EVEXEC_API struct evexec_future *evexec_run(struct evexec *ex, evexec_fn fn,
 EVEXEC_API int evexec_submit(struct evexec *ex, evexec_fn fn, void *arg,
                              evexec_done_cb done, void *done_arg);
 
+/**
+ * Open a batch of submissions on ex, for a caller about to submit many jobs
+ * at once from outside evexec's own callbacks (from main, or from another
+ * library's callback).  Until the matching evexec_batch_end(), jobs
+ * submitted through ex (evexec_run, evexec_run_opts, evexec_submit, the
+ * offloaded I/O calls) are kept on the loop thread and handed to the pool
+ * together, under one lock, instead of one lock per job; they behave as
+ * jobs submitted inside evexec callbacks do (see evexec_run): a job
+ * refused by a pool shut down in between ends ESHUTDOWN, one no thread can
+ * be made for ends EAGAIN, and evexec_free() ends the jobs not yet handed
+ * over ECANCELED.  Jobs may be handed over earlier (when a pass of ex's
+ * callbacks ends, when evexec_run_until_complete() starts, or when the
+ * thread submits to another evexec), never later.  No job of a batch
+ * starts before it is handed over: do not block waiting for one inside
+ * the batch.  On a pool with max_queued nothing is batched (jobs are
+ * queued or refused at the call, as without a batch).  Batches nest: only
+ * the outermost evexec_batch_end() hands the jobs over.
+ * Returns 0; EINVAL (NULL ex, or not ex's loop thread), ESHUTDOWN (ex
+ * being freed, or inherited across fork), EOVERFLOW (nesting too deep).
+ * Loop thread.
+ */
+EVEXEC_API int evexec_batch_begin(struct evexec *ex);
+
+/**
+ * Close a batch opened by evexec_batch_begin(); the outermost close hands
+ * every job submitted in the batch to the pool under one lock.  Returns
+ * 0; EINVAL (NULL ex, not ex's loop thread, no batch open, or ex
+ * inherited across fork).  Allowed while ex is being freed (the jobs
+ * have been ended then).  Loop thread.
+ */
+EVEXEC_API int evexec_batch_end(struct evexec *ex);
+
 /** evexec_run() with options; opts NULL means defaults.  EINVAL for an
  *  unknown lane. */
 EVEXEC_API struct evexec_future *evexec_run_opts(struct evexec *ex, evexec_fn fn,
@@ -915,7 +947,8 @@ EVEXEC_API int evexec_future_cancelled(const struct evexec_future *f);
  * Call cb(f, arg) once f has ended: later, from the loop, even if f has
  * already ended.  Callbacks of one future run in the order they were added.
  * Callbacks added while evexec_free() runs (from other callbacks) still
- * run, inside it.  Returns 0; EINVAL (NULL f or cb); ENOMEM.
+ * run, inside it.  Returns 0; EINVAL (NULL f or cb); ENOMEM (also past
+ * 134217727 callbacks on one future).
  */
 EVEXEC_API int evexec_future_on_done(struct evexec_future *f, evexec_done_cb cb,
                                      void *arg);

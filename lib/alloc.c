@@ -18,7 +18,9 @@
 #include "config.h"
 #endif
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "evexec-internal.h"
 
@@ -56,6 +58,31 @@ void *evexec__realloc(void *p, size_t n)
         return NULL;
     }
     return realloc(p, n);
+}
+
+void *evexec__map_aligned(size_t n)
+{
+    if (fails(&evexec__alloc_hook, n)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    /* Twice the room, then give back what lies outside an aligned n. */
+    char *p = mmap(NULL, 2 * n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    char *q = (char *)(((uintptr_t)p + n - 1) & ~(uintptr_t)(n - 1));
+    if (q > p)
+        munmap(p, (size_t)(q - p));
+    if (q + n < p + 2 * n)
+        munmap(q + n, (size_t)(p + 2 * n - (q + n)));
+    return q;
+}
+
+void evexec__unmap(void *p, size_t n)
+{
+    munmap(p, n);
 }
 
 int evexec__thread_create(pthread_t *tid, void *(*start)(void *), void *arg,

@@ -41,7 +41,8 @@
  * (a call_soon_threadsafe is refused with ESHUTDOWN instead).
  * The job's memory is shared with its future, so it is freed by whichever
  * of the loop (done with the future) and the worker (done with the job)
- * comes second: each swaps job->orphan to 1, and the one that reads 1
+ * comes second: each sets EVEXEC__JOB_ORPHAN in job->marks, and the one
+ * that finds it set
  * frees.  The core itself is reference counted: the evexec holds one
  * reference, every push holds one while it touches the core, and each job
  * still running at teardown holds one.  Teardown does not know how many
@@ -67,7 +68,6 @@
 #include "evexec-internal.h"
 
 #define EVEXEC__CORE_BIAS (LONG_MAX / 4)
-#define EVEXEC__FREE_JOBS_MAX 1024
 
 struct evexec__core {
     _Atomic(struct evexec__node *) head;   /* completions, newest first */
@@ -115,16 +115,44 @@ static void release_unrun_arg(struct evexec_job *job)
         job->arg_free(job->arg);
 }
 
+/* The future of a job, whose result and free_fn hold the job's result
+ * until the job is delivered. */
+static struct evexec_future *fut_of(struct evexec_job *job)
+{
+    return &EVEXEC__CONTAINER_OF(job, struct evexec__jobfut, job)->fut;
+}
+
+/* Release the result a job set (a job that failed or was cancelled). */
+static void release_job_result(struct evexec_job *job)
+{
+    struct evexec_future *f = fut_of(job);
+    if (f->result && f->free_fn)
+        f->free_fn(f->result);
+    f->result = NULL;
+    f->free_fn = NULL;
+}
+
+/* Teardown's handshake: set EVEXEC__JOB_ORPHAN in job->marks; 1 if the
+ * other side (loop or worker) had set it first, and so frees the block. */
+static int mark_orphan(struct evexec_job *job)
+{
+    return (atomic_fetch_or_explicit(&job->marks, EVEXEC__JOB_ORPHAN,
+                                     memory_order_acq_rel) & EVEXEC__JOB_ORPHAN) != 0;
+}
+
+/* Job blocks live in slabs (see jobfut_alloc). */
+struct evexec__slab;
+static struct evexec__slab *slab_of(struct evexec__jobfut *jf);
+static void slab_put(struct evexec__slab *s);
+
 /* A job that came back after teardown: nobody will read it. */
 static void dispose_orphan(struct evexec__core *core, struct evexec__node *node)
 {
     struct evexec_job *job = EVEXEC__CONTAINER_OF(node, struct evexec_job, node);
-    if (job->result && job->free_fn)
-        job->free_fn(job->result);
-    job->result = NULL;
+    release_job_result(job);
     release_unrun_arg(job);
-    if (atomic_exchange_explicit(&job->orphan, 1, memory_order_acq_rel))
-        free(EVEXEC__CONTAINER_OF(job, struct evexec__jobfut, job));
+    if (mark_orphan(job))
+        slab_put(slab_of(EVEXEC__CONTAINER_OF(job, struct evexec__jobfut, job)));
     /* The push's reference and the one teardown counted for this job. */
     core_unref(core, 2);
 }
@@ -274,13 +302,6 @@ static void flush_thread_batch(void)
 
 /* ---- delivering completions --------------------------------------------- */
 
-static void release_job_result(struct evexec_job *job)
-{
-    if (job->result && job->free_fn)
-        job->free_fn(job->result);
-    job->result = NULL;
-}
-
 static void deliver_job(struct evexec *ex, struct evexec_job *job)
 {
     struct evexec__jobfut *jf = EVEXEC__CONTAINER_OF(job, struct evexec__jobfut, job);
@@ -297,13 +318,11 @@ static void deliver_job(struct evexec *ex, struct evexec_job *job)
         release_job_result(job);
         evexec__future_finish(f, job->error, NULL, NULL);
     } else if (evexec__closing(ex)) {
-        evexec__future_finish(f, 0, job->result, job->free_fn);
-        job->result = NULL;
+        evexec__future_finish(f, 0, f->result, f->free_fn);
     } else {
         /* The common case, from the drain: callbacks run here, in
          * completion order, without a trip through the ready queue. */
-        evexec__future_deliver(f, 0, job->result, job->free_fn);
-        job->result = NULL;
+        evexec__future_deliver(f, 0, f->result, f->free_fn);
     }
     evexec_future_unref(f);          /* the in-flight reference */
 }
@@ -651,7 +670,7 @@ fail:
 /* Ask a running job to stop, and wake it if it waits for that. */
 static void set_cancelled(struct evexec_job *job)
 {
-    atomic_store_explicit(&job->cancelled, 1, memory_order_release);
+    atomic_fetch_or_explicit(&job->marks, EVEXEC__JOB_CANCELLED, memory_order_release);
     evexec__job_cancel_notify(job);
 }
 
@@ -773,31 +792,101 @@ static void td_release(struct evexec *ex, long running)
         core_unref(ex->core, EVEXEC__CORE_BIAS - running);
 }
 
+/* Job blocks.  A job and its future are one 136-byte block, carved from
+ * 64 KiB slabs of fresh pages aligned to their size (the slab of a block
+ * is its address rounded down): no malloc header or rounding per job,
+ * and no malloc call per job in a burst.  Returned blocks go on one free
+ * list (LIFO: the warmest first).  When no block is out any more (the end
+ * of a burst), every slab but one goes back to the system.  Loop thread,
+ * but for teardown: a slab that still holds blocks of running jobs then
+ * goes with the last of them (`refs`: one for the evexec, one per such
+ * block; see free_memory). */
+#define EVEXEC__SLAB_SIZE ((size_t)65536)
+
+struct evexec__slab {
+    struct evexec__slab *next;          /* ex->slabs */
+    unsigned fresh;                     /* blocks from here on never used */
+    atomic_uint refs;
+};
+
+#define EVEXEC__SLAB_FIRST \
+    ((sizeof(struct evexec__slab) + _Alignof(struct evexec__jobfut) - 1) / \
+     _Alignof(struct evexec__jobfut) * _Alignof(struct evexec__jobfut))
+#define EVEXEC__SLAB_BLOCKS \
+    ((unsigned)((EVEXEC__SLAB_SIZE - EVEXEC__SLAB_FIRST) / sizeof(struct evexec__jobfut)))
+
+static struct evexec__slab *slab_of(struct evexec__jobfut *jf)
+{
+    return (struct evexec__slab *)(void *)((uintptr_t)jf & ~(uintptr_t)(EVEXEC__SLAB_SIZE - 1));
+}
+
+/* Drop a reference; the last frees the slab.  Any thread. */
+static void slab_put(struct evexec__slab *s)
+{
+    if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
+        evexec__unmap(s, EVEXEC__SLAB_SIZE);
+}
+
+/* Drop the evexec's reference to every slab after `s` in its list. */
+static void slabs_put(struct evexec__slab *s)
+{
+    while (s) {
+        struct evexec__slab *next = s->next;
+        slab_put(s);
+        s = next;
+    }
+}
+
+/* A block for a job, or NULL (ENOMEM). */
+static struct evexec__jobfut *jobfut_alloc(struct evexec *ex)
+{
+    struct evexec__jobfut *jf = ex->free_jobs;
+    if (jf) {
+        ex->free_jobs = (struct evexec__jobfut *)(void *)jf->job.node.next;
+    } else {
+        struct evexec__slab *s = ex->slabs;
+        if (!s || s->fresh == EVEXEC__SLAB_BLOCKS) {
+            s = evexec__map_aligned(EVEXEC__SLAB_SIZE);
+            if (!s)
+                return NULL;
+            s->fresh = 0;
+            atomic_init(&s->refs, 1);
+            s->next = ex->slabs;
+            ex->slabs = s;
+        }
+        jf = (struct evexec__jobfut *)(void *)((char *)s + EVEXEC__SLAB_FIRST) + s->fresh++;
+    }
+    ex->live_jobs++;
+    return jf;
+}
+
 /* 6. Free the memory.  A block still held by a running job goes to
  * whichever of the loop and the worker lets go of it last. */
 static void free_memory(struct evexec *ex)
 {
     int inherited = evexec__inherited(ex);
     struct evexec_future *f, *next;
+    /* A block a running job still holds keeps its slab: counted before
+     * any is handed over, so that no worker drops a slab too soon. */
+    for (f = ex->all; f; f = f->all_next)
+        if (job_outstanding(f) && !inherited)
+            atomic_fetch_add_explicit(
+                &slab_of(EVEXEC__CONTAINER_OF(f, struct evexec__jobfut, fut))->refs, 1,
+                memory_order_relaxed);
     /* Everything goes, so nothing is unlinked: a block handed to its
      * worker below may be gone before the next one is looked at. */
     for (f = ex->all, ex->all = NULL; f; f = next) {
         next = f->all_next;
         if (job_outstanding(f) && !inherited) {
             struct evexec__jobfut *jf = EVEXEC__CONTAINER_OF(f, struct evexec__jobfut, fut);
-            if (atomic_exchange_explicit(&jf->job.orphan, 1, memory_order_acq_rel))
-                free(jf);
-        } else if (f->kind == EVEXEC__F_JOB) {
-            free(EVEXEC__CONTAINER_OF(f, struct evexec__jobfut, fut));
-        } else {
-            free(f);
-        }
+            if (mark_orphan(&jf->job))
+                slab_put(slab_of(jf));
+        } else if (f->kind != EVEXEC__F_JOB) {
+            evexec__future_free_block(f);
+        }                       /* a job's block goes with its slab */
     }
-    while (ex->free_jobs) {
-        struct evexec__jobfut *jf = ex->free_jobs;
-        ex->free_jobs = (struct evexec__jobfut *)jf->job.node.next;
-        free(jf);
-    }
+    slabs_put(ex->slabs);
+    ex->slabs = NULL;
     if (inherited)
         core_free(ex->core);    /* the parent's workers push to their own */
     else
@@ -859,7 +948,9 @@ static void job_complete(struct evexec_job *job, int ran)
 {
     if (!ran)
         job->error = ECANCELED;
-    evexec__core_push(job->core, &job->node);
+    job->node.kind = EVEXEC__NODE_JOB;      /* the link was the queue's */
+    evexec__core_push(EVEXEC__CONTAINER_OF(job->owner, struct evexec__core, powner),
+                      &job->node);
 }
 
 const struct evexec__pool_client evexec__pool_client = {
@@ -868,7 +959,7 @@ const struct evexec__pool_client evexec__pool_client = {
     .flush = flush_thread_batch,
 };
 
-static const struct evexec__future_ops job_ops = {
+const struct evexec__future_ops evexec__job_ops = {
     .cancel = evexec__job_cancel,
     .release = NULL,
     .name = "job",
@@ -876,13 +967,15 @@ static const struct evexec__future_ops job_ops = {
 
 void evexec__jobfut_recycle(struct evexec *ex, struct evexec__jobfut *jf)
 {
-    if (evexec__closing(ex) || ex->nfree_jobs >= EVEXEC__FREE_JOBS_MAX) {
-        free(jf);
-        return;
-    }
-    jf->job.node.next = (struct evexec__node *)ex->free_jobs;
+    jf->job.node.next = (struct evexec__node *)(void *)ex->free_jobs;
     ex->free_jobs = jf;
-    ex->nfree_jobs++;
+    if (--ex->live_jobs == 0 && ex->slabs->next) {
+        /* Shrink after a burst: keep the newest slab, empty. */
+        slabs_put(ex->slabs->next);
+        ex->slabs->next = NULL;
+        ex->slabs->fresh = 0;
+        ex->free_jobs = NULL;
+    }
 }
 
 /* ---- deadlines ----------------------------------------------------------- */
@@ -967,40 +1060,31 @@ static struct evexec_future *run_job(struct evexec *ex, evexec_fn fn, void *arg,
         errno = rc;
         return NULL;
     }
-    struct evexec__jobfut *jf = ex->free_jobs;
-    if (jf) {
-        ex->free_jobs = (struct evexec__jobfut *)jf->job.node.next;
-        ex->nfree_jobs--;
-    } else if (!(jf = evexec__malloc(sizeof *jf))) {
+    struct evexec__jobfut *jf = jobfut_alloc(ex);
+    if (!jf) {
         evexec__maybe_idle(ex);
         errno = ENOMEM;
         return NULL;
     }
     struct evexec_future *f = &jf->fut;
-    evexec__future_init(ex, f, EVEXEC__F_JOB, &job_ops);
+    evexec__future_init(ex, f, EVEXEC__F_JOB);
     struct evexec_job *job = &jf->job;
-    job->node.next = NULL;
-    job->node.kind = EVEXEC__NODE_JOB;
     job->qprev = job->qnext = NULL;
-    job->core = ex->core;
     job->owner = &ex->core->powner;
     job->fn = fn;
     job->arg = arg;
     job->arg_free = opts ? opts->arg_free : NULL;
-    job->result = NULL;
-    job->free_fn = NULL;
     job->error = 0;
     job->qstate = EVEXEC__Q_NEW;
     job->lane = (unsigned char)lane;
-    atomic_init(&job->cancelled, 0);
-    atomic_init(&job->orphan, 0);
+    atomic_init(&job->marks, 0);
     atomic_init(&job->expired, expirable ? EVEXEC__EXP_LIVE : EVEXEC__EXP_NEVER);
     f->outstanding = 1;
     f->refs++;                          /* the in-flight reference */
 
     int direct = lane > EVEXEC_LANE_SLOW ? evexec__pool_lane_direct(ex->pool, lane)
                                          : ex->pool_bounded;
-    if (ex->in_pass && !direct) {
+    if ((ex->in_pass || ex->batch_open) && !direct) {
         rc = evexec__pool_is_shutdown(ex->pool) ? ESHUTDOWN : 0;
         if (rc == 0) {
             f->batched = 1;
@@ -1044,6 +1128,33 @@ EVEXEC_API int evexec_submit(struct evexec *ex, evexec_fn fn, void *arg,
     return 0;
 }
 
+EVEXEC_API int evexec_batch_begin(struct evexec *ex)
+{
+    if (!ex)
+        return EINVAL;
+    int rc = evexec__usable(ex);
+    if (rc)
+        return rc;
+    if (ex->batch_open == UINT_MAX)
+        return EOVERFLOW;
+    ex->batch_open++;
+    return 0;
+}
+
+EVEXEC_API int evexec_batch_end(struct evexec *ex)
+{
+    if (!ex || evexec__inherited(ex) || !evexec__on_loop(ex) || ex->batch_open == 0)
+        return EINVAL;
+    if (--ex->batch_open == 0)
+        flush_batch(ex);
+    return 0;
+}
+
+void evexec__flush_batch(struct evexec *ex)
+{
+    flush_batch(ex);
+}
+
 int evexec__job_cancel(struct evexec_future *f)
 {
     struct evexec__jobfut *jf = EVEXEC__CONTAINER_OF(f, struct evexec__jobfut, fut);
@@ -1072,15 +1183,21 @@ EVEXEC_API void evexec_job_set_result(struct evexec_job *job, void *result,
 {
     if (!job)
         return;
-    if (job->result && job->free_fn && job->result != result)
-        job->free_fn(job->result);
-    job->result = result;
-    job->free_fn = free_fn;
+    /* The future is pending and its result is ours until the job is back:
+     * the loop neither reads nor writes it meanwhile (evexec_future_result
+     * reads it only once the future is done with no error, which a job's
+     * future is not before it is delivered). */
+    struct evexec_future *f = fut_of(job);
+    if (f->result && f->free_fn && f->result != result)
+        f->free_fn(f->result);
+    f->result = result;
+    f->free_fn = free_fn;
 }
 
 EVEXEC_API int evexec_job_cancelled(const struct evexec_job *job)
 {
-    return job && (atomic_load_explicit(&job->cancelled, memory_order_relaxed) != 0 ||
+    return job && ((atomic_load_explicit(&job->marks, memory_order_relaxed) &
+                    EVEXEC__JOB_CANCELLED) != 0 ||
                    evexec__worker_cancelling());
 }
 

@@ -7,7 +7,7 @@
  * condition variable, evexec_job_poll() in poll() on its thread's own
  * wake-up channel (wakefd.c), listed on the stripe while it polls.  A
  * cancel reaches a waiter two ways:
- *  - one job: bridge.c sets job->cancelled, then calls
+ *  - one job: bridge.c marks job->marks cancelled, then calls
  *    evexec__job_cancel_notify(job), which broadcasts the stripe's
  *    condition variable and wakes the pollers of that job;
  *  - every running job of a pool: evexec_pool_shutdown(CANCEL) sets the

@@ -73,7 +73,7 @@ struct comb {
 
 static const struct comb_kind *kind_of(const struct evexec_future *f)
 {
-    return (const struct comb_kind *)(const void *)f->ops;
+    return (const struct comb_kind *)(const void *)evexec__future_ops(f);
 }
 
 static int valid_timeval(const struct timeval *tv)
@@ -301,7 +301,7 @@ EVEXEC_API struct evexec_future *evexec_gather(struct evexec *ex,
 
 EVEXEC_API int evexec_gather_error(const struct evexec_future *gather, size_t i)
 {
-    if (!gather || gather->ops != &gather_kind.ops)
+    if (!gather || evexec__future_ops(gather) != &gather_kind.ops)
         return EINVAL;
     const struct comb *c = (const struct comb *)gather;
     if (i >= c->n)
@@ -312,7 +312,7 @@ EVEXEC_API int evexec_gather_error(const struct evexec_future *gather, size_t i)
 
 EVEXEC_API struct evexec_future *evexec_gather_input(struct evexec_future *gather, size_t i)
 {
-    if (!gather || gather->ops != &gather_kind.ops || i >= ((struct comb *)gather)->n) {
+    if (!gather || evexec__future_ops(gather) != &gather_kind.ops || i >= ((struct comb *)gather)->n) {
         errno = EINVAL;
         return NULL;
     }
@@ -563,7 +563,7 @@ void evexec__deadline_start(struct evexec_future *w, struct evexec_future *job,
 
 struct evexec_future *evexec__wait_for_inner(const struct evexec_future *f)
 {
-    if (!f || f->ops != &wait_for_kind.ops)
+    if (!f || evexec__future_ops(f) != &wait_for_kind.ops)
         return NULL;
     return ((const struct comb *)f)->in[0];
 }

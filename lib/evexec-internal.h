@@ -75,6 +75,11 @@ extern _Atomic(evexec__fail_hook) evexec__thread_hook;
 void *evexec__malloc(size_t n);
 void *evexec__calloc(size_t count, size_t size);
 void *evexec__realloc(void *p, size_t n);
+/* n bytes of fresh pages (mmap), aligned to n (a power of two, a multiple
+ * of the page size): only the pages touched count in the RSS.  NULL with
+ * errno ENOMEM.  Release with evexec__unmap(p, n). */
+void *evexec__map_aligned(size_t n);
+void evexec__unmap(void *p, size_t n);
 /* pthread_create, with the system's default stack when stack_size is 0;
  * EAGAIN when the hook says so. */
 int evexec__thread_create(pthread_t *tid, void *(*start)(void *), void *arg,
@@ -177,32 +182,53 @@ enum evexec__qstate {
 };
 
 struct evexec_job {
-    struct evexec__node node;          /* completion list link; first */
-    struct evexec_job *qprev, *qnext;  /* run queue links: pool->lock */
+    /* One link for every list a job is on, one at a time: the run queue
+     * or a loop's batch (qnext, qprev: pool->lock / the loop), then the
+     * completion list or the free list (node: the kind is set when the
+     * job is pushed). */
+    union {
+        struct evexec__node node;          /* completion list link; first */
+        struct {
+            struct evexec_job *qnext, *qprev;
+        };
+    };
     struct evexec__pool_owner *owner;  /* whose queue (NULL: the pool's
                                           own); set before submission */
-    struct evexec__core *core;
     evexec_fn fn;
     void *arg;
     void (*arg_free)(void *);          /* once: worker after fn, or whoever
                                           ends a job that never ran */
-    void *result;                      /* set by the worker */
-    void (*free_fn)(void *);
-    uint64_t queued_ns;                /* handed to the pool (CLOCK_MONOTONIC):
-                                          the pool's, set at submission */
-    int error;                         /* fn's return, or ECANCELED */
+    union {
+        uint32_t queued_us;            /* handed to the pool (CLOCK_MONOTONIC,
+                                          microseconds, modulo 2^32): the
+                                          pool's, set at submission when
+                                          timing, read when taken */
+        int error;                     /* then: fn's return, or ECANCELED;
+                                          written before it is read */
+    };
     unsigned char qstate;              /* written under pool->lock; RUNNING
                                           means fn was called.  Read without
                                           the lock only by whoever ends the
                                           job, after it came back */
     unsigned char lane;
-    atomic_uchar cancelled;            /* loop writes, worker reads */
-    atomic_uchar orphan;               /* teardown handshake, see bridge.c */
+    atomic_uchar marks;                /* EVEXEC__JOB_CANCELLED: the loop
+                                          sets it, the worker reads it;
+                                          EVEXEC__JOB_ORPHAN: teardown
+                                          handshake, see bridge.c */
     atomic_uchar expired;              /* deadline handshake (pool.c):
                                           EVEXEC__EXP_*; set by the loop
                                           before the job is queued, then
                                           LIVE->GIVEN_UP by the loop under
                                           pool->lock, ->DONE by the worker */
+    /* The result a worker sets lives in the job's future (result,
+     * free_fn), which nobody else reads or writes until the job is back:
+     * see evexec_job_set_result. */
+};
+
+/* job->marks */
+enum {
+    EVEXEC__JOB_CANCELLED = 1,
+    EVEXEC__JOB_ORPHAN = 2
 };
 
 /* job->expired.  NEVER: no deadline, nobody changes it (the worker spends
@@ -418,28 +444,40 @@ struct evexec__future_ops {
     const char *name;
 };
 
+/* The most callbacks one future holds (on_done: ENOMEM beyond). */
+#define EVEXEC__CB_MAX ((1u << 27) - 1)
+
+/* 80 bytes: a job's future and its job (56) make one 136-byte block.  A
+ * kind's ops are not stored here: see evexec__future_ops(). */
 struct evexec_future {
     struct evexec *ex;
-    const struct evexec__future_ops *ops;
     struct evexec_future *all_prev, *all_next;   /* ex->all */
     struct evexec_future *ready_next;            /* ex->ready queue */
     void *result;
     void (*free_fn)(void *);
-    struct evexec__cb *cbs;        /* cbs == &cb0 when cap == 1 */
-    struct evexec__cb cb0;
+    union {                        /* the callbacks: ncb <= 1, the one */
+        struct evexec__cb cb0;     /* inline; more, an array of room */
+        struct evexec__cb *cbs;    /* for 4, 8, 16... (future.c) */
+    };
     unsigned refs;
-    unsigned ncb, cbcap, cbnext;   /* callbacks added, room, next to run */
     int error;
-    unsigned char state;
-    unsigned char kind;
-    unsigned char in_ready;
-    unsigned char cancel_taken;    /* a cancel was accepted */
-    unsigned char outstanding;     /* job: not yet back from the pool */
-    unsigned char batched;         /* job: in ex->batch, not yet queued */
-    unsigned char observed;        /* error was read */
-    unsigned char lane_counted;    /* job: counted in its lane's
+    unsigned ncb : 27;             /* callbacks added */
+    unsigned state : 1;
+    unsigned kind : 2;
+    unsigned in_ready : 1;
+    unsigned lane_counted : 1;     /* job: counted in its lane's
                                       watermarks (ex->lane_wm_on) */
+    unsigned cbnext : 27;          /* the next callback to run */
+    unsigned cancel_taken : 1;     /* a cancel was accepted */
+    unsigned outstanding : 1;      /* job: not yet back from the pool */
+    unsigned batched : 1;          /* job: in ex->batch, not yet queued */
+    unsigned observed : 1;         /* error was read */
 };
+
+/* A kind's ops: NULL for a hand-made future, the job's for a job, and for
+ * the other kinds (made by evexec__future_alloc) the ops it was given. */
+const struct evexec__future_ops *evexec__future_ops(const struct evexec_future *f);
+extern const struct evexec__future_ops evexec__job_ops;
 
 /* A job future: one allocation for both halves. */
 struct evexec__jobfut {
@@ -449,7 +487,9 @@ struct evexec__jobfut {
 
 /* Allocate a future of `size` bytes (>= sizeof(struct evexec_future), the
  * future first), one reference, linked into ex.  NULL + errno on failure,
- * ESHUTDOWN while ex is being freed. */
+ * ESHUTDOWN while ex is being freed.  For EVEXEC__F_OTHER the ops are kept
+ * in a header before the future (evexec__future_ops); the memory goes with
+ * evexec__future_free_block. */
 struct evexec_future *evexec__future_alloc(struct evexec *ex, size_t size,
                                            int kind,
                                            const struct evexec__future_ops *ops);
@@ -461,9 +501,13 @@ int evexec__future_finish(struct evexec_future *f, int error, void *result,
                           void (*free_fn)(void *));
 
 /* Initialise a future in memory the caller provides (one reference,
- * linked into ex).  evexec__future_alloc does this for fresh memory. */
-void evexec__future_init(struct evexec *ex, struct evexec_future *f, int kind,
-                         const struct evexec__future_ops *ops);
+ * linked into ex), of kind EVEXEC__F_USER or EVEXEC__F_JOB.
+ * evexec__future_alloc does this for fresh memory. */
+void evexec__future_init(struct evexec *ex, struct evexec_future *f, int kind);
+
+/* free() the memory of a future that is not a job's (see
+ * evexec__future_alloc). */
+void evexec__future_free_block(struct evexec_future *f);
 
 /* Release what a future owns: its result (destructor), the kind's state
  * (ops->release), its callback array.  Leaves the memory.  Called once, when
@@ -593,6 +637,8 @@ struct evexec__wm {
     unsigned char told;             /* the last state told (1: above) */
 };
 
+struct evexec__slab;
+
 struct evexec {
     struct event_base *base;
     struct evexec_pool *pool;
@@ -601,8 +647,9 @@ struct evexec {
     struct event *ready_ev;         /* runs due callbacks */
     struct evexec_future *all;      /* every live future */
     struct evexec_future *ready_head, *ready_tail;
+    struct evexec__slab *slabs;     /* job blocks come from these (bridge.c) */
     struct evexec__jobfut *free_jobs;  /* recycled blocks (linked by job.node.next) */
-    size_t nfree_jobs;
+    size_t live_jobs;               /* blocks handed out */
     struct evexec__jobq batch;      /* submissions made in our
                                                     callbacks, not yet queued */
     struct evexec__node *draining;  /* completions detached, not yet delivered */
@@ -614,6 +661,8 @@ struct evexec {
                                        run_until_complete, where other
                                        libevent callbacks submit */
     struct evexec__spinner spin;    /* waiting for jobs in flight */
+    unsigned batch_open;            /* evexec_batch_begin() nesting:
+                                       submissions are batched too */
     unsigned holds;                 /* evexec__keepalive(): run_until_complete
                                        nesting, keeps the loop running */
     unsigned depth;                 /* inside our own libevent callbacks */
@@ -724,6 +773,10 @@ static inline void evexec__jobs_down(struct evexec *ex, struct evexec_future *f,
     if (f->lane_counted)
         evexec__wm_down(ex, &ex->lane_wm[lane]);
 }
+
+/* Hand ex's batched submissions to its pool now (run_until_complete, so
+ * that it never waits for a job still in an open batch). */
+void evexec__flush_batch(struct evexec *ex);
 
 /* Called when ex->inflight may have dropped to 0 outside a drain. */
 void evexec__maybe_idle(struct evexec *ex);

@@ -34,28 +34,40 @@
 
 #include "evexec-internal.h"
 
-void evexec__future_init(struct evexec *ex, struct evexec_future *f, int kind,
-                         const struct evexec__future_ops *ops)
+void evexec__future_init(struct evexec *ex, struct evexec_future *f, int kind)
 {
     /* Field by field: this runs once per job. */
     f->ex = ex;
-    f->ops = ops;
     f->all_prev = NULL;
     f->result = NULL;
     f->free_fn = NULL;
-    f->cbs = &f->cb0;
     f->refs = 1;
     f->ncb = f->cbnext = 0;
-    f->cbcap = 1;
     f->error = EINPROGRESS;
     f->state = EVEXEC__PENDING;
-    f->kind = (unsigned char)kind;
+    f->kind = (unsigned)kind & 3u;
     f->in_ready = f->cancel_taken = f->outstanding = f->batched = 0;
     f->observed = 0;
     f->all_next = ex->all;
     if (ex->all)
         ex->all->all_prev = f;
     ex->all = f;
+}
+
+/* The header before a future of kind EVEXEC__F_OTHER: its ops, the room
+ * of a max_align_t so that the future stays aligned. */
+union evexec__ops_header {
+    const struct evexec__future_ops *ops;
+    max_align_t align;
+};
+
+const struct evexec__future_ops *evexec__future_ops(const struct evexec_future *f)
+{
+    if (f->kind == EVEXEC__F_JOB)
+        return &evexec__job_ops;
+    if (f->kind != EVEXEC__F_OTHER)
+        return NULL;
+    return ((const union evexec__ops_header *)(const void *)f)[-1].ops;
 }
 
 struct evexec_future *evexec__future_alloc(struct evexec *ex, size_t size, int kind,
@@ -66,14 +78,26 @@ struct evexec_future *evexec__future_alloc(struct evexec *ex, size_t size, int k
         errno = rc;
         return NULL;
     }
-    struct evexec_future *f = evexec__malloc(size);
-    if (!f) {
+    size_t head = kind == EVEXEC__F_OTHER ? sizeof(union evexec__ops_header) : 0;
+    char *p = evexec__malloc(head + size);
+    if (!p) {
         errno = ENOMEM;
         return NULL;
     }
+    if (head)
+        ((union evexec__ops_header *)(void *)p)->ops = ops;
+    struct evexec_future *f = (struct evexec_future *)(void *)(p + head);
     memset((char *)f + sizeof *f, 0, size - sizeof *f);
-    evexec__future_init(ex, f, kind, ops);
+    evexec__future_init(ex, f, kind);
     return f;
+}
+
+void evexec__future_free_block(struct evexec_future *f)
+{
+    if (f->kind == EVEXEC__F_OTHER)
+        free((union evexec__ops_header *)(void *)f - 1);
+    else
+        free(f);
 }
 
 static void schedule(struct evexec_future *f)
@@ -92,12 +116,30 @@ static void schedule(struct evexec_future *f)
     evexec__schedule_ready(ex);
 }
 
+/* A future's callbacks: one inline (cb0) while ncb <= 1, then an array
+ * (cbs) with room for 4, 8, 16...: ncb alone says which and how big, so
+ * neither a pointer to the inline one nor a capacity is stored. */
+static unsigned cb_room(unsigned ncb)
+{
+    if (ncb <= 1)
+        return 1;
+    unsigned room = 4;
+    while (room < ncb)
+        room *= 2;
+    return room;
+}
+
+static struct evexec__cb *cb_array(struct evexec_future *f)
+{
+    return f->ncb <= 1 ? &f->cb0 : f->cbs;
+}
+
 /* Run the callbacks not yet run, in order.  Loop thread, from the loop. */
 static void run_callbacks(struct evexec_future *f)
 {
     while (f->cbnext < f->ncb) {
         /* Copy: the callback may add callbacks and move the array. */
-        struct evexec__cb cb = f->cbs[f->cbnext++];
+        struct evexec__cb cb = cb_array(f)[f->cbnext++];
         cb.fn(f, cb.arg);
     }
 }
@@ -159,15 +201,19 @@ void evexec__future_release(struct evexec_future *f)
 {
     if (f->error != 0 && !f->observed)      /* cheap test first: per job */
         evexec__report_unobserved(f);
-    if (f->result && f->free_fn)
-        f->free_fn(f->result);
-    f->result = NULL;
-    f->free_fn = NULL;
-    if (f->ops && f->ops->release)
-        f->ops->release(f);
-    if (f->cbs != &f->cb0)
+    /* A job still out in the pool (teardown) owns the result fields: the
+     * worker releases what it set when it comes back (bridge.c). */
+    if (!(f->kind == EVEXEC__F_JOB && f->outstanding)) {
+        if (f->result && f->free_fn)
+            f->free_fn(f->result);
+        f->result = NULL;
+        f->free_fn = NULL;
+    }
+    const struct evexec__future_ops *ops = evexec__future_ops(f);
+    if (ops && ops->release)
+        ops->release(f);
+    if (f->ncb > 1)
         free(f->cbs);
-    f->cbs = &f->cb0;
     f->ncb = f->cbnext = 0;
 }
 
@@ -181,7 +227,7 @@ void evexec__future_free_mem(struct evexec_future *f)
         evexec__jobfut_recycle(ex, EVEXEC__CONTAINER_OF(f, struct evexec__jobfut, fut));
         return;
     }
-    free(f);
+    evexec__future_free_block(f);
 }
 
 /* ---- the public face ----------------------------------------------------- */
@@ -260,8 +306,9 @@ EVEXEC_API int evexec_future_cancel(struct evexec_future *f)
         return EALREADY;
     if (f->cancel_taken)
         return 0;           /* a running job: already asked */
-    if (f->ops && f->ops->cancel)
-        return f->ops->cancel(f);
+    const struct evexec__future_ops *ops = evexec__future_ops(f);
+    if (ops && ops->cancel)
+        return ops->cancel(f);
     f->cancel_taken = 1;
     return evexec__future_finish(f, ECANCELED, NULL, NULL);
 }
@@ -270,15 +317,16 @@ EVEXEC_API int evexec_future_cancel(struct evexec_future *f)
  * adding the first callback stays a leaf. */
 static __attribute__((noinline)) int grow_callbacks(struct evexec_future *f)
 {
-    unsigned cap = f->cbcap * 2 < 4 ? 4 : f->cbcap * 2;
-    struct evexec__cb *cbs = f->cbs == &f->cb0 ? evexec__malloc(cap * sizeof *cbs)
-                                               : evexec__realloc(f->cbs, cap * sizeof *cbs);
+    size_t bytes;
+    if (__builtin_mul_overflow((size_t)cb_room(f->ncb + 1), sizeof(struct evexec__cb), &bytes))
+        return ENOMEM;
+    struct evexec__cb *cbs = f->ncb == 1 ? evexec__malloc(bytes)
+                                         : evexec__realloc(f->cbs, bytes);
     if (!cbs)
         return ENOMEM;
-    if (f->cbs == &f->cb0)
+    if (f->ncb == 1)
         cbs[0] = f->cb0;
-    f->cbs = cbs;
-    f->cbcap = cap;
+    f->cbs = cbs;       /* over cb0, copied: ncb goes to 2 at once */
     return 0;
 }
 
@@ -287,10 +335,12 @@ EVEXEC_API int evexec_future_on_done(struct evexec_future *f, evexec_done_cb cb,
 {
     if (!f || !cb)
         return EINVAL;
-    if (f->ncb == f->cbcap && grow_callbacks(f) != 0)
+    if (f->ncb != 0 && (f->ncb == EVEXEC__CB_MAX ||
+                        (f->ncb == cb_room(f->ncb) && grow_callbacks(f) != 0)))
         return ENOMEM;
-    f->cbs[f->ncb].fn = cb;
-    f->cbs[f->ncb].arg = arg;
+    struct evexec__cb *slot = f->ncb == 0 ? &f->cb0 : &f->cbs[f->ncb];
+    slot->fn = cb;
+    slot->arg = arg;
     f->ncb++;
     if (f->state != EVEXEC__PENDING)
         schedule(f);
@@ -460,6 +510,7 @@ EVEXEC_API int evexec_run_until_complete(struct evexec *ex, struct evexec_future
     int rc = evexec__keepalive(ex, 1), first = 1;
     if (rc)
         return rc;
+    evexec__flush_batch(ex);    /* f may wait for a job of an open batch */
     evexec_future_ref(f);
     evexec__enter(ex);
     /* evexec_free() from a callback ends f; the memory stays until

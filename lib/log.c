@@ -57,7 +57,8 @@ static const char *kind_name(const struct evexec_future *f)
 {
     if (f->kind == EVEXEC__F_USER)
         return "hand-made";
-    return f->ops && f->ops->name ? f->ops->name : "other";
+    const struct evexec__future_ops *ops = evexec__future_ops(f);
+    return ops && ops->name ? ops->name : "other";
 }
 
 void evexec__report_unobserved(struct evexec_future *f)

@@ -81,15 +81,17 @@ static inline uint64_t evexec__elapsed_us(uint64_t a, uint64_t b)
 
 /* A submission: stamp the job, or a chain of jobs linked through qnext,
  * with one clock read (timing only).  The submitter owns them (not yet
- * queued). */
+ * queued).  The stamp is 32 bits of microseconds (it shares its room in
+ * the job with the job's error): a time queued is exact up to 71 minutes
+ * and counted modulo 2^32 us beyond. */
 static inline void evexec__stats_stamp(const struct evexec__pstats *st,
                                        struct evexec_job *job, int chain)
 {
     if (!st->timing)
         return;
-    uint64_t now = evexec__now_ns();
+    uint32_t now = (uint32_t)(evexec__now_ns() / 1000u);
     for (; job; job = chain ? job->qnext : NULL)
-        job->queued_ns = now;
+        job->queued_us = now;
 }
 
 /* A worker took `job`: count it (and its time queued) and fill the
@@ -104,7 +106,7 @@ static inline uint64_t evexec__stats_take(struct evexec__pstats *st,
     if (st->timing) {
         now = evexec__now_ns();
         st->wait_hist[job->lane][evexec__hist_bucket(
-            evexec__elapsed_us(job->queued_ns, now))]++;
+            (uint32_t)((uint32_t)(now / 1000u) - job->queued_us))]++;
     }
     slot->owner = job->owner;
     slot->lane = job->lane;

@@ -2643,6 +2643,223 @@ static void test_watermarks_bad(void **state)
     assert_int_equal(evexec_set_watermarks(fx->ex, 5, 0, NULL, NULL), 0);
 }
 
+/* ---- bursts larger than a slab of job blocks ------------------------------ */
+
+enum { BURST_N = 1500 };       /* job blocks come 481 to a 64 KiB slab */
+
+static int burst_seen[BURST_N];
+static int burst_bad;
+static int burst_cancelled;
+
+static int burst_job(struct evexec_job *job, void *arg)
+{
+    evexec_job_set_result(job, arg, NULL);
+    return 0;
+}
+
+static void burst_done(struct evexec_future *f, void *arg)
+{
+    int *seen = arg;
+    seen[0]++;
+    if (evexec_future_error(f) == ECANCELED) {
+        burst_cancelled++;
+        return;
+    }
+    if (evexec_future_error(f) != 0 || evexec_future_result(f) != (void *)(seen + 1))
+        burst_bad++;
+}
+
+/* Submit jobs [from, to) with evexec_submit: job i's result is
+ * &burst_seen[i + 1] (a pointer only compared), its callback counts
+ * burst_seen[i]. */
+static void burst_submit(struct evexec *ex, int from, int to)
+{
+    static int tail[1];
+    for (int i = from; i < to; i++)
+        assert_int_equal(evexec_submit(ex, burst_job,
+                                       i + 1 < BURST_N ? (void *)&burst_seen[i + 1] : tail,
+                                       burst_done, &burst_seen[i]), 0);
+}
+
+/* Bursts over several slabs deliver every job once with its result, also
+ * a second burst after the first drained (blocks recycled, all slabs but
+ * one given back); evexec_free() with blocks of several slabs in use
+ * (futures still referenced, jobs running, jobs queued) ends the queued
+ * ones ECANCELED, and the running ones finish into blocks that outlive
+ * the evexec (the sanitizer builds check that). */
+static void test_burst_slabs(void **state)
+{
+    struct tu_fx *fx = *state;
+    memset(burst_seen, 0, sizeof burst_seen);
+    burst_bad = burst_cancelled = 0;
+    for (int round = 0; round < 2; round++) {
+        burst_submit(fx->ex, 0, BURST_N - 1);
+        dispatch(fx);
+        for (int i = 0; i < BURST_N - 1; i++)
+            assert_int_equal(burst_seen[i], round + 1);
+    }
+    assert_int_equal(burst_bad, 0);
+    assert_int_equal(burst_cancelled, 0);
+
+    /* Blocks held by referenced futures fill the first slab... */
+    enum { HELD = 500 };
+    static struct evexec_future *held[HELD];
+    for (int i = 0; i < HELD; i++) {
+        held[i] = evexec_run(fx->ex, burst_job, NULL);
+        assert_non_null(held[i]);
+    }
+    dispatch(fx);
+    /* ...so that the running jobs are in the second, the queued ones
+     * after. */
+    struct tu_job parked[NWORKERS];
+    struct evexec_future *pf[NWORKERS];
+    park_workers(fx, parked, pf, 1);
+    unref_all(pf, NWORKERS);
+    memset(burst_seen, 0, sizeof burst_seen);
+    burst_submit(fx->ex, 0, 1000);
+    evexec_free(fx->ex);
+    fx->ex = NULL;
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(burst_seen[i], 1);
+    assert_int_equal(burst_cancelled, 1000);
+    tu_gate_open(&fx->gate);
+    assert_int_equal(evexec_pool_shutdown(fx->pool, EVEXEC_SHUTDOWN_WAIT), 0);
+    for (int i = 0; i < NWORKERS; i++)
+        assert_int_equal(atomic_load(&parked[i].ran), 1);
+    assert_int_equal(atomic_load(&fx->frees), NWORKERS);   /* released on the workers */
+}
+
+/* ---- batches of submissions (evexec_batch_begin/end) --------------------- */
+
+struct stats_reader {
+    struct evexec_pool *pool;
+    size_t queued;
+};
+
+static void *read_queued(void *arg)
+{
+    struct stats_reader *r = arg;
+    struct evexec_pool_stats st;
+    r->queued = evexec_pool_stats(r->pool, &st) == 0 ? st.queued : (size_t)-1;
+    return NULL;
+}
+
+/* The pool's queued count, read by another thread: a snapshot made on the
+ * loop thread would hand this thread's batch over first. */
+static size_t queued_elsewhere(struct evexec_pool *pool)
+{
+    struct stats_reader r = { pool, 0 };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, read_queued, &r), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    return r.queued;
+}
+
+/* Jobs submitted in a batch from outside evexec's callbacks reach the pool
+ * only when the outermost batch ends, all of them, and each then runs once
+ * with its result delivered. */
+static void test_batch_hands_over_at_end(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct tu_job parked[NWORKERS];
+    struct evexec_future *pf[NWORKERS];
+    park_workers(fx, parked, pf, 0);
+    assert_int_equal(queued_elsewhere(fx->pool), 0);
+
+    enum { N = 5 };
+    struct tu_job *j = tu_fx_jobs(fx, N);
+    struct evexec_future *f[N];
+    struct tu_rec rec[N];
+    assert_int_equal(evexec_batch_begin(fx->ex), 0);
+    assert_int_equal(evexec_batch_begin(fx->ex), 0);     /* nested */
+    for (int i = 0; i < N; i++) {
+        tu_job_init(&j[i], &fx->frees, 1, 0);
+        f[i] = submit(fx, &j[i]);
+        watch(f[i], &rec[i]);
+    }
+    assert_int_equal(queued_elsewhere(fx->pool), 0);
+    assert_int_equal(evexec_batch_end(fx->ex), 0);
+    assert_int_equal(queued_elsewhere(fx->pool), 0);     /* still open */
+    assert_int_equal(evexec_batch_end(fx->ex), 0);
+    assert_int_equal(queued_elsewhere(fx->pool), N);
+    assert_int_equal(evexec_batch_end(fx->ex), EINVAL);  /* none open */
+
+    tu_gate_open(&fx->gate);
+    dispatch(fx);
+    for (int i = 0; i < N; i++) {
+        assert_rec(&rec[i], 0, evexec_future_result(f[i]));
+        assert_non_null(evexec_future_result(f[i]));
+        assert_int_equal(atomic_load(&j[i].ran), 1);
+    }
+    unref_all(f, N);
+    unref_all(pf, NWORKERS);
+    assert_int_equal(atomic_load(&fx->frees), N);
+}
+
+/* A cancelled job of an open batch never runs; evexec_run_until_complete
+ * inside a batch does not wait for a job still held in it; the batch
+ * stays open afterwards. */
+static void test_batch_cancel_and_wait(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct tu_job *j = tu_fx_jobs(fx, 3);
+    struct tu_rec rec[3];
+    struct evexec_future *f[3];
+    assert_int_equal(evexec_batch_begin(fx->ex), 0);
+    for (int i = 0; i < 3; i++) {
+        tu_job_init(&j[i], &fx->frees, 1, 0);
+        f[i] = submit(fx, &j[i]);
+        watch(f[i], &rec[i]);
+    }
+    tu_in_api = 1;
+    assert_int_equal(evexec_future_cancel(f[1]), 0);
+    tu_in_api = 0;
+    assert_int_equal(evexec_run_until_complete(fx->ex, f[0]), 0);
+    assert_int_equal(atomic_load(&j[0].ran), 1);
+    assert_int_equal(evexec_batch_end(fx->ex), 0);
+    dispatch(fx);
+    assert_rec(&rec[0], 0, evexec_future_result(f[0]));
+    assert_rec(&rec[1], ECANCELED, NULL);
+    assert_rec(&rec[2], 0, evexec_future_result(f[2]));
+    assert_int_equal(atomic_load(&j[1].ran), 0);
+    unref_all(f, 3);
+    assert_int_equal(atomic_load(&fx->frees), 2);
+}
+
+/* evexec_free() with a batch open ends its jobs ECANCELED, each callback
+ * once, and they never run; bad calls are refused. */
+static void test_batch_free_open(void **state)
+{
+    struct tu_fx *fx = *state;
+    assert_int_equal(evexec_batch_begin(NULL), EINVAL);
+    assert_int_equal(evexec_batch_end(NULL), EINVAL);
+    assert_int_equal(evexec_batch_end(fx->ex), EINVAL);
+    struct tu_job parked[NWORKERS];
+    struct evexec_future *pf[NWORKERS];
+    park_workers(fx, parked, pf, 0);
+    unref_all(pf, NWORKERS);
+    struct tu_job *j = tu_fx_jobs(fx, 4);
+    struct tu_rec rec[4];
+    assert_int_equal(evexec_batch_begin(fx->ex), 0);
+    for (int i = 0; i < 4; i++) {
+        tu_job_init(&j[i], &fx->frees, 1, 0);
+        struct evexec_future *f = submit(fx, &j[i]);
+        watch(f, &rec[i]);
+        evexec_future_unref(f);
+    }
+    evexec_free(fx->ex);
+    fx->ex = NULL;
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(rec[i].calls, 1);
+        assert_int_equal(rec[i].error, ECANCELED);
+    }
+    tu_gate_open(&fx->gate);
+    evexec_pool_shutdown(fx->pool, EVEXEC_SHUTDOWN_WAIT);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(atomic_load(&j[i].ran), 0);
+    assert_int_equal(atomic_load(&fx->frees), 0);
+}
+
 #define TESTS(X) \
     X(test_wakeup_channel) \
     X(test_result) \
@@ -2706,7 +2923,11 @@ static void test_watermarks_bad(void **state)
     X(test_watermarks_oscillate) \
     X(test_watermarks_off) \
     X(test_watermarks_free_above) \
-    X(test_watermarks_bad)
+    X(test_watermarks_bad) \
+    X(test_batch_hands_over_at_end) \
+    X(test_batch_cancel_and_wait) \
+    X(test_batch_free_open) \
+    X(test_burst_slabs)
 
 TESTS(TU_WRAP)
 

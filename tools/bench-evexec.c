@@ -218,26 +218,35 @@ static int evb_drain_budget(struct bench *b, unsigned max_callbacks, unsigned ma
     return evexec_set_drain_budget(((struct evb *)b->impl)->ex, max_callbacks, max_usec);
 }
 
-const struct bench_backend bench_evexec = {
-    .name = "evexec",
-    .open = evb_open,
-    .submit = evb_submit,
-    .run = evb_run,
-    .close = evb_close,
-    .base = evb_base,
-    .drain_budget = evb_drain_budget,
-    .submit_slow = evb_submit_slow,
-    .open_peer = evb_open_peer,
-};
+/* The three evexec backends differ only in their name and burst hooks. */
+#define EVB_CALLS                       \
+    .open = evb_open,                   \
+    .submit = evb_submit,               \
+    .run = evb_run,                     \
+    .close = evb_close,                 \
+    .base = evb_base,                   \
+    .drain_budget = evb_drain_budget,   \
+    .submit_slow = evb_submit_slow,     \
+    .open_peer = evb_open_peer
 
-const struct bench_backend bench_evexec_spin = {
-    .name = "evexec-spin",
-    .open = evb_open,
-    .submit = evb_submit,
-    .run = evb_run,
-    .close = evb_close,
-    .base = evb_base,
-    .drain_budget = evb_drain_budget,
-    .submit_slow = evb_submit_slow,
-    .open_peer = evb_open_peer,
+const struct bench_backend bench_evexec = { .name = "evexec", EVB_CALLS };
+
+const struct bench_backend bench_evexec_spin = { .name = "evexec-spin", EVB_CALLS };
+
+static void evb_burst_begin(struct bench *b)
+{
+    evexec_batch_begin(((struct evb *)b->impl)->ex);
+}
+
+static void evb_burst_end(struct bench *b)
+{
+    evexec_batch_end(((struct evb *)b->impl)->ex);
+}
+
+/* evexec with a burst's submissions in one evexec_batch_begin/end. */
+const struct bench_backend bench_evexec_batch = {
+    .name = "evexec-batch",
+    EVB_CALLS,
+    .burst_begin = evb_burst_begin,
+    .burst_end = evb_burst_end,
 };

@@ -56,6 +56,10 @@ struct bench_backend {
      * thread, which is not b's loop thread.  peer->be->close(peer) leaves
      * the pool to b; it is called before b's close.  0 or an errno value. */
     int (*open_peer)(struct bench *peer, struct bench *b);
+    /* Optional (NULL: nothing): called around a burst of submissions (w3,
+     * w4), for a backend with a batch API (evexec-batch). */
+    void (*burst_begin)(struct bench *b);
+    void (*burst_end)(struct bench *b);
 };
 
 struct bench {
@@ -127,6 +131,7 @@ void bench_job_spin100(void);
 /* The backends compiled in. */
 extern const struct bench_backend bench_evexec;
 extern const struct bench_backend bench_evexec_spin;  /* spin_us set */
+extern const struct bench_backend bench_evexec_batch; /* bursts batched */
 extern const struct bench_backend bench_naive;
 #ifdef HAVE_LIBUV
 extern const struct bench_backend bench_libuv;

@@ -132,9 +132,10 @@ static const struct bench_backend *const all_backends[] = {
 #endif
     &bench_naive,
     &bench_evexec_spin,
+    &bench_evexec_batch,
 };
 #define N_ALL_BACKENDS (sizeof all_backends / sizeof all_backends[0])
-#define N_DEFAULT_BACKENDS (N_ALL_BACKENDS - 1)
+#define N_DEFAULT_BACKENDS (N_ALL_BACKENDS - 2)
 
 struct opts {
     unsigned threads;
@@ -244,9 +245,13 @@ static int run_window(struct bench *b, uint64_t n, uint64_t window)
 static void burst_start(struct bench *b)
 {
     W.t0 = now_ns();
+    if (b->be->burst_begin)
+        b->be->burst_begin(b);
     for (uint64_t i = 0; i < W.n; i++)
         if (bench_submit(b, W.kind) != 0)
             break;
+    if (b->be->burst_end)
+        b->be->burst_end(b);
 }
 
 static void count_done(struct bench *b)
@@ -936,6 +941,8 @@ static const char *const ratios[][2] = {
     { "evexec", "libuv" },
     { "evexec", "naive" },
     { "evexec-spin", "libuv" },
+    { "evexec-batch", "libuv" },
+    { "evexec-batch", "naive" },
 };
 #define N_RATIOS (sizeof ratios / sizeof ratios[0])
 
@@ -1093,7 +1100,9 @@ static void usage(FILE *out)
 "  --backend LIST   comma-separated, from:");
     for (unsigned i = 0; i < N_ALL_BACKENDS; i++)
         fprintf(out, " %s", all_backends[i]->name);
-    fprintf(out, " (default: all but evexec-spin)\n"
+    fprintf(out, " (default: all but evexec-spin and evexec-batch;\n"
+"                   evexec-batch: evexec with each burst in one\n"
+"                   evexec_batch_begin/end)\n"
 "  --workload LIST  comma-separated, from: w1 w2 w3 w4 w5 w6 w7 w8 idle\n"
 "  --all            every workload (the default)\n"
 "  --threads N      workers (default 4; w4 always uses 64, w6 its own list)\n"
@@ -1214,7 +1223,7 @@ int main(int argc, char **argv)
     }
     if (o.nbe == 0)
         for (unsigned i = 0; i < N_ALL_BACKENDS && o.nbe < MAX_BACKENDS; i++)
-            if (i < N_DEFAULT_BACKENDS || o.spin_us)
+            if (i < N_DEFAULT_BACKENDS || (o.spin_us && all_backends[i] == &bench_evexec_spin))
                 o.be[o.nbe++] = all_backends[i];
     if (o.spin_us == 0 && backend_index(&o, "evexec-spin") >= 0)
         o.spin_us = 50;
