@@ -235,7 +235,10 @@ struct evexec_lane_config {
      *  max_threads: a lane at its cap never takes another thread, however
      *  many are idle.  1 runs a library that is not thread-safe one call
      *  at a time, with no lock in user code (on any of the pool's
-     *  threads).  0: the pool's max_threads.  Ignored (1) when affine. */
+     *  threads).  A job given up at its deadline (evexec_run_opts) still
+     *  counts against the cap until it returns (the pool starts a thread
+     *  in its place for the other lanes).  0: the pool's max_threads.
+     *  Ignored (1) when affine. */
     unsigned max_threads;
     /** Most jobs of the lane waiting for a thread, as the pool's
      *  max_queued counts them for its lanes (EAGAIN past it).  0: the
@@ -725,9 +728,10 @@ struct evexec_run_opts {
      *  - running then: the future ends ETIMEDOUT at once, the job sees
      *    evexec_job_cancelled() true, and whatever it returns is released
      *    when it does.  Until then it no longer counts against the pool's
-     *    max_threads nor its lane's share: if work waits, another thread
-     *    is started in its place, so the pool keeps its capacity while a
-     *    stuck job finishes.  At most max_threads such given-up jobs are
+     *    max_threads nor the default or slow lane's share (a lane made
+     *    with evexec_pool_add_lane() keeps its cap): if work waits,
+     *    another thread is started in its place, so the pool keeps its
+     *    capacity while a stuck job finishes.  At most max_threads such given-up jobs are
      *    replaced at once (more stay counted), so a storm of stuck jobs
      *    cannot make threads without bound; the extra threads exit when
      *    idle, as any thread above min_threads.

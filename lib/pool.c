@@ -229,6 +229,15 @@ static size_t lane_room(const struct evexec__lane *ln)
     return cap > ln->running ? cap - ln->running : 0;
 }
 
+/* 1 if a job of ln given up at its deadline frees its place under the
+ * lane's cap: the default and slow lanes, shares of the pool.  A declared
+ * lane keeps counting it (cap 1 guards a library that is not thread-safe);
+ * the pool still starts a thread in its place for the other lanes. */
+static int lane_gives_way(const struct evexec_pool *pool, const struct evexec__lane *ln)
+{
+    return ln <= &pool->q[EVEXEC_LANE_SLOW];
+}
+
 /* Lanes set up.  Any thread; only grows. */
 static unsigned lanes_of(const struct evexec_pool *pool)
 {
@@ -514,7 +523,8 @@ static void *worker_main(void *arg)
             ln->running--;
             if (expired) {
                 pool->extra--;
-                ln->extra--;
+                if (lane_gives_way(pool, ln))
+                    ln->extra--;
             }
             continue;
         }
@@ -817,7 +827,8 @@ void evexec__pool_expire(struct evexec_pool *pool, struct evexec_job *job)
                                                     memory_order_acq_rel,
                                                     memory_order_acquire)) {
             pool->extra++;
-            ln->extra++;
+            if (lane_gives_way(pool, ln))
+                ln->extra++;
             size_t want = runnable(pool);
             while (want > pool->free_threads && may_spawn(pool) &&
                    spawn(pool, NULL) == 0)

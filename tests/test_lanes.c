@@ -533,6 +533,38 @@ static void test_affine_deadline(void **state)
     assert_true(pthread_equal(tids[0], where_tid));
 }
 
+/* A job of a declared lane given up at its deadline still counts against
+ * the lane's cap until it returns: cap 1 stays one call at a time.  The
+ * pool keeps its capacity for the other lanes: with max_threads 1 and the
+ * given-up job holding the only thread, a default-lane job still runs. */
+static void test_cap_holds_past_deadline(void **state)
+{
+    struct tu_fx *fx = fx_threads(state, 1);
+    int lane = add_lane(fx, "legacy", 1, 0, 0);
+    record_reset();
+    struct evexec_run_opts o = EVEXEC_RUN_OPTS_INIT;
+    o.lane = lane;
+    o.deadline.tv_usec = 20000;
+    struct evexec_future *stuck = evexec_run_opts(fx->ex, stuck_job, &fx->gate, &o);
+    assert_non_null(stuck);
+    assert_int_equal(tu_gate_wait_arrived(&fx->gate, 1), 0);
+    struct evexec_future *next = run_in(fx, lane, overlap_job, NULL);
+    assert_int_equal(finish(fx, stuck), ETIMEDOUT);
+    evexec_future_unref(stuck);
+
+    struct evexec_future *d = run_in(fx, EVEXEC_LANE_DEFAULT, order_job, NULL);
+    assert_int_equal(finish(fx, d), 0);
+    evexec_future_unref(d);
+    tu_sleep_us(20000);
+    assert_int_equal(atomic_load(&calls), 0);     /* behind the given-up one */
+    struct lane_probe p = { fx->pool, lane, 1, 1 };
+    assert_true(lane_is(&p));
+    tu_gate_open(&fx->gate);
+    assert_int_equal(finish(fx, next), 0);
+    evexec_future_unref(next);
+    assert_int_equal(atomic_load(&calls), 1);
+}
+
 /* Shutdown(CANCEL) ends an affine lane's queued jobs ECANCELED; free
  * joins its thread. */
 static void test_affine_shutdown(void **state)
@@ -739,11 +771,9 @@ static void s_submit_one(struct sloop *l)
         j->spin_us = tu_rng_below(&l->rng, 16) == 0 ? 300 : tu_rng_below(&l->rng, 30);
         j->fail = tu_rng_below(&l->rng, 8) == 0;
         j->set_result = tu_rng_below(&l->rng, 3) == 0;
-        /* Deadlines everywhere but the capped lanes: a given-up job no
-         * longer counts against its lane's cap (see the report of the
-         * audit), which would blur what the caps are checked for. */
-        j->deadline = j->role != SL_CAP1 && j->role != SL_CAP2 &&
-                      tu_rng_below(&l->rng, 4) == 0;
+        /* Deadlines in every lane: a given-up job of a declared lane
+         * still counts against its cap. */
+        j->deadline = tu_rng_below(&l->rng, 4) == 0;
         struct evexec_run_opts o = EVEXEC_RUN_OPTS_INIT;
         o.lane = l->lane[j->role];
         if (j->deadline)
@@ -933,6 +963,7 @@ static void test_lanes_stress(void **state)
     X(test_add_lane_errors)       \
     X(test_cap_one_serialises)    \
     X(test_cap_holds)             \
+    X(test_cap_holds_past_deadline) \
     X(test_lane_bound)            \
     X(test_lanes_take_turns)      \
     X(test_affine_lane)           \
