@@ -506,6 +506,19 @@ static int stuck_job(struct evexec_job *job, void *arg)
     return 0;
 }
 
+/* A job of `lane` with a 20 ms deadline, parked at fx->gate: returns its
+ * future once it runs. */
+static struct evexec_future *run_stuck(struct tu_fx *fx, int lane)
+{
+    struct evexec_run_opts o = EVEXEC_RUN_OPTS_INIT;
+    o.lane = lane;
+    o.deadline.tv_usec = 20000;
+    struct evexec_future *stuck = evexec_run_opts(fx->ex, stuck_job, &fx->gate, &o);
+    assert_non_null(stuck);
+    assert_int_equal(tu_gate_wait_arrived(&fx->gate, 1), 0);
+    return stuck;
+}
+
 /* A job of an affine lane given up at its deadline keeps the lane's
  * thread: its future ends ETIMEDOUT at once, and the next job waits for
  * it, then runs on the same thread. */
@@ -513,12 +526,7 @@ static void test_affine_deadline(void **state)
 {
     struct tu_fx *fx = fx_threads(state, 2);
     int lane = add_lane(fx, "tls", 0, 0, 1);
-    struct evexec_run_opts o = EVEXEC_RUN_OPTS_INIT;
-    o.lane = lane;
-    o.deadline.tv_usec = 20000;
-    struct evexec_future *stuck = evexec_run_opts(fx->ex, stuck_job, &fx->gate, &o);
-    assert_non_null(stuck);
-    assert_int_equal(tu_gate_wait_arrived(&fx->gate, 1), 0);
+    struct evexec_future *stuck = run_stuck(fx, lane);
     assert_int_equal(finish(fx, stuck), ETIMEDOUT);
     evexec_future_unref(stuck);
 
@@ -542,12 +550,7 @@ static void test_cap_holds_past_deadline(void **state)
     struct tu_fx *fx = fx_threads(state, 1);
     int lane = add_lane(fx, "legacy", 1, 0, 0);
     record_reset();
-    struct evexec_run_opts o = EVEXEC_RUN_OPTS_INIT;
-    o.lane = lane;
-    o.deadline.tv_usec = 20000;
-    struct evexec_future *stuck = evexec_run_opts(fx->ex, stuck_job, &fx->gate, &o);
-    assert_non_null(stuck);
-    assert_int_equal(tu_gate_wait_arrived(&fx->gate, 1), 0);
+    struct evexec_future *stuck = run_stuck(fx, lane);
     struct evexec_future *next = run_in(fx, lane, overlap_job, NULL);
     assert_int_equal(finish(fx, stuck), ETIMEDOUT);
     evexec_future_unref(stuck);
