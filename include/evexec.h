@@ -288,8 +288,8 @@ struct evexec_lane_config {
  * Lanes are never taken away; they last as long as the pool.  Sets
  * *lane_out to the new lane's number (2 and up) and returns 0; EINVAL
  * (NULL pool, cfg, lane_out or name, a name empty or longer than 15
- * bytes, max_threads above the pool's max_threads, unknown fields set in
- * cfg); EEXIST (a lane of that name); ENOSPC (EVEXEC_MAX_LANES lanes
+ * bytes, max_threads above the pool's max_threads (not affine), unknown
+ * fields set in cfg); EEXIST (a lane of that name); ENOSPC (EVEXEC_MAX_LANES lanes
  * already); ESHUTDOWN (pool shut down, or inherited across fork());
  * ENOMEM.  Thread-safe; may be called while the pool runs jobs.
  */

@@ -1169,7 +1169,7 @@ EVEXEC_API int evexec_pool_add_lane(struct evexec_pool *pool,
     if (!pool || !user_cfg || !lane_out ||
         evexec__read_struct(&cfg, sizeof cfg, user_cfg, sizeof cfg) != 0 ||
         !cfg.name || !cfg.name[0] || strlen(cfg.name) > 15 ||
-        cfg.max_threads > pool->max_threads)
+        (cfg.max_threads > pool->max_threads && !cfg.affine))
         return EINVAL;
     if (inherited(pool))
         return ESHUTDOWN;

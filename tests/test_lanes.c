@@ -199,6 +199,11 @@ static void test_add_lane_errors(void **state)
     lc.name = "db";
     lc.max_threads = 5;                    /* above the pool's 4 */
     assert_int_equal(evexec_pool_add_lane(fx->pool, &lc, &lane), EINVAL);
+    lc.affine = 1;                         /* ignored when affine */
+    assert_int_equal(evexec_pool_add_lane(fx->pool, &lc, &lane), 0);
+    assert_int_equal(lane, 2);
+    lane = -7;
+    lc.affine = 0;
     lc.max_threads = 0;
     lc.name = "default";
     assert_int_equal(evexec_pool_add_lane(fx->pool, &lc, &lane), EEXIST);
@@ -208,7 +213,7 @@ static void test_add_lane_errors(void **state)
 
     /* A lane that does not exist yet is EINVAL for a job. */
     struct evexec_run_opts o = EVEXEC_RUN_OPTS_INIT;
-    o.lane = 2;
+    o.lane = 3;
     errno = 0;
     assert_null(evexec_run_opts(fx->ex, order_job, NULL, &o));
     assert_int_equal(errno, EINVAL);
@@ -216,14 +221,14 @@ static void test_add_lane_errors(void **state)
     assert_null(evexec_run_opts(fx->ex, order_job, NULL, &o));
 
     char name[8];
-    for (int i = 2; i < EVEXEC_MAX_LANES; i++) {
+    for (int i = 3; i < EVEXEC_MAX_LANES; i++) {
         snprintf(name, sizeof name, "l%d", i);
         assert_int_equal(add_lane(fx, name, 0, 0, 0), i);
         assert_int_equal(evexec_pool_lane_find(fx->pool, name), i);
     }
     lc.name = "one-too-many";
     assert_int_equal(evexec_pool_add_lane(fx->pool, &lc, &lane), ENOSPC);
-    lc.name = "l2";
+    lc.name = "l3";
     assert_int_equal(evexec_pool_add_lane(fx->pool, &lc, &lane), EEXIST);
 
     /* Every lane takes jobs now; the last one too. */
