@@ -664,6 +664,69 @@ static void test_lane_watermarks(void **state)
     assert_int_equal(wml.calls[a], 2);
 }
 
+/* ---- lanes added while jobs run ------------------------------------------------ */
+
+static atomic_int adder_done;
+
+static void *add_lanes_main(void *arg)
+{
+    struct evexec_pool *pool = arg;
+    char name[8];
+    for (int i = 2; i < EVEXEC_MAX_LANES; i++) {
+        struct evexec_lane_config lc = EVEXEC_LANE_CONFIG_INIT;
+        snprintf(name, sizeof name, "r%d", i);
+        lc.name = name;
+        lc.max_threads = (unsigned)(i % 3);
+        lc.max_queued = i % 4 == 0 ? 64 : 0;
+        lc.affine = i % 3 == 2;
+        int lane;
+        if (evexec_pool_add_lane(pool, &lc, &lane) != 0 || lane != i)
+            atomic_store(&adder_done, -1);
+        tu_sleep_us(2000);
+    }
+    if (atomic_load(&adder_done) == 0)
+        atomic_store(&adder_done, 1);
+    return NULL;
+}
+
+/* Lanes added by another thread while the loop submits to every lane it
+ * finds by name and reads their statistics: each job runs once, in a
+ * lane that was published whole (its name, cap, bound and kind). */
+static void test_add_lane_while_running(void **state)
+{
+    enum { PER = 8 };
+    struct tu_fx *fx = fx_threads(state, 4);
+    record_reset();
+    atomic_store(&adder_done, 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, add_lanes_main, fx->pool), 0);
+    int submitted = 0, rounds_after = 0;
+    char name[8];
+    while (rounds_after < 2) {
+        if (atomic_load(&adder_done) != 0)
+            rounds_after++;
+        struct evexec_future *f[EVEXEC_MAX_LANES * PER];
+        int nf = 0;
+        for (int i = 2; i < EVEXEC_MAX_LANES; i++) {
+            snprintf(name, sizeof name, "r%d", i);
+            int lane = evexec_pool_lane_find(fx->pool, name);
+            if (lane < 0)
+                continue;
+            assert_int_equal(lane, i);
+            struct evexec_lane_stats ls;
+            assert_int_equal(evexec_pool_lane_stats(fx->pool, lane, &ls), 0);
+            for (int k = 0; k < PER; k++)
+                f[nf++] = run_in(fx, lane, order_job, NULL);
+        }
+        submitted += nf;
+        finish_all(fx, f, nf, 0);
+    }
+    pthread_join(th, NULL);
+    assert_int_equal(atomic_load(&adder_done), 1);
+    assert_int_equal(atomic_load(&norder), submitted);
+    assert_true(submitted >= (EVEXEC_MAX_LANES - 2) * PER);
+}
+
 /* ---- stress: every kind of lane, two loops, cancels and deadlines ---------------- */
 
 /* The lanes of the stress pool, by role. */
@@ -978,6 +1041,7 @@ static void test_lanes_stress(void **state)
     X(test_affine_deadline)       \
     X(test_affine_shutdown)       \
     X(test_lane_watermarks)       \
+    X(test_add_lane_while_running) \
     X(test_lanes_stress)
 
 TESTS(TU_WRAP)
