@@ -708,8 +708,10 @@ struct evexec_run_opts {
      *  (name lookups): slow-lane jobs never occupy more than half of the
      *  pool's max_threads (at least one; its slow_max_threads), so from max_threads 2 up they
      *  never starve the rest.  With max_threads 1 the slow lane shares the
-     *  only thread: a hung slow job holds up every job behind it.  Each
-     *  lane has its own max_queued bound. */
+     *  only thread: a hung slow job holds up every job behind it.  Or a
+     *  lane made with evexec_pool_add_lane() (EINVAL for a lane the
+     *  evexec's pool does not have).  Each lane has its own max_queued
+     *  bound. */
     int lane;
     /** Called once with `arg` when the job is done with it: on the worker
      *  right after fn returns, or on the loop thread (or the thread that
