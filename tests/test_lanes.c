@@ -922,7 +922,7 @@ static void test_lanes_stress(void **state)
 {
     (void)state;
     enum { LOOPS = 2 };
-    int n = TU_SCALE(12000);
+    int n = TU_SCALE(30000);
     uint64_t seed = tu_stress_seed();
     printf("stress lanes: EVEXEC_STRESS_SEED=%llu\n", (unsigned long long)seed);
 
