@@ -265,15 +265,18 @@ struct evexec_lane_config {
     /** The size of this struct as the caller knows it: set it with
      *  EVEXEC_LANE_CONFIG_INIT.  0 means this layout. */
     size_t size;
-    /** The lane's name, 1 to 15 bytes, unique in the pool ("default" and
-     *  "slow" are taken).  Copied.  Shown by the stats socket and
+    /** The lane's name, 1 to 15 bytes, none a space, a control byte or
+     *  '=', unique in the pool ("default" and "slow" are taken).  Copied.  Shown by the stats socket and
      *  tools/evexec-top; evexec_pool_lane_find() looks it up. */
     const char *name;
     /** Most jobs of the lane run at once, from 1 to the pool's
      *  max_threads: a lane at its cap never takes another thread, however
      *  many are idle.  1 runs a library that is not thread-safe one call
      *  at a time, with no lock in user code (on any of the pool's
-     *  threads).  0: the pool's max_threads.  Ignored (1) when affine. */
+     *  threads).  A job given up at its deadline (evexec_run_opts) still
+     *  counts against the cap until it returns (the pool starts a thread
+     *  in its place for the other lanes).  0: the pool's max_threads.
+     *  Ignored (1) when affine. */
     unsigned max_threads;
     /** Most jobs of the lane waiting for a thread, as the pool's
      *  max_queued counts them for its lanes (EAGAIN past it).  0: the
@@ -322,10 +325,10 @@ struct evexec_lane_config {
  *
  * Lanes are never taken away; they last as long as the pool.  Sets
  * *lane_out to the new lane's number (2 and up) and returns 0; EINVAL
- * (NULL pool, cfg, lane_out or name, a name empty or longer than 15
- * bytes, max_threads above the pool's max_threads, unknown fields set in
- * cfg); EEXIST (a lane of that name); ENOSPC (EVEXEC_MAX_LANES lanes
- * already); ESHUTDOWN (pool shut down, or inherited across fork());
+ * (NULL pool, cfg, lane_out or name; a name empty, longer than 15 bytes
+ * or holding a space, a control byte or '='; max_threads above the
+ * pool's max_threads (not affine); unknown fields set in cfg); EEXIST (a
+ * lane of that name); ENOSPC (EVEXEC_MAX_LANES lanes already); ESHUTDOWN (pool shut down, or inherited across fork());
  * ENOMEM.  Thread-safe; may be called while the pool runs jobs.
  */
 EVEXEC_API int evexec_pool_add_lane(struct evexec_pool *pool,
@@ -748,8 +751,9 @@ struct evexec_run_opts {
      *  jobs never occupy more than half of the pool's max_threads (at
      *  least one; its slow_max_threads), so from max_threads 2 up they
      *  never starve the rest.  With max_threads 1 the slow lane shares the
-     *  only thread: a hung slow job holds up every job behind it.  Each
-     *  lane has its own max_queued bound and its own cap on threads. */
+     *  only thread: a hung slow job holds up every job behind it.  EINVAL
+     *  for a lane the evexec's pool does not have.  Each lane has its own
+     *  max_queued bound and its own cap on threads. */
     int lane;
     /** Called once with `arg` when the job is done with it: on the worker
      *  right after fn returns, or on the loop thread (or the thread that
@@ -768,9 +772,10 @@ struct evexec_run_opts {
      *  - running then: the future ends ETIMEDOUT at once, the job sees
      *    evexec_job_cancelled() true, and whatever it returns is released
      *    when it does.  Until then it no longer counts against the pool's
-     *    max_threads nor its lane's share: if work waits, another thread
-     *    is started in its place, so the pool keeps its capacity while a
-     *    stuck job finishes.  At most max_threads such given-up jobs are
+     *    max_threads nor the default or slow lane's share (a lane made
+     *    with evexec_pool_add_lane() keeps its cap): if work waits,
+     *    another thread is started in its place, so the pool keeps its
+     *    capacity while a stuck job finishes.  At most max_threads such given-up jobs are
      *    replaced at once (more stay counted), so a storm of stuck jobs
      *    cannot make threads without bound; the extra threads exit when
      *    idle, as any thread above min_threads.

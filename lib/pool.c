@@ -260,6 +260,15 @@ static size_t lane_room(const struct evexec__lane *ln)
     return cap > ln->running ? cap - ln->running : 0;
 }
 
+/* 1 if a job of ln given up at its deadline frees its place under the
+ * lane's cap: the default and slow lanes, shares of the pool.  A declared
+ * lane keeps counting it (cap 1 guards a library that is not thread-safe);
+ * the pool still starts a thread in its place for the other lanes. */
+static int lane_gives_way(const struct evexec_pool *pool, const struct evexec__lane *ln)
+{
+    return ln <= &pool->q[EVEXEC_LANE_SLOW];
+}
+
 /* Lanes set up.  Any thread; only grows. */
 static unsigned lanes_of(const struct evexec_pool *pool)
 {
@@ -560,7 +569,8 @@ static void *worker_main(void *arg)
             ln->running--;
             if (expired) {
                 pool->extra--;
-                ln->extra--;
+                if (lane_gives_way(pool, ln))
+                    ln->extra--;
             }
             continue;
         }
@@ -913,7 +923,8 @@ void evexec__pool_expire(struct evexec_pool *pool, struct evexec_job *job)
                                                     memory_order_acq_rel,
                                                     memory_order_acquire)) {
             pool->extra++;
-            ln->extra++;
+            if (lane_gives_way(pool, ln))
+                ln->extra++;
             size_t want = runnable(pool);
             while (want > pool->free_threads && may_spawn(pool) &&
                    spawn(pool) == 0)
@@ -1309,6 +1320,19 @@ int evexec__pool_stats_locked(const struct evexec_pool *cpool,
 
 /* ---- lanes users declare ------------------------------------------------ */
 
+/* 1 if `name` may name a lane: 1 to 15 printable bytes, none of them a
+ * space or '=' (the stats socket writes "lane=NAME key=value ..."). */
+static int lane_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > 15)
+        return 0;
+    for (const unsigned char *c = (const unsigned char *)name; *c; c++)
+        if (*c <= ' ' || *c == '=' || *c == 0x7f)
+            return 0;
+    return 1;
+}
+
 /* The lane called `name`, or -1.  Any thread: names are set before their
  * lane is published and never change. */
 static int find_lane(const struct evexec_pool *pool, const char *name)
@@ -1326,8 +1350,8 @@ EVEXEC_API int evexec_pool_add_lane(struct evexec_pool *pool,
     struct evexec_lane_config cfg;
     if (!pool || !user_cfg || !lane_out ||
         evexec__read_struct(&cfg, sizeof cfg, user_cfg, sizeof cfg) != 0 ||
-        !cfg.name || !cfg.name[0] || strlen(cfg.name) > 15 ||
-        cfg.max_threads > pool->max_threads)
+        !cfg.name || !lane_name_ok(cfg.name) ||
+        (cfg.max_threads > pool->max_threads && !cfg.affine))
         return EINVAL;
     if (inherited(pool))
         return ESHUTDOWN;

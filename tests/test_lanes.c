@@ -196,9 +196,20 @@ static void test_add_lane_errors(void **state)
     assert_int_equal(evexec_pool_add_lane(fx->pool, &lc, &lane), EINVAL);
     lc.name = "0123456789abcdef";          /* 16 bytes */
     assert_int_equal(evexec_pool_add_lane(fx->pool, &lc, &lane), EINVAL);
+    /* Names the stats socket could not write as one word. */
+    static const char *const bad[] = { "a b", "x\nlane=y", "k=v", "tab\t", "\x7f" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        lc.name = bad[i];
+        assert_int_equal(evexec_pool_add_lane(fx->pool, &lc, &lane), EINVAL);
+    }
     lc.name = "db";
     lc.max_threads = 5;                    /* above the pool's 4 */
     assert_int_equal(evexec_pool_add_lane(fx->pool, &lc, &lane), EINVAL);
+    lc.affine = 1;                         /* ignored when affine */
+    assert_int_equal(evexec_pool_add_lane(fx->pool, &lc, &lane), 0);
+    assert_int_equal(lane, 2);
+    lane = -7;
+    lc.affine = 0;
     lc.max_threads = 0;
     lc.name = "default";
     assert_int_equal(evexec_pool_add_lane(fx->pool, &lc, &lane), EEXIST);
@@ -208,7 +219,7 @@ static void test_add_lane_errors(void **state)
 
     /* A lane that does not exist yet is EINVAL for a job. */
     struct evexec_run_opts o = EVEXEC_RUN_OPTS_INIT;
-    o.lane = 2;
+    o.lane = 3;
     errno = 0;
     assert_null(evexec_run_opts(fx->ex, order_job, NULL, &o));
     assert_int_equal(errno, EINVAL);
@@ -216,14 +227,14 @@ static void test_add_lane_errors(void **state)
     assert_null(evexec_run_opts(fx->ex, order_job, NULL, &o));
 
     char name[8];
-    for (int i = 2; i < EVEXEC_MAX_LANES; i++) {
+    for (int i = 3; i < EVEXEC_MAX_LANES; i++) {
         snprintf(name, sizeof name, "l%d", i);
         assert_int_equal(add_lane(fx, name, 0, 0, 0), i);
         assert_int_equal(evexec_pool_lane_find(fx->pool, name), i);
     }
     lc.name = "one-too-many";
     assert_int_equal(evexec_pool_add_lane(fx->pool, &lc, &lane), ENOSPC);
-    lc.name = "l2";
+    lc.name = "l3";
     assert_int_equal(evexec_pool_add_lane(fx->pool, &lc, &lane), EEXIST);
 
     /* Every lane takes jobs now; the last one too. */
@@ -506,6 +517,19 @@ static int stuck_job(struct evexec_job *job, void *arg)
     return 0;
 }
 
+/* A job of `lane` with a 20 ms deadline, parked at fx->gate: returns its
+ * future once it runs. */
+static struct evexec_future *run_stuck(struct tu_fx *fx, int lane)
+{
+    struct evexec_run_opts o = EVEXEC_RUN_OPTS_INIT;
+    o.lane = lane;
+    o.deadline.tv_usec = 20000;
+    struct evexec_future *stuck = evexec_run_opts(fx->ex, stuck_job, &fx->gate, &o);
+    assert_non_null(stuck);
+    assert_int_equal(tu_gate_wait_arrived(&fx->gate, 1), 0);
+    return stuck;
+}
+
 /* A job of an affine lane given up at its deadline keeps the lane's
  * thread: its future ends ETIMEDOUT at once, and the next job waits for
  * it, then runs on the same thread. */
@@ -513,12 +537,7 @@ static void test_affine_deadline(void **state)
 {
     struct tu_fx *fx = fx_threads(state, 2);
     int lane = add_lane(fx, "tls", 0, 0, 1);
-    struct evexec_run_opts o = EVEXEC_RUN_OPTS_INIT;
-    o.lane = lane;
-    o.deadline.tv_usec = 20000;
-    struct evexec_future *stuck = evexec_run_opts(fx->ex, stuck_job, &fx->gate, &o);
-    assert_non_null(stuck);
-    assert_int_equal(tu_gate_wait_arrived(&fx->gate, 1), 0);
+    struct evexec_future *stuck = run_stuck(fx, lane);
     assert_int_equal(finish(fx, stuck), ETIMEDOUT);
     evexec_future_unref(stuck);
 
@@ -531,6 +550,33 @@ static void test_affine_deadline(void **state)
     evexec_future_unref(next);
     assert_int_equal(atomic_load(&calls), 1);
     assert_true(pthread_equal(tids[0], where_tid));
+}
+
+/* A job of a declared lane given up at its deadline still counts against
+ * the lane's cap until it returns: cap 1 stays one call at a time.  The
+ * pool keeps its capacity for the other lanes: with max_threads 1 and the
+ * given-up job holding the only thread, a default-lane job still runs. */
+static void test_cap_holds_past_deadline(void **state)
+{
+    struct tu_fx *fx = fx_threads(state, 1);
+    int lane = add_lane(fx, "legacy", 1, 0, 0);
+    record_reset();
+    struct evexec_future *stuck = run_stuck(fx, lane);
+    struct evexec_future *next = run_in(fx, lane, overlap_job, NULL);
+    assert_int_equal(finish(fx, stuck), ETIMEDOUT);
+    evexec_future_unref(stuck);
+
+    struct evexec_future *d = run_in(fx, EVEXEC_LANE_DEFAULT, order_job, NULL);
+    assert_int_equal(finish(fx, d), 0);
+    evexec_future_unref(d);
+    tu_sleep_us(20000);
+    assert_int_equal(atomic_load(&calls), 0);     /* behind the given-up one */
+    struct lane_probe p = { fx->pool, lane, 1, 1 };
+    assert_true(lane_is(&p));
+    tu_gate_open(&fx->gate);
+    assert_int_equal(finish(fx, next), 0);
+    evexec_future_unref(next);
+    assert_int_equal(atomic_load(&calls), 1);
 }
 
 /* Shutdown(CANCEL) ends an affine lane's queued jobs ECANCELED; free
@@ -624,16 +670,385 @@ static void test_lane_watermarks(void **state)
     assert_int_equal(wml.calls[a], 2);
 }
 
+/* ---- lanes added while jobs run ------------------------------------------------ */
+
+static atomic_int adder_done;
+
+static void *add_lanes_main(void *arg)
+{
+    struct evexec_pool *pool = arg;
+    char name[8];
+    for (int i = 2; i < EVEXEC_MAX_LANES; i++) {
+        struct evexec_lane_config lc = EVEXEC_LANE_CONFIG_INIT;
+        snprintf(name, sizeof name, "r%d", i);
+        lc.name = name;
+        lc.max_threads = (unsigned)(i % 3);
+        lc.max_queued = i % 4 == 0 ? 64 : 0;
+        lc.affine = i % 3 == 2;
+        int lane;
+        if (evexec_pool_add_lane(pool, &lc, &lane) != 0 || lane != i)
+            atomic_store(&adder_done, -1);
+        tu_sleep_us(2000);
+    }
+    if (atomic_load(&adder_done) == 0)
+        atomic_store(&adder_done, 1);
+    return NULL;
+}
+
+/* Lanes added by another thread while the loop submits to every lane it
+ * finds by name and reads their statistics: each job runs once, in a
+ * lane that was published whole (its name, cap, bound and kind). */
+static void test_add_lane_while_running(void **state)
+{
+    enum { PER = 8 };
+    struct tu_fx *fx = fx_threads(state, 4);
+    record_reset();
+    atomic_store(&adder_done, 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, add_lanes_main, fx->pool), 0);
+    int submitted = 0, rounds_after = 0;
+    char name[8];
+    while (rounds_after < 2) {
+        if (atomic_load(&adder_done) != 0)
+            rounds_after++;
+        struct evexec_future *f[EVEXEC_MAX_LANES * PER];
+        int nf = 0;
+        for (int i = 2; i < EVEXEC_MAX_LANES; i++) {
+            snprintf(name, sizeof name, "r%d", i);
+            int lane = evexec_pool_lane_find(fx->pool, name);
+            if (lane < 0)
+                continue;
+            assert_int_equal(lane, i);
+            struct evexec_lane_stats ls;
+            assert_int_equal(evexec_pool_lane_stats(fx->pool, lane, &ls), 0);
+            for (int k = 0; k < PER; k++)
+                f[nf++] = run_in(fx, lane, order_job, NULL);
+        }
+        submitted += nf;
+        finish_all(fx, f, nf, 0);
+    }
+    pthread_join(th, NULL);
+    assert_int_equal(atomic_load(&adder_done), 1);
+    assert_int_equal(atomic_load(&norder), submitted);
+    assert_true(submitted >= (EVEXEC_MAX_LANES - 2) * PER);
+}
+
+/* ---- stress: every kind of lane, two loops, cancels and deadlines ---------------- */
+
+/* The lanes of the stress pool, by role. */
+enum { SL_DEFAULT, SL_SLOW, SL_CAP1, SL_CAP2, SL_BOUNDED, SL_AFFINE, SL_N };
+
+struct sjob {
+    atomic_int ran;             /* fn calls (worker) */
+    pthread_t tid;              /* where fn ran (worker, read after the join) */
+    unsigned spin_us;
+    int role;
+    unsigned char deadline, fail, set_result;
+    /* loop thread only */
+    unsigned char accepted, refused, cancel_taken;
+    int calls, err;
+};
+
+struct sloop {
+    struct evexec *ex;
+    const int *lane;            /* lane number by role */
+    struct sjob *jobs;
+    int n, next;                /* jobs made, the next to submit */
+    int inflight, done;
+    int slot_job[64];           /* in-flight job of each slot, or -1 */
+    struct evexec_future *slot_fut[64];
+    int slot_free[64], nfree;
+    uint64_t rng;
+    struct event *timer;
+    int bad_submit, bad_cancel, bad_outcome, refused;
+};
+
+static atomic_int s_inside[SL_N], s_most[SL_N];
+static atomic_int s_results;    /* results set by jobs, minus those released */
+
+static void s_result_free(void *p)
+{
+    atomic_fetch_sub(&s_results, 1);
+    free(p);
+}
+
+static void s_busy_us(unsigned us)
+{
+    int64_t end = tu_now_us() + us;
+    while (tu_now_us() < end)
+        ;
+}
+
+static int s_job(struct evexec_job *job, void *arg)
+{
+    struct sjob *j = arg;
+    int role = j->role;
+    atomic_fetch_add(&j->ran, 1);
+    j->tid = pthread_self();
+    int now = atomic_fetch_add(&s_inside[role], 1) + 1;
+    int most = atomic_load(&s_most[role]);
+    while (now > most && !atomic_compare_exchange_weak(&s_most[role], &most, now))
+        ;
+    for (unsigned t = 0; t < j->spin_us && !evexec_job_cancelled(job); t += 10)
+        s_busy_us(10);
+    atomic_fetch_sub(&s_inside[role], 1);
+    if (j->set_result) {
+        atomic_fetch_add(&s_results, 1);
+        evexec_job_set_result(job, malloc(16), s_result_free);
+    }
+    return j->fail ? EIO : 0;
+}
+
+static void s_submit_one(struct sloop *l);
+
+static void s_done(struct evexec_future *f, void *arg)
+{
+    struct sloop *l = arg;
+    int slot = -1;
+    for (int i = 0; i < 64; i++)
+        if (l->slot_fut[i] == f)
+            slot = i;
+    if (slot < 0) {
+        l->bad_outcome++;
+        return;
+    }
+    struct sjob *j = &l->jobs[l->slot_job[slot]];
+    int err = evexec_future_error(f);
+    j->calls++;
+    j->err = err;
+    /* The outcome is the job's own, unless a cancel was taken (ECANCELED)
+     * or its deadline passed (ETIMEDOUT). */
+    int own = j->fail ? EIO : 0;
+    if (j->cancel_taken ? err != ECANCELED
+                        : !(err == own && atomic_load(&j->ran) == 1) &&
+                              !(err == ETIMEDOUT && j->deadline))
+        l->bad_outcome++;
+    if (err == 0 && j->set_result && !evexec_future_result(f))
+        l->bad_outcome++;
+    evexec_future_unref(f);
+    l->slot_fut[slot] = NULL;
+    l->slot_job[slot] = -1;
+    l->slot_free[l->nfree++] = slot;
+    l->inflight--;
+    l->done++;
+    for (int k = 0; k < 2; k++)
+        s_submit_one(l);
+    if (l->next == l->n && l->inflight == 0) {
+        evtimer_del(l->timer);
+        event_base_loopexit(evexec_get_base(l->ex), NULL);
+    }
+}
+
+/* Submit the next job into a free slot, if any. */
+static void s_submit_one(struct sloop *l)
+{
+    while (l->nfree > 0 && l->next < l->n) {
+        struct sjob *j = &l->jobs[l->next++];
+        j->role = (int)tu_rng_below(&l->rng, SL_N);
+        j->spin_us = tu_rng_below(&l->rng, 16) == 0 ? 300 : tu_rng_below(&l->rng, 30);
+        j->fail = tu_rng_below(&l->rng, 8) == 0;
+        j->set_result = tu_rng_below(&l->rng, 3) == 0;
+        /* Deadlines in every lane: a given-up job of a declared lane
+         * still counts against its cap. */
+        j->deadline = tu_rng_below(&l->rng, 4) == 0;
+        struct evexec_run_opts o = EVEXEC_RUN_OPTS_INIT;
+        o.lane = l->lane[j->role];
+        if (j->deadline)
+            o.deadline.tv_usec = 20 + (long)tu_rng_below(&l->rng, 600);
+        errno = 0;
+        struct evexec_future *f = evexec_run_opts(l->ex, s_job, j, &o);
+        if (!f) {
+            if (errno == EAGAIN && j->role == SL_BOUNDED) {
+                j->refused = 1;
+                l->refused++;
+                continue;
+            }
+            l->bad_submit++;
+            continue;
+        }
+        if (evexec_future_on_done(f, s_done, l) != 0)
+            l->bad_submit++;
+        j->accepted = 1;
+        int slot = l->slot_free[--l->nfree];
+        l->slot_fut[slot] = f;
+        l->slot_job[slot] = (int)(j - l->jobs);
+        l->inflight++;
+        return;
+    }
+}
+
+/* A timer, outside any callback pass of the evexec (so no job it cancels
+ * is still in the loop's batch): cancel a few random jobs in flight. */
+static void s_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct sloop *l = arg;
+    (void)fd;
+    (void)what;
+    for (int k = 0; k < 3; k++) {
+        int slot = (int)tu_rng_below(&l->rng, 64);
+        struct evexec_future *f = l->slot_fut[slot];
+        if (!f || tu_rng_below(&l->rng, 2))
+            continue;
+        struct sjob *j = &l->jobs[l->slot_job[slot]];
+        int rc = evexec_future_cancel(f);
+        if (rc == 0)
+            j->cancel_taken = 1;
+        else if (rc != EALREADY)
+            l->bad_cancel++;
+    }
+}
+
+static void s_body(struct evexec *ex, void *arg)
+{
+    struct sloop *l = arg;
+    l->ex = ex;
+    l->timer = event_new(evexec_get_base(ex), -1, EV_PERSIST, s_tick, l);
+    assert_non_null(l->timer);
+    struct timeval tv = { 0, 300 };
+    evtimer_add(l->timer, &tv);
+    for (int i = 0; i < 64; i++)
+        s_submit_one(l);
+    evexec_set_keepalive(ex, 0);
+    event_base_dispatch(evexec_get_base(ex));
+    event_free(l->timer);
+}
+
+/* Two loops on two threads share a pool with a default, a slow, a cap-1,
+ * a cap-2, a bounded and an affine lane, and stream jobs of random
+ * length to random lanes, some with deadlines, some cancelled at random
+ * moments.  Checked: every done callback once, with the job's own outcome
+ * unless a cancel was taken (ECANCELED) or its deadline passed
+ * (ETIMEDOUT); refused submissions only EAGAIN on the bounded lane, and
+ * their fn never runs; a job runs at most once; the cap-1 lane never runs
+ * two jobs at once, the cap-2 lane never three, the affine lane one, on
+ * one thread that no other job uses; every result released; each lane's
+ * completed + cancelled is what it was given, and completed covers every
+ * job that ran. */
+static void test_lanes_stress(void **state)
+{
+    (void)state;
+    enum { LOOPS = 2 };
+    int n = TU_SCALE(30000);
+    uint64_t seed = tu_stress_seed();
+    printf("stress lanes: EVEXEC_STRESS_SEED=%llu\n", (unsigned long long)seed);
+
+    struct evexec_pool_config cfg = config(4, 0);
+    struct evexec_pool *pool = evexec_pool_new(&cfg);
+    assert_non_null(pool);
+    int lane[SL_N] = { EVEXEC_LANE_DEFAULT, EVEXEC_LANE_SLOW };
+    const char *names[SL_N] = { 0, 0, "cap1", "cap2", "bounded", "affine" };
+    for (int r = SL_CAP1; r < SL_N; r++) {
+        struct evexec_lane_config lc = EVEXEC_LANE_CONFIG_INIT;
+        lc.name = names[r];
+        lc.max_threads = r == SL_CAP1 ? 1 : r == SL_CAP2 ? 2 : 0;
+        lc.max_queued = r == SL_BOUNDED ? 4 : 0;
+        lc.affine = r == SL_AFFINE;
+        assert_int_equal(evexec_pool_add_lane(pool, &lc, &lane[r]), 0);
+    }
+    for (int r = 0; r < SL_N; r++) {
+        atomic_store(&s_inside[r], 0);
+        atomic_store(&s_most[r], 0);
+    }
+    atomic_store(&s_results, 0);
+
+    struct sloop l[LOOPS];
+    struct tu_loop loops[LOOPS];
+    for (int k = 0; k < LOOPS; k++) {
+        memset(&l[k], 0, sizeof l[k]);
+        l[k].lane = lane;
+        l[k].n = n;
+        l[k].jobs = calloc((size_t)n, sizeof *l[k].jobs);
+        assert_non_null(l[k].jobs);
+        l[k].rng = (seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(k + 1))) | 1;
+        for (int i = 0; i < 64; i++) {
+            l[k].slot_job[i] = -1;
+            l[k].slot_free[i] = 63 - i;
+        }
+        l[k].nfree = 64;
+        loops[k] = (struct tu_loop){ .pool = pool, .body = s_body, .arg = &l[k] };
+        assert_int_equal(tu_loop_start(&loops[k]), 0);
+    }
+    for (int k = 0; k < LOOPS; k++)
+        assert_int_equal(tu_loop_join(&loops[k]), 0);
+    /* Given-up and cancelled jobs may still be finishing on the workers. */
+    assert_int_equal(evexec_pool_shutdown(pool, EVEXEC_SHUTDOWN_WAIT), 0);
+
+    uint64_t accepted[SL_N] = { 0 }, ran[SL_N] = { 0 };
+    int have_affine = 0;
+    pthread_t affine_tid;
+    for (int k = 0; k < LOOPS; k++) {
+        assert_int_equal(l[k].bad_submit, 0);
+        assert_int_equal(l[k].bad_cancel, 0);
+        assert_int_equal(l[k].bad_outcome, 0);
+        assert_int_equal(l[k].next, n);
+        assert_int_equal(l[k].inflight, 0);
+        int cancelled = 0, timed_out = 0;
+        for (int i = 0; i < n; i++) {
+            struct sjob *j = &l[k].jobs[i];
+            int r = atomic_load(&j->ran);
+            if (r > 1)
+                fail_msg("loop %d job %d ran %d times", k, i, r);
+            if (j->refused) {
+                if (r != 0 || j->calls != 0)
+                    fail_msg("loop %d job %d: refused, yet ran or called back", k, i);
+                continue;
+            }
+            if (j->calls != 1)
+                fail_msg("loop %d job %d: done callback ran %d times", k, i, j->calls);
+            accepted[j->role]++;
+            ran[j->role] += (uint64_t)r;
+            cancelled += j->err == ECANCELED;
+            timed_out += j->err == ETIMEDOUT;
+            if (r && j->role == SL_AFFINE) {
+                if (!have_affine)
+                    affine_tid = j->tid;
+                have_affine = 1;
+                assert_true(pthread_equal(j->tid, affine_tid));
+            }
+        }
+        printf("stress lanes loop %d: %d jobs, %d refused (bounded lane), %d cancelled, "
+               "%d timed out\n", k, n, l[k].refused, cancelled, timed_out);
+    }
+    /* No shared job ran on the affine lane's thread. */
+    for (int k = 0; have_affine && k < LOOPS; k++)
+        for (int i = 0; i < n; i++) {
+            struct sjob *j = &l[k].jobs[i];
+            if (atomic_load(&j->ran) && j->role != SL_AFFINE &&
+                pthread_equal(j->tid, affine_tid))
+                fail_msg("loop %d job %d (role %d) ran on the affine thread", k, i, j->role);
+        }
+    assert_int_equal(atomic_load(&s_most[SL_CAP1]), 1);
+    assert_true(atomic_load(&s_most[SL_CAP2]) <= 2);
+    assert_true(atomic_load(&s_most[SL_AFFINE]) <= 1);
+    assert_int_equal(atomic_load(&s_results), 0);
+    for (int r = 0; r < SL_N; r++) {
+        struct evexec_lane_stats ls;
+        assert_int_equal(evexec_pool_lane_stats(pool, lane[r], &ls), 0);
+        if (ls.completed + ls.cancelled != accepted[r] || ls.completed < ran[r] ||
+            ls.queued != 0 || ls.running != 0)
+            fail_msg("lane %d: completed %llu + cancelled %llu, given %llu, ran %llu, "
+                     "queued %zu, running %zu", r, (unsigned long long)ls.completed,
+                     (unsigned long long)ls.cancelled, (unsigned long long)accepted[r],
+                     (unsigned long long)ran[r], ls.queued, ls.running);
+    }
+    evexec_pool_free(pool);
+    for (int k = 0; k < LOOPS; k++)
+        free(l[k].jobs);
+}
+
 #define TESTS(X)                  \
     X(test_add_lane_errors)       \
     X(test_cap_one_serialises)    \
     X(test_cap_holds)             \
+    X(test_cap_holds_past_deadline) \
     X(test_lane_bound)            \
     X(test_lanes_take_turns)      \
     X(test_affine_lane)           \
     X(test_affine_deadline)       \
     X(test_affine_shutdown)       \
-    X(test_lane_watermarks)
+    X(test_lane_watermarks)       \
+    X(test_add_lane_while_running) \
+    X(test_lanes_stress)
 
 TESTS(TU_WRAP)
 

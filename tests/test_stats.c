@@ -467,6 +467,31 @@ static void test_stats_listen(void **state)
     text = query(fx->ex, path);
     assert_non_null(strstr(text, "completed=5"));
 
+    /* Every lane the pool has, by name, each line whole: lanes of the
+     * longest names up to EVEXEC_MAX_LANES, a job in the last. */
+    char names[EVEXEC_MAX_LANES][16], want[64];
+    int lane = -1;
+    for (int i = 2; i < EVEXEC_MAX_LANES; i++) {
+        struct evexec_lane_config lc = EVEXEC_LANE_CONFIG_INIT;
+        snprintf(names[i], sizeof names[i], "lane-with-name%c", (char)('0' + i));
+        lc.name = names[i];
+        assert_int_equal(evexec_pool_add_lane(fx->pool, &lc, &lane), 0);
+    }
+    struct tu_job *last = tu_fx_job(fx, 0, 0);
+    struct evexec_future *lf = run_lane(fx->ex, last, lane);
+    assert_non_null(lf);
+    assert_int_equal(tu_finish(fx->ex, lf), 0);
+    evexec_future_unref(lf);
+    text = query(fx->ex, path);
+    for (int i = 2; i < EVEXEC_MAX_LANES; i++) {
+        snprintf(want, sizeof want, "lane=%s queued=0 running=0 completed=%d cancelled=0 ",
+                 names[i], i == lane);
+        assert_non_null(strstr(text, want));
+    }
+    const char *tail = strstr(text, names[EVEXEC_MAX_LANES - 1]);
+    assert_non_null(strstr(tail, "running_max_us="));
+    assert_non_null(strchr(tail, '\n'));
+
     /* Another path: the old socket goes. */
     assert_int_equal(evexec_stats_listen(fx->ex, path2), 0);
     assert_false(is_socket(path));
