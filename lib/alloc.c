@@ -22,6 +22,12 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
+#if defined(MAP_ANONYMOUS)
+#define EVEXEC__MAP_ANON MAP_ANONYMOUS
+#elif defined(MAP_ANON)
+#define EVEXEC__MAP_ANON MAP_ANON
+#endif
+
 #include "evexec-internal.h"
 
 _Atomic(evexec__fail_hook) evexec__alloc_hook;
@@ -66,8 +72,19 @@ void *evexec__map_aligned(size_t n)
         errno = ENOMEM;
         return NULL;
     }
+#ifndef EVEXEC__MAP_ANON
+    /* No anonymous mmap in this system's headers (strict POSIX 2008):
+     * aligned heap memory, which malloc's neighbours may touch. */
+    void *m = NULL;
+    if (posix_memalign(&m, n, n) != 0) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return m;
+#else
     /* Twice the room, then give back what lies outside an aligned n. */
-    char *p = mmap(NULL, 2 * n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *p = mmap(NULL, 2 * n, PROT_READ | PROT_WRITE, MAP_PRIVATE | EVEXEC__MAP_ANON,
+                   -1, 0);
     if (p == MAP_FAILED) {
         errno = ENOMEM;
         return NULL;
@@ -78,11 +95,17 @@ void *evexec__map_aligned(size_t n)
     if (q + n < p + 2 * n)
         munmap(q + n, (size_t)(p + 2 * n - (q + n)));
     return q;
+#endif
 }
 
 void evexec__unmap(void *p, size_t n)
 {
+#ifdef EVEXEC__MAP_ANON
     munmap(p, n);
+#else
+    (void)n;
+    free(p);
+#endif
 }
 
 int evexec__thread_create(pthread_t *tid, void *(*start)(void *), void *arg,
