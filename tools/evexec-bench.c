@@ -121,7 +121,7 @@ void bench_gate_open(void)
 
 /* ---- options ------------------------------------------------------------ */
 
-#define MAX_BACKENDS 4
+#define MAX_BACKENDS 5
 #define MAX_REPS 101
 
 /* The default set, in column order; evexec-spin joins with --spin. */
