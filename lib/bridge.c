@@ -324,7 +324,20 @@ static void deliver_job(struct evexec *ex, struct evexec_job *job)
          * completion order, without a trip through the ready queue. */
         evexec__future_deliver(f, 0, f->result, f->free_fn);
     }
-    evexec_future_unref(f);          /* the in-flight reference */
+    /* The in-flight reference (evexec_future_unref).  Mostly the last one,
+     * of a job that ended well with no result and at most one callback
+     * (run): then nothing is left to release and the block goes back to
+     * the free list here. */
+    if (evexec__closing(ex) || --f->refs > 0)
+        return;
+    if (f->error == 0 && !f->result && f->ncb <= 1 && f->state != EVEXEC__PENDING) {
+        struct evexec_future *no_tail = NULL;   /* the list keeps no tail */
+        EVEXEC__DLIST_UNLINK(ex->all, no_tail, f, all_prev, all_next);
+        (void)no_tail;
+        evexec__jobfut_recycle(ex, jf);
+        return;
+    }
+    evexec__future_unref_last(f);
 }
 
 /* End a job that the pool never saw (or gave back unrun). */
@@ -1040,9 +1053,12 @@ EVEXEC_API struct evexec_future *evexec_run_opts(struct evexec *ex, evexec_fn fn
 }
 
 /* Make and hand over a job.  `expirable`: it has a deadline, so the pool
- * must watch job->expired for it (see evexec__pool_expire). */
-static struct evexec_future *run_job(struct evexec *ex, evexec_fn fn, void *arg,
-                                     const struct evexec_run_opts *opts, int expirable)
+ * must watch job->expired for it (see evexec__pool_expire).  Inlined into
+ * evexec_run with opts NULL, where the compiler drops what opts and
+ * deadlines cost; run_job is the out-of-line copy for the rest. */
+static inline __attribute__((always_inline)) struct evexec_future *
+make_job(struct evexec *ex, evexec_fn fn, void *arg,
+         const struct evexec_run_opts *opts, int expirable)
 {
     int rc;
     int lane = opts ? opts->lane : EVEXEC_LANE_DEFAULT;
@@ -1107,9 +1123,15 @@ static struct evexec_future *run_job(struct evexec *ex, evexec_fn fn, void *arg,
     return f;
 }
 
+static struct evexec_future *run_job(struct evexec *ex, evexec_fn fn, void *arg,
+                                     const struct evexec_run_opts *opts, int expirable)
+{
+    return make_job(ex, fn, arg, opts, expirable);
+}
+
 EVEXEC_API struct evexec_future *evexec_run(struct evexec *ex, evexec_fn fn, void *arg)
 {
-    return run_job(ex, fn, arg, NULL, 0);
+    return make_job(ex, fn, arg, NULL, 0);
 }
 
 EVEXEC_API int evexec_submit(struct evexec *ex, evexec_fn fn, void *arg,

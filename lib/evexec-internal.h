@@ -516,6 +516,10 @@ void evexec__future_release(struct evexec_future *f);
 
 /* Unlink a released future from its evexec and free (or recycle) it. */
 void evexec__future_free_mem(struct evexec_future *f);
+/* The end of evexec_future_unref, once the last reference is gone (and
+ * the evexec is not closing): release and free, unless pending with
+ * callbacks to run. */
+void evexec__future_unref_last(struct evexec_future *f);
 
 /* End a pending future and run its callbacks now, without the ready
  * queue: for a drain that is itself running from the loop.  The caller

@@ -360,6 +360,11 @@ EVEXEC_API void evexec_future_unref(struct evexec_future *f)
         return;
     if (--f->refs > 0)
         return;
+    evexec__future_unref_last(f);
+}
+
+void evexec__future_unref_last(struct evexec_future *f)
+{
     /* Pending with callbacks to run: kept until it ends (at the latest in
      * evexec_free); the ready queue's reference frees it after them. */
     if (f->state == EVEXEC__PENDING && f->cbnext < f->ncb)
