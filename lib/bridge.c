@@ -144,6 +144,7 @@ static int mark_orphan(struct evexec_job *job)
 struct evexec__slab;
 static struct evexec__slab *slab_of(struct evexec__jobfut *jf);
 static void slab_put(struct evexec__slab *s);
+static inline void recycle(struct evexec *ex, struct evexec__jobfut *jf);
 
 /* A job that came back after teardown: nobody will read it. */
 static void dispose_orphan(struct evexec__core *core, struct evexec__node *node)
@@ -264,7 +265,7 @@ uintptr_t evexec__self(void)
     return id;
 }
 
-static void batch_add(struct evexec *ex, struct evexec_job *job)
+static inline void batch_add(struct evexec *ex, struct evexec_job *job)
 {
     if (batching && batching != ex)
         flush_thread_batch();
@@ -321,8 +322,19 @@ static void deliver_job(struct evexec *ex, struct evexec_job *job)
         evexec__future_finish(f, 0, f->result, f->free_fn);
     } else {
         /* The common case, from the drain: callbacks run here, in
-         * completion order, without a trip through the ready queue. */
-        evexec__future_deliver(f, 0, f->result, f->free_fn);
+         * completion order, without a trip through the ready queue
+         * (evexec__future_deliver, the result and free_fn in place; the
+         * one callback a job mostly has is run from here). */
+        f->state = EVEXEC__DONE;
+        f->error = 0;
+        if (!f->in_ready && f->cbnext < f->ncb) {
+            if (f->ncb == 1) {
+                f->cbnext = 1;
+                f->cb0.fn(f, f->cb0.arg);
+            }
+            if (f->cbnext < f->ncb)     /* more, or added by the callback */
+                evexec__future_run_callbacks(f);
+        }
     }
     /* The in-flight reference (evexec_future_unref).  Mostly the last one,
      * of a job that ended well with no result and at most one callback
@@ -334,7 +346,7 @@ static void deliver_job(struct evexec *ex, struct evexec_job *job)
         struct evexec_future *no_tail = NULL;   /* the list keeps no tail */
         EVEXEC__DLIST_UNLINK(ex->all, no_tail, f, all_prev, all_next);
         (void)no_tail;
-        evexec__jobfut_recycle(ex, jf);
+        recycle(ex, jf);
         return;
     }
     evexec__future_unref_last(f);
@@ -850,25 +862,33 @@ static void slabs_put(struct evexec__slab *s)
     }
 }
 
+/* A block for a job from a slab, or NULL (ENOMEM): the free list is
+ * empty. */
+static __attribute__((noinline)) struct evexec__jobfut *jobfut_alloc_slab(struct evexec *ex)
+{
+    struct evexec__slab *s = ex->slabs;
+    if (!s || s->fresh == EVEXEC__SLAB_BLOCKS) {
+        s = evexec__map_aligned(EVEXEC__SLAB_SIZE);
+        if (!s)
+            return NULL;
+        s->fresh = 0;
+        atomic_init(&s->refs, 1);
+        s->next = ex->slabs;
+        ex->slabs = s;
+    }
+    struct evexec__jobfut *jf =
+        (struct evexec__jobfut *)(void *)((char *)s + EVEXEC__SLAB_FIRST) + s->fresh++;
+    ex->live_jobs++;
+    return jf;
+}
+
 /* A block for a job, or NULL (ENOMEM). */
-static struct evexec__jobfut *jobfut_alloc(struct evexec *ex)
+static inline struct evexec__jobfut *jobfut_alloc(struct evexec *ex)
 {
     struct evexec__jobfut *jf = ex->free_jobs;
-    if (jf) {
-        ex->free_jobs = (struct evexec__jobfut *)(void *)jf->job.node.next;
-    } else {
-        struct evexec__slab *s = ex->slabs;
-        if (!s || s->fresh == EVEXEC__SLAB_BLOCKS) {
-            s = evexec__map_aligned(EVEXEC__SLAB_SIZE);
-            if (!s)
-                return NULL;
-            s->fresh = 0;
-            atomic_init(&s->refs, 1);
-            s->next = ex->slabs;
-            ex->slabs = s;
-        }
-        jf = (struct evexec__jobfut *)(void *)((char *)s + EVEXEC__SLAB_FIRST) + s->fresh++;
-    }
+    if (!jf)
+        return jobfut_alloc_slab(ex);
+    ex->free_jobs = (struct evexec__jobfut *)(void *)jf->job.node.next;
     ex->live_jobs++;
     return jf;
 }
@@ -978,7 +998,7 @@ const struct evexec__future_ops evexec__job_ops = {
     .name = "job",
 };
 
-void evexec__jobfut_recycle(struct evexec *ex, struct evexec__jobfut *jf)
+static inline void recycle(struct evexec *ex, struct evexec__jobfut *jf)
 {
     jf->job.node.next = (struct evexec__node *)(void *)ex->free_jobs;
     ex->free_jobs = jf;
@@ -989,6 +1009,11 @@ void evexec__jobfut_recycle(struct evexec *ex, struct evexec__jobfut *jf)
         ex->slabs->fresh = 0;
         ex->free_jobs = NULL;
     }
+}
+
+void evexec__jobfut_recycle(struct evexec *ex, struct evexec__jobfut *jf)
+{
+    recycle(ex, jf);
 }
 
 /* ---- deadlines ----------------------------------------------------------- */

@@ -520,6 +520,9 @@ void evexec__future_free_mem(struct evexec_future *f);
  * the evexec is not closing): release and free, unless pending with
  * callbacks to run. */
 void evexec__future_unref_last(struct evexec_future *f);
+/* Run a future's callbacks not yet run, in order (loop thread, from the
+ * loop; the future has ended). */
+void evexec__future_run_callbacks(struct evexec_future *f);
 
 /* End a pending future and run its callbacks now, without the ready
  * queue: for a drain that is itself running from the loop.  The caller

@@ -144,6 +144,11 @@ static void run_callbacks(struct evexec_future *f)
     }
 }
 
+void evexec__future_run_callbacks(struct evexec_future *f)
+{
+    run_callbacks(f);
+}
+
 /* The one place a future's outcome is written: a result is kept only on
  * success, and released at once otherwise. */
 static void set_outcome(struct evexec_future *f, int error, void *result,
