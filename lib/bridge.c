@@ -303,7 +303,9 @@ static void flush_thread_batch(void)
 
 /* ---- delivering completions --------------------------------------------- */
 
-static void deliver_job(struct evexec *ex, struct evexec_job *job)
+/* Inlined into the drain's loop: once per job. */
+static inline __attribute__((always_inline)) void deliver_job(struct evexec *ex,
+                                                              struct evexec_job *job)
 {
     struct evexec__jobfut *jf = EVEXEC__CONTAINER_OF(job, struct evexec__jobfut, job);
     struct evexec_future *f = &jf->fut;
@@ -312,14 +314,16 @@ static void deliver_job(struct evexec *ex, struct evexec_job *job)
     ex->inflight--;
     evexec__jobs_down(ex, f, job->lane);
     release_unrun_arg(job);
-    if (f->cancel_taken || (!job_fn_called(job) && job->error == ECANCELED)) {
-        release_job_result(job);
-        evexec__future_finish(f, ECANCELED, NULL, NULL);
-    } else if (job->error != 0) {
-        release_job_result(job);
-        evexec__future_finish(f, job->error, NULL, NULL);
-    } else if (evexec__closing(ex)) {
-        evexec__future_finish(f, 0, f->result, f->free_fn);
+    if (f->cancel_taken || job->error != 0 || evexec__closing(ex)) {
+        if (f->cancel_taken || (!job_fn_called(job) && job->error == ECANCELED)) {
+            release_job_result(job);
+            evexec__future_finish(f, ECANCELED, NULL, NULL);
+        } else if (job->error != 0) {
+            release_job_result(job);
+            evexec__future_finish(f, job->error, NULL, NULL);
+        } else {
+            evexec__future_finish(f, 0, f->result, f->free_fn);
+        }
     } else {
         /* The common case, from the drain: callbacks run here, in
          * completion order, without a trip through the ready queue
@@ -365,7 +369,8 @@ static void end_unsent(struct evexec *ex, struct evexec_job *job, int error)
     evexec_future_unref(&jf->fut);          /* the in-flight reference */
 }
 
-static void deliver(struct evexec *ex, struct evexec__node *node)
+static inline __attribute__((always_inline)) void deliver(struct evexec *ex,
+                                                          struct evexec__node *node)
 {
     if (node->kind == EVEXEC__NODE_JOB) {
         deliver_job(ex, EVEXEC__CONTAINER_OF(node, struct evexec_job, node));

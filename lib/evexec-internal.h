@@ -503,7 +503,8 @@ int evexec__future_finish(struct evexec_future *f, int error, void *result,
 /* Initialise a future in memory the caller provides (one reference,
  * linked into ex), of kind EVEXEC__F_USER or EVEXEC__F_JOB.
  * evexec__future_alloc does this for fresh memory. */
-void evexec__future_init(struct evexec *ex, struct evexec_future *f, int kind);
+static inline void evexec__future_init(struct evexec *ex, struct evexec_future *f,
+                                       int kind);   /* below struct evexec */
 
 /* free() the memory of a future that is not a job's (see
  * evexec__future_alloc). */
@@ -742,6 +743,28 @@ static inline int evexec__on_loop(struct evexec *ex)
 /* 0 if new work may be made on ex, else ESHUTDOWN (being freed, or
  * inherited across fork) or EINVAL (called from a thread that is not
  * ex's loop thread). */
+/* Inline: it runs once per job (evexec_run). */
+static inline void evexec__future_init(struct evexec *ex, struct evexec_future *f,
+                                       int kind)
+{
+    /* Field by field: this runs once per job. */
+    f->ex = ex;
+    f->all_prev = NULL;
+    f->result = NULL;
+    f->free_fn = NULL;
+    f->refs = 1;
+    f->ncb = f->cbnext = 0;
+    f->error = EINPROGRESS;
+    f->state = EVEXEC__PENDING;
+    f->kind = (unsigned)kind & 3u;
+    f->in_ready = f->cancel_taken = f->outstanding = f->batched = 0;
+    f->observed = 0;
+    f->all_next = ex->all;
+    if (ex->all)
+        ex->all->all_prev = f;
+    ex->all = f;
+}
+
 static inline int evexec__usable(struct evexec *ex)
 {
     if (evexec__closing(ex) || evexec__inherited(ex))
