@@ -673,6 +673,7 @@ EVEXEC_API struct evexec *evexec_new(struct event_base *base, struct evexec_pool
     ex->fork_gen = gen;
     ex->keep_loop = 1;
     wm_off(ex);                         /* watermarks off */
+    ex->pool_down = evexec__pool_shutdown_flag(pool);
     ex->pool_bounded = evexec__pool_lane_direct(pool, EVEXEC_LANE_DEFAULT);
     /* A bounded queue must answer EAGAIN at the call: no batching then. */
     evexec__spinner_init(&ex->spin, pool);
@@ -1131,7 +1132,9 @@ make_job(struct evexec *ex, evexec_fn fn, void *arg,
     int direct = lane > EVEXEC_LANE_SLOW ? evexec__pool_lane_direct(ex->pool, lane)
                                          : ex->pool_bounded;
     if ((ex->in_pass || ex->batch_open) && !direct) {
-        rc = evexec__pool_is_shutdown(ex->pool) ? ESHUTDOWN : 0;
+        /* evexec__pool_is_shutdown: evexec__usable() above found ex, and
+         * so its pool, made in this fork generation. */
+        rc = atomic_load_explicit(ex->pool_down, memory_order_acquire) ? ESHUTDOWN : 0;
         if (rc == 0) {
             f->batched = 1;
             batch_add(ex, job);

@@ -397,6 +397,10 @@ const char *evexec__pool_lane_name(const struct evexec_pool *pool, int lane);
 
 /* 1 if the pool refuses new work. */
 int evexec__pool_is_shutdown(struct evexec_pool *pool);
+/* The pool's shutdown flag (set once, never cleared), for a reader that
+ * knows the pool is not inherited across fork (evexec_run's batch path:
+ * an evexec usable here has a pool made in this fork generation too). */
+const atomic_int *evexec__pool_shutdown_flag(const struct evexec_pool *pool);
 
 /* The pool whose worker the calling thread is, or NULL. */
 struct evexec_pool *evexec__worker_pool(void);
@@ -691,6 +695,7 @@ struct evexec {
     struct event *more_ev;          /* made by the first budget set */
     unsigned char drain_limited;    /* drain_max || drain_usec */
     unsigned char drain_more;       /* more_ev is added: a drain continues */
+    const atomic_int *pool_down;    /* evexec__pool_shutdown_flag */
     int pool_bounded;               /* lanes 0 and 1 are bounded (the
                                        pool has max_queued): set once */
     struct evexec__wm wm;           /* evexec_set_watermarks(): all lanes */

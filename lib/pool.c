@@ -1161,6 +1161,11 @@ int evexec__pool_is_shutdown(struct evexec_pool *pool)
     return inherited(pool) || atomic_load_explicit(&pool->shutdown, memory_order_acquire);
 }
 
+const atomic_int *evexec__pool_shutdown_flag(const struct evexec_pool *pool)
+{
+    return &pool->shutdown;
+}
+
 /* Wait until every worker has exited.  Caller holds pool->lock. */
 static void wait_for_exit(struct evexec_pool *pool)
 {
