@@ -144,6 +144,7 @@ static int mark_orphan(struct evexec_job *job)
 struct evexec__slab;
 static struct evexec__slab *slab_of(struct evexec__jobfut *jf);
 static void slab_put(struct evexec__slab *s);
+static inline void recycle(struct evexec *ex, struct evexec__jobfut *jf);
 
 /* A job that came back after teardown: nobody will read it. */
 static void dispose_orphan(struct evexec__core *core, struct evexec__node *node)
@@ -264,7 +265,7 @@ uintptr_t evexec__self(void)
     return id;
 }
 
-static void batch_add(struct evexec *ex, struct evexec_job *job)
+static inline void batch_add(struct evexec *ex, struct evexec_job *job)
 {
     if (batching && batching != ex)
         flush_thread_batch();
@@ -302,7 +303,9 @@ static void flush_thread_batch(void)
 
 /* ---- delivering completions --------------------------------------------- */
 
-static void deliver_job(struct evexec *ex, struct evexec_job *job)
+/* Inlined into the drain's loop: once per job. */
+static inline __attribute__((always_inline)) void deliver_job(struct evexec *ex,
+                                                              struct evexec_job *job)
 {
     struct evexec__jobfut *jf = EVEXEC__CONTAINER_OF(job, struct evexec__jobfut, job);
     struct evexec_future *f = &jf->fut;
@@ -311,20 +314,46 @@ static void deliver_job(struct evexec *ex, struct evexec_job *job)
     ex->inflight--;
     evexec__jobs_down(ex, f, job->lane);
     release_unrun_arg(job);
-    if (f->cancel_taken || (!job_fn_called(job) && job->error == ECANCELED)) {
-        release_job_result(job);
-        evexec__future_finish(f, ECANCELED, NULL, NULL);
-    } else if (job->error != 0) {
-        release_job_result(job);
-        evexec__future_finish(f, job->error, NULL, NULL);
-    } else if (evexec__closing(ex)) {
-        evexec__future_finish(f, 0, f->result, f->free_fn);
+    if (f->cancel_taken || job->error != 0 || evexec__closing(ex)) {
+        if (f->cancel_taken || (!job_fn_called(job) && job->error == ECANCELED)) {
+            release_job_result(job);
+            evexec__future_finish(f, ECANCELED, NULL, NULL);
+        } else if (job->error != 0) {
+            release_job_result(job);
+            evexec__future_finish(f, job->error, NULL, NULL);
+        } else {
+            evexec__future_finish(f, 0, f->result, f->free_fn);
+        }
     } else {
         /* The common case, from the drain: callbacks run here, in
-         * completion order, without a trip through the ready queue. */
-        evexec__future_deliver(f, 0, f->result, f->free_fn);
+         * completion order, without a trip through the ready queue
+         * (evexec__future_deliver, the result and free_fn in place; the
+         * one callback a job mostly has is run from here). */
+        f->state = EVEXEC__DONE;
+        f->error = 0;
+        if (!f->in_ready && f->cbnext < f->ncb) {
+            if (f->ncb == 1) {
+                f->cbnext = 1;
+                f->cb0.fn(f, f->cb0.arg);
+            }
+            if (f->cbnext < f->ncb)     /* more, or added by the callback */
+                evexec__future_run_callbacks(f);
+        }
     }
-    evexec_future_unref(f);          /* the in-flight reference */
+    /* The in-flight reference (evexec_future_unref).  Mostly the last one,
+     * of a job that ended well with no result and at most one callback
+     * (run): then nothing is left to release and the block goes back to
+     * the free list here. */
+    if (evexec__closing(ex) || --f->refs > 0)
+        return;
+    if (f->error == 0 && !f->result && f->ncb <= 1 && f->state != EVEXEC__PENDING) {
+        struct evexec_future *no_tail = NULL;   /* the list keeps no tail */
+        EVEXEC__DLIST_UNLINK(ex->all, no_tail, f, all_prev, all_next);
+        (void)no_tail;
+        recycle(ex, jf);
+        return;
+    }
+    evexec__future_unref_last(f);
 }
 
 /* End a job that the pool never saw (or gave back unrun). */
@@ -340,7 +369,8 @@ static void end_unsent(struct evexec *ex, struct evexec_job *job, int error)
     evexec_future_unref(&jf->fut);          /* the in-flight reference */
 }
 
-static void deliver(struct evexec *ex, struct evexec__node *node)
+static inline __attribute__((always_inline)) void deliver(struct evexec *ex,
+                                                          struct evexec__node *node)
 {
     if (node->kind == EVEXEC__NODE_JOB) {
         deliver_job(ex, EVEXEC__CONTAINER_OF(node, struct evexec_job, node));
@@ -643,6 +673,7 @@ EVEXEC_API struct evexec *evexec_new(struct event_base *base, struct evexec_pool
     ex->fork_gen = gen;
     ex->keep_loop = 1;
     wm_off(ex);                         /* watermarks off */
+    ex->pool_down = evexec__pool_shutdown_flag(pool);
     ex->pool_bounded = evexec__pool_lane_direct(pool, EVEXEC_LANE_DEFAULT);
     /* A bounded queue must answer EAGAIN at the call: no batching then. */
     evexec__spinner_init(&ex->spin, pool);
@@ -837,25 +868,33 @@ static void slabs_put(struct evexec__slab *s)
     }
 }
 
+/* A block for a job from a slab, or NULL (ENOMEM): the free list is
+ * empty. */
+static __attribute__((noinline)) struct evexec__jobfut *jobfut_alloc_slab(struct evexec *ex)
+{
+    struct evexec__slab *s = ex->slabs;
+    if (!s || s->fresh == EVEXEC__SLAB_BLOCKS) {
+        s = evexec__map_aligned(EVEXEC__SLAB_SIZE);
+        if (!s)
+            return NULL;
+        s->fresh = 0;
+        atomic_init(&s->refs, 1);
+        s->next = ex->slabs;
+        ex->slabs = s;
+    }
+    struct evexec__jobfut *jf =
+        (struct evexec__jobfut *)(void *)((char *)s + EVEXEC__SLAB_FIRST) + s->fresh++;
+    ex->live_jobs++;
+    return jf;
+}
+
 /* A block for a job, or NULL (ENOMEM). */
-static struct evexec__jobfut *jobfut_alloc(struct evexec *ex)
+static inline struct evexec__jobfut *jobfut_alloc(struct evexec *ex)
 {
     struct evexec__jobfut *jf = ex->free_jobs;
-    if (jf) {
-        ex->free_jobs = (struct evexec__jobfut *)(void *)jf->job.node.next;
-    } else {
-        struct evexec__slab *s = ex->slabs;
-        if (!s || s->fresh == EVEXEC__SLAB_BLOCKS) {
-            s = evexec__map_aligned(EVEXEC__SLAB_SIZE);
-            if (!s)
-                return NULL;
-            s->fresh = 0;
-            atomic_init(&s->refs, 1);
-            s->next = ex->slabs;
-            ex->slabs = s;
-        }
-        jf = (struct evexec__jobfut *)(void *)((char *)s + EVEXEC__SLAB_FIRST) + s->fresh++;
-    }
+    if (!jf)
+        return jobfut_alloc_slab(ex);
+    ex->free_jobs = (struct evexec__jobfut *)(void *)jf->job.node.next;
     ex->live_jobs++;
     return jf;
 }
@@ -965,7 +1004,7 @@ const struct evexec__future_ops evexec__job_ops = {
     .name = "job",
 };
 
-void evexec__jobfut_recycle(struct evexec *ex, struct evexec__jobfut *jf)
+static inline void recycle(struct evexec *ex, struct evexec__jobfut *jf)
 {
     jf->job.node.next = (struct evexec__node *)(void *)ex->free_jobs;
     ex->free_jobs = jf;
@@ -976,6 +1015,11 @@ void evexec__jobfut_recycle(struct evexec *ex, struct evexec__jobfut *jf)
         ex->slabs->fresh = 0;
         ex->free_jobs = NULL;
     }
+}
+
+void evexec__jobfut_recycle(struct evexec *ex, struct evexec__jobfut *jf)
+{
+    recycle(ex, jf);
 }
 
 /* ---- deadlines ----------------------------------------------------------- */
@@ -1040,9 +1084,12 @@ EVEXEC_API struct evexec_future *evexec_run_opts(struct evexec *ex, evexec_fn fn
 }
 
 /* Make and hand over a job.  `expirable`: it has a deadline, so the pool
- * must watch job->expired for it (see evexec__pool_expire). */
-static struct evexec_future *run_job(struct evexec *ex, evexec_fn fn, void *arg,
-                                     const struct evexec_run_opts *opts, int expirable)
+ * must watch job->expired for it (see evexec__pool_expire).  Inlined into
+ * evexec_run with opts NULL, where the compiler drops what opts and
+ * deadlines cost; run_job is the out-of-line copy for the rest. */
+static inline __attribute__((always_inline)) struct evexec_future *
+make_job(struct evexec *ex, evexec_fn fn, void *arg,
+         const struct evexec_run_opts *opts, int expirable)
 {
     int rc;
     int lane = opts ? opts->lane : EVEXEC_LANE_DEFAULT;
@@ -1085,7 +1132,9 @@ static struct evexec_future *run_job(struct evexec *ex, evexec_fn fn, void *arg,
     int direct = lane > EVEXEC_LANE_SLOW ? evexec__pool_lane_direct(ex->pool, lane)
                                          : ex->pool_bounded;
     if ((ex->in_pass || ex->batch_open) && !direct) {
-        rc = evexec__pool_is_shutdown(ex->pool) ? ESHUTDOWN : 0;
+        /* evexec__pool_is_shutdown: evexec__usable() above found ex, and
+         * so its pool, made in this fork generation. */
+        rc = atomic_load_explicit(ex->pool_down, memory_order_acquire) ? ESHUTDOWN : 0;
         if (rc == 0) {
             f->batched = 1;
             batch_add(ex, job);
@@ -1107,9 +1156,15 @@ static struct evexec_future *run_job(struct evexec *ex, evexec_fn fn, void *arg,
     return f;
 }
 
+static struct evexec_future *run_job(struct evexec *ex, evexec_fn fn, void *arg,
+                                     const struct evexec_run_opts *opts, int expirable)
+{
+    return make_job(ex, fn, arg, opts, expirable);
+}
+
 EVEXEC_API struct evexec_future *evexec_run(struct evexec *ex, evexec_fn fn, void *arg)
 {
-    return run_job(ex, fn, arg, NULL, 0);
+    return make_job(ex, fn, arg, NULL, 0);
 }
 
 EVEXEC_API int evexec_submit(struct evexec *ex, evexec_fn fn, void *arg,

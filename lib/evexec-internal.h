@@ -397,6 +397,10 @@ const char *evexec__pool_lane_name(const struct evexec_pool *pool, int lane);
 
 /* 1 if the pool refuses new work. */
 int evexec__pool_is_shutdown(struct evexec_pool *pool);
+/* The pool's shutdown flag (set once, never cleared), for a reader that
+ * knows the pool is not inherited across fork (evexec_run's batch path:
+ * an evexec usable here has a pool made in this fork generation too). */
+const atomic_int *evexec__pool_shutdown_flag(const struct evexec_pool *pool);
 
 /* The pool whose worker the calling thread is, or NULL. */
 struct evexec_pool *evexec__worker_pool(void);
@@ -503,7 +507,8 @@ int evexec__future_finish(struct evexec_future *f, int error, void *result,
 /* Initialise a future in memory the caller provides (one reference,
  * linked into ex), of kind EVEXEC__F_USER or EVEXEC__F_JOB.
  * evexec__future_alloc does this for fresh memory. */
-void evexec__future_init(struct evexec *ex, struct evexec_future *f, int kind);
+static inline void evexec__future_init(struct evexec *ex, struct evexec_future *f,
+                                       int kind);   /* below struct evexec */
 
 /* free() the memory of a future that is not a job's (see
  * evexec__future_alloc). */
@@ -516,6 +521,13 @@ void evexec__future_release(struct evexec_future *f);
 
 /* Unlink a released future from its evexec and free (or recycle) it. */
 void evexec__future_free_mem(struct evexec_future *f);
+/* The end of evexec_future_unref, once the last reference is gone (and
+ * the evexec is not closing): release and free, unless pending with
+ * callbacks to run. */
+void evexec__future_unref_last(struct evexec_future *f);
+/* Run a future's callbacks not yet run, in order (loop thread, from the
+ * loop; the future has ended). */
+void evexec__future_run_callbacks(struct evexec_future *f);
 
 /* End a pending future and run its callbacks now, without the ready
  * queue: for a drain that is itself running from the loop.  The caller
@@ -683,6 +695,7 @@ struct evexec {
     struct event *more_ev;          /* made by the first budget set */
     unsigned char drain_limited;    /* drain_max || drain_usec */
     unsigned char drain_more;       /* more_ev is added: a drain continues */
+    const atomic_int *pool_down;    /* evexec__pool_shutdown_flag */
     int pool_bounded;               /* lanes 0 and 1 are bounded (the
                                        pool has max_queued): set once */
     struct evexec__wm wm;           /* evexec_set_watermarks(): all lanes */
@@ -735,6 +748,28 @@ static inline int evexec__on_loop(struct evexec *ex)
 /* 0 if new work may be made on ex, else ESHUTDOWN (being freed, or
  * inherited across fork) or EINVAL (called from a thread that is not
  * ex's loop thread). */
+/* Inline: it runs once per job (evexec_run). */
+static inline void evexec__future_init(struct evexec *ex, struct evexec_future *f,
+                                       int kind)
+{
+    /* Field by field: this runs once per job. */
+    f->ex = ex;
+    f->all_prev = NULL;
+    f->result = NULL;
+    f->free_fn = NULL;
+    f->refs = 1;
+    f->ncb = f->cbnext = 0;
+    f->error = EINPROGRESS;
+    f->state = EVEXEC__PENDING;
+    f->kind = (unsigned)kind & 3u;
+    f->in_ready = f->cancel_taken = f->outstanding = f->batched = 0;
+    f->observed = 0;
+    f->all_next = ex->all;
+    if (ex->all)
+        ex->all->all_prev = f;
+    ex->all = f;
+}
+
 static inline int evexec__usable(struct evexec *ex)
 {
     if (evexec__closing(ex) || evexec__inherited(ex))

@@ -34,26 +34,6 @@
 
 #include "evexec-internal.h"
 
-void evexec__future_init(struct evexec *ex, struct evexec_future *f, int kind)
-{
-    /* Field by field: this runs once per job. */
-    f->ex = ex;
-    f->all_prev = NULL;
-    f->result = NULL;
-    f->free_fn = NULL;
-    f->refs = 1;
-    f->ncb = f->cbnext = 0;
-    f->error = EINPROGRESS;
-    f->state = EVEXEC__PENDING;
-    f->kind = (unsigned)kind & 3u;
-    f->in_ready = f->cancel_taken = f->outstanding = f->batched = 0;
-    f->observed = 0;
-    f->all_next = ex->all;
-    if (ex->all)
-        ex->all->all_prev = f;
-    ex->all = f;
-}
-
 /* The header before a future of kind EVEXEC__F_OTHER: its ops, the room
  * of a max_align_t so that the future stays aligned. */
 union evexec__ops_header {
@@ -142,6 +122,11 @@ static void run_callbacks(struct evexec_future *f)
         struct evexec__cb cb = cb_array(f)[f->cbnext++];
         cb.fn(f, cb.arg);
     }
+}
+
+void evexec__future_run_callbacks(struct evexec_future *f)
+{
+    run_callbacks(f);
 }
 
 /* The one place a future's outcome is written: a result is kept only on
@@ -335,6 +320,12 @@ EVEXEC_API int evexec_future_on_done(struct evexec_future *f, evexec_done_cb cb,
 {
     if (!f || !cb)
         return EINVAL;
+    if (f->ncb == 0 && f->state == EVEXEC__PENDING) {     /* the common case */
+        f->cb0.fn = cb;
+        f->cb0.arg = arg;
+        f->ncb = 1;
+        return 0;
+    }
     if (f->ncb != 0 && (f->ncb == EVEXEC__CB_MAX ||
                         (f->ncb == cb_room(f->ncb) && grow_callbacks(f) != 0)))
         return ENOMEM;
@@ -360,6 +351,11 @@ EVEXEC_API void evexec_future_unref(struct evexec_future *f)
         return;
     if (--f->refs > 0)
         return;
+    evexec__future_unref_last(f);
+}
+
+void evexec__future_unref_last(struct evexec_future *f)
+{
     /* Pending with callbacks to run: kept until it ends (at the latest in
      * evexec_free); the ready queue's reference frees it after them. */
     if (f->state == EVEXEC__PENDING && f->cbnext < f->ncb)

@@ -894,9 +894,35 @@ static int submit_batch_locked(struct evexec_pool *pool, struct evexec_job *head
     if (pool->nthreads == 0 && (pool->exiting == 0 || may_spawn(pool)) &&
         spawn(pool) != 0)
         return EAGAIN;
-    for (job = head; job; job = next) {
-        next = job->qnext;
-        lane_push(pool, job);
+    /* Mostly one owner's jobs of one lane (a loop's batch): then the
+     * chain goes onto the owner's FIFO whole. */
+    struct evexec_job *prev = NULL;
+    size_t n = 0;
+    int one_fifo = 1;
+    for (job = head; job; prev = job, job = job->qnext, n++) {
+        job->qprev = prev;
+        job->qstate = EVEXEC__Q_QUEUED;
+        one_fifo &= job->lane == head->lane && job->owner == head->owner;
+    }
+    if (one_fifo) {
+        struct evexec__lane *ln = &pool->q[head->lane];
+        struct evexec__pool_olane *ol = olane_of(pool, head);
+        if (ol->q.len == 0)
+            ring_append(ln, ol);
+        head->qprev = ol->q.tail;
+        if (ol->q.tail)
+            ol->q.tail->qnext = head;
+        else
+            ol->q.head = head;
+        ol->q.tail = prev;
+        ol->q.len += n;
+        ln->len += n;
+        pool->queued += n;
+    } else {
+        for (job = head; job; job = next) {
+            next = job->qnext;
+            lane_push(pool, job);
+        }
     }
     bump_submits(pool);
     size_t want = runnable(pool);
@@ -1133,6 +1159,11 @@ int evexec__spin(int (*ready)(const void *arg), const void *arg, unsigned us)
 int evexec__pool_is_shutdown(struct evexec_pool *pool)
 {
     return inherited(pool) || atomic_load_explicit(&pool->shutdown, memory_order_acquire);
+}
+
+const atomic_int *evexec__pool_shutdown_flag(const struct evexec_pool *pool)
+{
+    return &pool->shutdown;
 }
 
 /* Wait until every worker has exited.  Caller holds pool->lock. */
