@@ -265,6 +265,12 @@ static void test_slow_lane_share(void **state)
     for (int i = 0; i < N; i++)
         assert_int_equal(evexec__pool_submit(p, &d[i].job), 0);
     wait_back(d, N);
+    /* Free workers now take slow jobs up to the share, and no further:
+     * wait until two are at the gate (not for a time), then check. */
+    int64_t end = now_us() + TA_DEADLINE_US;
+    while (atomic_load(&slow_now) < 2 && now_us() < end)
+        continue;
+    assert_int_equal(atomic_load(&slow_now), 2);
     assert_true(atomic_load(&slow_peak) <= 2);
     atomic_store(&gate, 1);
     wait_back(s, N);
