@@ -511,8 +511,17 @@ static void deliver_budgeted(struct evexec *ex)
 {
     static const struct timeval zero = { 0, 0 };
     int left = deliver_some(ex);
-    if (!left && !evexec__closing(ex))
+    /* With budget to spare, go on until the list is seen empty: a pass
+     * that finished an earlier walk has not looked at what was pushed
+     * since, and that push's wake-up may have been read by a pass that
+     * waited for this one.  A pass ends with the budget spent (more_ev
+     * goes on) or with the list seen empty after the wake-up was read. */
+    while (!left && !evexec__closing(ex)) {
+        if (!ex->rev_todo && !ex->rev_fifo &&
+            atomic_load_explicit(&ex->core->head, memory_order_acquire) == NULL)
+            return;
         left = walk_budgeted(ex) ? deliver_some(ex) : 1;
+    }
     if (!left || evexec__closing(ex))
         return;
     if (event_add(ex->more_ev, &zero) == 0) {

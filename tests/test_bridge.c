@@ -2491,6 +2491,89 @@ static void test_drain_budget_free_inside(void **state)
     flood_free(*state, 0, 15);
 }
 
+/* A budgeted drain that ends with budget to spare looks at the list
+ * again.  Calls c1..c8 are two passes of a budget of 4; c8 pushes c9,
+ * which the second pass detaches with no budget left (so more_ev goes on
+ * with it), then asks, from the ready queue of the same pass, for c10:
+ * c10 lands on the emptied list and writes the wake-up.  The loop's next
+ * turn reads that wake-up in a pass that waits for more_ev, and more_ev
+ * delivers c9 with budget to spare: c10 must follow in the same pass,
+ * nothing else would wake the loop for it (with no spin to find it). */
+static struct {
+    struct evexec *ex;
+    struct evexec_future *done_fut;
+    struct event_base *base;
+    int order[16], n;
+} lw;
+
+static void lw_push10(struct evexec_future *f, void *arg);
+
+static void lw_call(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    if (lw.n < 16)
+        lw.order[lw.n++] = id;
+    if (id == 8) {
+        assert_int_equal(evexec_call_soon_threadsafe(lw.ex, lw_call, (void *)(intptr_t)9), 0);
+        assert_int_equal(evexec_future_on_done(lw.done_fut, lw_push10, NULL), 0);
+    }
+    if (id == 10)
+        event_base_loopbreak(lw.base);
+}
+
+static void lw_push10(struct evexec_future *f, void *arg)
+{
+    (void)f;
+    (void)arg;
+    assert_int_equal(evexec_call_soon_threadsafe(lw.ex, lw_call, (void *)(intptr_t)10), 0);
+}
+
+static void lw_give_up(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    event_base_loopbreak(lw.base);
+}
+
+static void test_drain_budget_no_lost_wakeup(void **state)
+{
+    struct tu_fx *fx = *state;
+    /* No spin: a loop that watches the list after a pass would find c10
+     * by itself and hide the lost wake-up. */
+    evexec_free(fx->ex);
+    evexec_pool_free(fx->pool);
+    struct evexec_pool_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.size = sizeof cfg;
+    cfg.max_threads = 1;
+    cfg.spin_us = EVEXEC_SPIN_OFF;
+    fx->pool = evexec_pool_new(&cfg);
+    assert_non_null(fx->pool);
+    fx->ex = evexec_new(fx->base, fx->pool);
+    assert_non_null(fx->ex);
+    memset(&lw, 0, sizeof lw);
+    lw.ex = fx->ex;
+    lw.base = fx->base;
+    assert_int_equal(evexec_set_drain_budget(fx->ex, 4, 0), 0);
+    lw.done_fut = evexec_future_new(fx->ex);
+    assert_non_null(lw.done_fut);
+    assert_int_equal(evexec_future_set_result(lw.done_fut, NULL, NULL), 0);
+    for (int i = 1; i <= 8; i++)
+        assert_int_equal(evexec_call_soon_threadsafe(fx->ex, lw_call, (void *)(intptr_t)i), 0);
+    /* Only a lost wake-up lets this fire. */
+    struct timeval limit = { 10, 0 };
+    struct event *guard = evtimer_new(fx->base, lw_give_up, NULL);
+    assert_non_null(guard);
+    assert_int_equal(evtimer_add(guard, &limit), 0);
+    assert_int_not_equal(event_base_dispatch(fx->base), -1);
+    event_free(guard);
+    assert_int_equal(lw.n, 10);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(lw.order[i], i + 1);
+    evexec_future_unref(lw.done_fut);
+}
+
 static void test_drain_budget_bad(void **state)
 {
     struct tu_fx *fx = *state;
@@ -2919,6 +3002,7 @@ static void test_batch_free_open(void **state)
     X(test_drain_budget_free_between) \
     X(test_drain_budget_free_inside) \
     X(test_drain_budget_bad) \
+    X(test_drain_budget_no_lost_wakeup) \
     X(test_watermarks) \
     X(test_watermarks_oscillate) \
     X(test_watermarks_off) \
