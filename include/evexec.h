@@ -387,9 +387,17 @@ struct evexec_pool_stats {
     size_t   queued;      /**< jobs queued, all lanes, not yet taken by a
                                thread (a job a free thread is about to
                                take counts here, not in max_queued) */
-    size_t   running;     /**< jobs being run now */
+    size_t   running;     /**< jobs taken by a thread: being run now, or
+                               taken with one to run next (while every
+                               thread is busy and jobs wait, a worker
+                               takes up to 8 default-lane jobs at once;
+                               another thread with nothing to do, a
+                               cancel, a teardown or shutdown(CANCEL)
+                               still takes such a job back before it
+                               starts) */
     uint64_t completed;   /**< jobs whose function returned */
-    uint64_t cancelled;   /**< jobs taken off the queue without running */
+    uint64_t cancelled;   /**< jobs taken off the queue (or back from a
+                               worker, see running) without running */
     uint64_t threads_started; /**< threads ever started */
 };
 
@@ -405,7 +413,8 @@ EVEXEC_API int evexec_pool_stats(const struct evexec_pool *pool,
 /** A snapshot of one lane of a pool (see evexec_pool_lane_stats()). */
 struct evexec_lane_stats {
     size_t   queued;      /**< jobs of the lane queued now, not yet taken */
-    size_t   running;     /**< jobs of the lane being run now */
+    size_t   running;     /**< jobs of the lane taken by a thread (see
+                               evexec_pool_stats.running) */
     uint64_t completed;   /**< jobs of the lane whose function returned */
     uint64_t cancelled;   /**< jobs of the lane taken off the queue
                                without running */

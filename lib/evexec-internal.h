@@ -283,6 +283,19 @@ static inline void evexec__jobq_push(struct evexec__jobq *q, struct evexec_job *
         (n)->prev = (n)->next = NULL;                   \
     } while (0)
 
+/* Put job at the front of q (a job given back, before those after it). */
+static inline void evexec__jobq_push_front(struct evexec__jobq *q, struct evexec_job *job)
+{
+    job->qprev = NULL;
+    job->qnext = q->head;
+    if (q->head)
+        q->head->qprev = job;
+    else
+        q->tail = job;
+    q->head = job;
+    q->len++;
+}
+
 static inline void evexec__jobq_unlink(struct evexec__jobq *q, struct evexec_job *job)
 {
     EVEXEC__DLIST_UNLINK(q->head, q->tail, job, qprev, qnext);

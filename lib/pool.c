@@ -48,6 +48,27 @@
  * and takes the next one in the same critical section.  Idle workers above
  * min_threads exit after idle_timeout_ms.
  *
+ * Holding.  When every thread the pool may have is alive and busy (none
+ * waits, spins or is starting) and the default lane has a backlog of one
+ * owner's jobs alone, a worker that takes a job also takes a few more of
+ * them (at most EVEXEC__HOLD_MAX, at most its share of the backlog) and
+ * runs them one after the other: one lock for several jobs.  When
+ * another owner's job comes meanwhile, the worker gives back what it has
+ * not started (to the front of the owner's FIFO) once its current job
+ * returns: the newcomer waits for at most one job per busy worker, as
+ * without holding.  A held job is taken
+ * (counted as running, qstate RUNNING) but its fn not yet called; its
+ * pointer sits in the worker's struct evexec__hold, and whoever takes it
+ * out of there with an atomic exchange owns it: the holder (without the
+ * lock), a worker that found nothing else to do (hold_steal), or a
+ * cancel, an evexec's teardown or shutdown(CANCEL) (unhold_*), which end
+ * it unrun as they end a queued job.  Only the owner dereferences a held
+ * job: the others compare pointers and the owner recorded beside them.
+ * No held job waits while a worker is idle: holds are made only while
+ * none is, and a worker steals before it spins or sleeps.  Jobs with a
+ * deadline, of other lanes, or while the pool times jobs (statistics
+ * timing, the watchdog) are never held.
+ *
  * Lanes.  A pool has the default lane (0), the slow lane (1) and up to
  * EVEXEC_MAX_LANES - 2 lanes users add (evexec_pool_add_lane).  Each lane
  * but the default lane has a cap on the jobs it runs at once: a worker
@@ -185,6 +206,8 @@ struct evexec_pool {
     int spin_adaptive;           /* spin_us was 0: only while it pays */
     unsigned spinning;           /* workers spinning: a submission wakes
                                     no sleeper for a job they take */
+    struct evexec__hold *holds;  /* every shared worker's (see Holding) */
+    unsigned holding;            /* of them with n > 0 */
     atomic_uint submits;         /* bumped (under lock) by every submission:
                                     what a spinning worker watches */
     char name[16];
@@ -211,6 +234,21 @@ struct evexec__thread {
     pthread_t tid;
     unsigned long serial;          /* 1, 2, ...: its name's suffix */
     struct evexec__lane *affine;   /* the affine lane it serves, or NULL */
+};
+
+/* The jobs a worker holds (see Holding above).  On the worker's stack,
+ * on pool->holds from its start to its exit.  `n`, `owner` and the
+ * links: pool->lock.  `job[i]`: set under pool->lock by the holder,
+ * emptied by an atomic exchange (the holder's without the lock). */
+#define EVEXEC__HOLD_MAX 8
+
+struct evexec__hold {
+    struct evexec__hold *prev, *next;
+    unsigned n;                                    /* slots filled last */
+    atomic_int yield;            /* another owner's job came: give the
+                                    rest back (set under pool->lock) */
+    const struct evexec__pool_owner *owner[EVEXEC__HOLD_MAX];
+    _Atomic(struct evexec_job *) job[EVEXEC__HOLD_MAX];
 };
 
 /* The pool whose worker this thread is: EDEADLK, and cancelling shutdown. */
@@ -342,6 +380,22 @@ static inline void ring_remove(struct evexec__lane *ln, struct evexec__pool_olan
     EVEXEC__DLIST_UNLINK(ln->head, ln->tail, ol, rprev, rnext);
 }
 
+static void hold_newcomer(struct evexec_pool *pool,
+                          const struct evexec__pool_owner *owner);
+
+/* An owner that had no job queued in a lane joins the back of its ring.
+ * A newcomer to the default lane makes workers that hold another owner's
+ * jobs give the rest back, so that it waits for at most one job per busy
+ * worker, as without holding.  Caller holds pool->lock. */
+static inline void ring_join(struct evexec_pool *pool, int lane,
+                             struct evexec__pool_olane *ol,
+                             const struct evexec__pool_owner *owner)
+{
+    ring_append(&pool->q[lane], ol);
+    if (pool->holding && lane == EVEXEC_LANE_DEFAULT)
+        hold_newcomer(pool, owner);
+}
+
 /* The FIFO `job` goes on or is on.  Caller holds pool->lock. */
 static inline struct evexec__pool_olane *olane_of(struct evexec_pool *pool,
                                            const struct evexec_job *job)
@@ -357,7 +411,7 @@ static inline void lane_push(struct evexec_pool *pool, struct evexec_job *job)
     struct evexec__lane *ln = &pool->q[job->lane];
     struct evexec__pool_olane *ol = olane_of(pool, job);
     if (ol->q.len == 0)
-        ring_append(ln, ol);
+        ring_join(pool, job->lane, ol, job->owner);
     evexec__jobq_push(&ol->q, job);
     ln->len++;
     pool->queued++;
@@ -444,6 +498,186 @@ static struct evexec_job *take(struct evexec_pool *pool, struct evexec__lane *af
     return job;
 }
 
+/* ---- holding (see Holding above) ---------------------------------------- */
+
+static int no_deadline(const struct evexec_job *job)
+{
+    return atomic_load_explicit(&job->expired, memory_order_relaxed) == EVEXEC__EXP_NEVER;
+}
+
+/* A shared worker's hold joins the pool's list (start) or leaves it
+ * (exit, empty).  Caller holds pool->lock. */
+static void hold_link(struct evexec_pool *pool, struct evexec__hold *h)
+{
+    h->prev = NULL;
+    h->next = pool->holds;
+    if (pool->holds)
+        pool->holds->prev = h;
+    pool->holds = h;
+}
+
+static void hold_unlink(struct evexec_pool *pool, struct evexec__hold *h)
+{
+    struct evexec__hold *no_tail = NULL;    /* the list keeps no tail */
+    EVEXEC__DLIST_UNLINK(pool->holds, no_tail, h, prev, next);
+    (void)no_tail;
+}
+
+/* After taking `first`, take up to EVEXEC__HOLD_MAX more jobs of the
+ * default lane into h, when the pool allows it: every thread busy, a
+ * backlog of one owner's jobs alone; returns how many.  Caller holds
+ * pool->lock. */
+static unsigned hold_more(struct evexec_pool *pool, struct evexec__hold *h,
+                          const struct evexec_job *first)
+{
+    struct evexec__lane *ln = &pool->q[EVEXEC_LANE_DEFAULT];
+    if (first->lane != EVEXEC_LANE_DEFAULT || ln->len < 2 * pool->nthreads ||
+        ln->head != ln->tail || pool->waiting || pool->spinning || pool->starting || may_spawn(pool) ||
+        pool->st.timing || pool->shutdown || !no_deadline(first))
+        return 0;
+    size_t most = min_size(ln->len / pool->nthreads, EVEXEC__HOLD_MAX);
+    unsigned n = 0;
+    while (n < most) {
+        struct evexec_job *job = ln->head->q.head;     /* lane_take's next */
+        if (!no_deadline(job))
+            break;
+        lane_take(ln);
+        pool->queued--;
+        ln->running++;
+        job->qstate = EVEXEC__Q_RUNNING;
+        pool->taken++;
+        pool->st.taken[EVEXEC_LANE_DEFAULT]++;
+        h->owner[n] = job->owner;
+        atomic_store_explicit(&h->job[n], job, memory_order_relaxed);
+        n++;
+    }
+    if (n) {
+        h->n = n;
+        pool->holding++;
+    }
+    return n;
+}
+
+/* The holder is back: its slots are all empty now.  Caller holds
+ * pool->lock; `ran` of them it ran itself. */
+static void hold_done(struct evexec_pool *pool, struct evexec__hold *h, unsigned ran)
+{
+    if (h->n) {
+        h->n = 0;
+        pool->holding--;
+        pool->q[EVEXEC_LANE_DEFAULT].running -= ran;
+        atomic_store_explicit(&h->yield, 0, memory_order_relaxed);
+    }
+}
+
+/* Take slot i of h if it still holds a job.  Caller holds pool->lock. */
+static struct evexec_job *hold_claim(struct evexec__hold *h, unsigned i)
+{
+    if (atomic_load_explicit(&h->job[i], memory_order_relaxed) == NULL)
+        return NULL;
+    return atomic_exchange_explicit(&h->job[i], NULL, memory_order_acq_rel);
+}
+
+/* A held job taken from its holder ends unrun, as a queued job taken off
+ * its lane does.  Caller holds pool->lock. */
+static void unheld(struct evexec_pool *pool, struct evexec_job *job)
+{
+    pool->q[EVEXEC_LANE_DEFAULT].running--;
+    pool->taken--;
+    pool->st.taken[EVEXEC_LANE_DEFAULT]--;
+    pool->cancelled++;
+    pool->st.cancelled[EVEXEC_LANE_DEFAULT]++;
+    job->qnext = job->qprev = NULL;
+    job->qstate = EVEXEC__Q_REMOVED;
+}
+
+static void hold_newcomer(struct evexec_pool *pool,
+                          const struct evexec__pool_owner *owner)
+{
+    for (struct evexec__hold *h = pool->holds; h; h = h->next)
+        if (h->n && h->owner[0] != owner)
+            atomic_store_explicit(&h->yield, 1, memory_order_relaxed);
+}
+
+/* The holder gives its slots from `from` on back: those nobody took go
+ * back to the front of their owner's FIFO, in their order, queued again.
+ * Caller holds pool->lock. */
+static void hold_give_back(struct evexec_pool *pool, struct evexec__hold *h,
+                           unsigned from)
+{
+    struct evexec__lane *ln = &pool->q[EVEXEC_LANE_DEFAULT];
+    for (unsigned i = h->n; i-- > from;) {
+        struct evexec_job *job = hold_claim(h, i);
+        if (!job)
+            continue;
+        struct evexec__pool_olane *ol = olane_of(pool, job);
+        if (ol->q.len == 0)
+            ring_append(ln, ol);
+        evexec__jobq_push_front(&ol->q, job);
+        ln->len++;
+        ln->running--;
+        pool->queued++;
+        pool->taken--;
+        pool->st.taken[EVEXEC_LANE_DEFAULT]--;
+        job->qstate = EVEXEC__Q_QUEUED;
+    }
+}
+
+/* A shared worker with nothing queued to take runs a job another worker
+ * holds: the oldest slot of the first holder found.  Counted as taken
+ * when it was held.  Caller holds pool->lock. */
+static struct evexec_job *hold_steal(struct evexec_pool *pool)
+{
+    if (pool->holding == 0)
+        return NULL;
+    for (struct evexec__hold *h = pool->holds; h; h = h->next)
+        for (unsigned i = 0; i < h->n; i++) {
+            struct evexec_job *job = hold_claim(h, i);
+            if (job) {
+                pool->free_threads--;
+                pool->st.taken[EVEXEC_LANE_DEFAULT]--;  /* stats_take counts it */
+                return job;
+            }
+        }
+    return NULL;
+}
+
+/* Take `job` back from the worker that holds it; 1 if it was held.
+ * Caller holds pool->lock; the job is the caller's to end. */
+static int unhold_job(struct evexec_pool *pool, struct evexec_job *job)
+{
+    if (pool->holding == 0)
+        return 0;
+    for (struct evexec__hold *h = pool->holds; h; h = h->next)
+        for (unsigned i = 0; i < h->n; i++)
+            if (atomic_load_explicit(&h->job[i], memory_order_relaxed) == job &&
+                hold_claim(h, i) == job) {
+                unheld(pool, job);
+                return 1;
+            }
+    return 0;
+}
+
+/* Take back every held job of `owner` (all for NULL) and chain them at
+ * *tail through qnext; returns the new tail.  Caller holds pool->lock. */
+static struct evexec_job **unhold_matching(struct evexec_pool *pool,
+                                           const struct evexec__pool_owner *owner,
+                                           struct evexec_job **tail)
+{
+    if (pool->holding == 0)
+        return tail;
+    for (struct evexec__hold *h = pool->holds; h; h = h->next)
+        for (unsigned i = 0; i < h->n; i++) {
+            struct evexec_job *job;
+            if ((owner && h->owner[i] != owner) || !(job = hold_claim(h, i)))
+                continue;
+            unheld(pool, job);
+            *tail = job;
+            tail = &job->qnext;
+        }
+    return tail;
+}
+
 static void name_thread(const struct evexec_pool *pool, unsigned long n)
 {
 #ifdef HAVE_PTHREAD_SETNAME_NP
@@ -527,6 +761,7 @@ static void *worker_main(void *arg)
     int spun = 0;
     struct evexec__spinner spinner;
     struct evexec__wslot slot;   /* what this worker runs (stats.h) */
+    struct evexec__hold hold;    /* jobs it took to run after this one */
 
     evexec__current_pool = pool;
     evexec__spinner_init(&spinner, pool);
@@ -544,11 +779,17 @@ static void *worker_main(void *arg)
 
     pthread_mutex_lock(&pool->lock);
     evexec__wslot_link(&pool->st, &slot);
+    memset(&hold, 0, sizeof hold);
+    if (!affine)
+        hold_link(pool, &hold);
     for (;;) {
         job = take(pool, affine);
+        if (!job && !affine)
+            job = hold_steal(pool);
         if (job) {
             spun = 0;
             uint64_t t0 = evexec__stats_take(&pool->st, &slot, job);
+            unsigned nheld = affine ? 0 : hold_more(pool, &hold, job);
             pthread_mutex_unlock(&pool->lock);
             struct evexec__lane *ln = &pool->q[job->lane];
             evexec__pool_client.run(job);
@@ -562,7 +803,27 @@ static void *worker_main(void *arg)
                                          memory_order_acq_rel) == EVEXEC__EXP_GIVEN_UP;
             atomic_fetch_add_explicit(&pool->completed, 1, memory_order_relaxed);
             evexec__pool_client.complete(job, 1);   /* the job may be gone */
+            /* The jobs it holds, those nobody took back meanwhile. */
+            unsigned ran = 0;
+            for (unsigned i = 0; i < nheld; i++) {
+                if (atomic_load_explicit(&hold.yield, memory_order_relaxed)) {
+                    pthread_mutex_lock(&pool->lock);
+                    hold_give_back(pool, &hold, i);
+                    pthread_mutex_unlock(&pool->lock);
+                    break;
+                }
+                struct evexec_job *held =
+                    atomic_exchange_explicit(&hold.job[i], NULL, memory_order_acq_rel);
+                if (!held)
+                    continue;
+                evexec__pool_client.run(held);
+                evexec__stats_ran(&pool->st, EVEXEC_LANE_DEFAULT, 0);
+                atomic_fetch_add_explicit(&pool->completed, 1, memory_order_relaxed);
+                evexec__pool_client.complete(held, 1);
+                ran++;
+            }
             pthread_mutex_lock(&pool->lock);
+            hold_done(pool, &hold, ran);
             slot.busy = 0;
             if (!affine)
                 pool->free_threads++;
@@ -598,6 +859,8 @@ static void *worker_main(void *arg)
     }
     leave_counts(pool, affine);
     evexec__wslot_unlink(&pool->st, &slot);
+    if (!affine)
+        hold_unlink(pool, &hold);
     if (pool->thread_exit && affine) {
         /* Only at shutdown: no thread starts in its place. */
         pthread_mutex_unlock(&pool->lock);
@@ -908,7 +1171,7 @@ static int submit_batch_locked(struct evexec_pool *pool, struct evexec_job *head
         struct evexec__lane *ln = &pool->q[head->lane];
         struct evexec__pool_olane *ol = olane_of(pool, head);
         if (ol->q.len == 0)
-            ring_append(ln, ol);
+            ring_join(pool, head->lane, ol, head->owner);
         head->qprev = ol->q.tail;
         if (ol->q.tail)
             ol->q.tail->qnext = head;
@@ -1002,6 +1265,8 @@ int evexec__pool_unqueue(struct evexec_pool *pool, struct evexec_job *job)
         removed = 1;
         if (pool->shutdown && pool->queued == 0)
             wake_all(pool);
+    } else if (job->qstate == EVEXEC__Q_RUNNING) {
+        removed = unhold_job(pool, job);    /* taken, fn not yet called */
     }
     pthread_mutex_unlock(&pool->lock);
     return removed;
@@ -1030,12 +1295,13 @@ static struct evexec_job **unqueue_olane(struct evexec_pool *pool, int lane,
     return tail;
 }
 
-/* Unlink every queued job of `owner` (all of them for NULL) and chain
- * them through qnext.  Caller holds pool->lock. */
+/* Unlink every queued job of `owner` (all of them for NULL), held ones
+ * first (they were queued before the rest), and chain them through
+ * qnext.  Caller holds pool->lock. */
 static struct evexec_job *unqueue_matching(struct evexec_pool *pool,
                                            struct evexec__pool_owner *owner)
 {
-    struct evexec_job *out = NULL, **tail = &out;
+    struct evexec_job *out = NULL, **tail = unhold_matching(pool, owner, &out);
     for (int lane = 0, nl = (int)lanes_of(pool); lane < nl; lane++) {
         if (owner) {
             tail = unqueue_olane(pool, lane, &owner->lane[lane], tail);

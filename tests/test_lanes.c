@@ -272,7 +272,15 @@ static void test_cap_one_serialises(void **state)
     assert_int_equal(atomic_load(&most_inside), 1);
 
     /* The same jobs in the default lane do overlap: the pool has the
-     * threads, so the cap is what kept them apart. */
+     * threads, so the cap is what kept them apart.  The four threads are
+     * started first (parked together once): under a sanitizer on a loaded
+     * machine, starting them could take longer than the jobs. */
+    struct tu_job *warm = tu_fx_jobs(fx, 4);
+    struct evexec_future *wf[4];
+    park_in(fx, EVEXEC_LANE_DEFAULT, warm, wf, 4);
+    assert_int_equal(tu_gate_wait_arrived(&fx->gate, 4), 0);
+    tu_gate_open(&fx->gate);
+    finish_all(fx, wf, 4, 0);
     record_reset();
     for (int i = 0; i < N; i++)
         f[i] = run_in(fx, EVEXEC_LANE_DEFAULT, overlap_job, NULL);

@@ -1352,6 +1352,11 @@ static void test_slow_lane(void **state)
     expect_all(sf, SLOW, 0);
 }
 
+static int none_running(void *arg)
+{
+    return tu_stats(arg).running == 0;
+}
+
 /* max_queued bounds each lane on its own, and idle threads count as able
  * to take only what they may take: with 4 idle threads, slow_max 2 and
  * max_queued 2, exactly 2 slow jobs run and 2 wait, the next slow one is
@@ -1376,6 +1381,8 @@ static void test_bounded_queue_per_lane(void **state)
     tu_gate_destroy(&fx->gate);     /* every parked function has returned */
     tu_gate_init(&fx->gate);
     assert_int_equal(tu_stats(fx->pool).threads, MAX);
+    /* A job's future ends before its worker counts itself free again. */
+    assert_int_equal(tu_poll(none_running, fx->pool), 0);
 
     struct evexec_run_opts slow = { .lane = EVEXEC_LANE_SLOW };
     struct tu_job *sj = tu_fx_jobs(fx, SLOW_MAX + QMAX);
@@ -1705,6 +1712,180 @@ static void scene_check(struct scene *s, int perr, int qerr)
 }
 
 /* flags 0: returns at once, refuses new work, queued jobs still run. */
+/* ---- holding: a busy worker takes several jobs at once ------------------ */
+
+#define HOLD_JOBS 20
+
+struct hold_fx {
+    struct tu_gate gate_a, gate_b, gate_first;
+    struct tu_job blocker_a, blocker_b, jobs[HOLD_JOBS];
+    struct evexec_future *fa, *fb, *futs[HOLD_JOBS];
+    struct tu_rec recs[HOLD_JOBS];
+};
+
+/* Two threads, both parked (blockers a and b); HOLD_JOBS jobs queued
+ * behind them, the first of which parks at gate_first.  Blocker a's
+ * thread comes back with every thread busy and a backlog, so it takes
+ * jobs[0] and holds 8 more (jobs[1..8]): 11 stay queued. */
+static void hold_setup(struct tu_fx *fx, struct hold_fx *h)
+{
+    struct evexec_pool_config cfg = config(2, 0);
+    fx_pool(fx, &cfg);
+    memset(h, 0, sizeof *h);
+    tu_gate_init(&h->gate_a);
+    tu_gate_init(&h->gate_b);
+    tu_gate_init(&h->gate_first);
+    tu_job_init(&h->blocker_a, &fx->frees, 0, 0);
+    h->blocker_a.gate = &h->gate_a;
+    tu_job_init(&h->blocker_b, &fx->frees, 0, 0);
+    h->blocker_b.gate = &h->gate_b;
+    h->fa = submit(fx, &h->blocker_a);
+    h->fb = submit(fx, &h->blocker_b);
+    assert_int_equal(tu_gate_wait_arrived(&h->gate_a, 1), 0);
+    assert_int_equal(tu_gate_wait_arrived(&h->gate_b, 1), 0);
+    for (int i = 0; i < HOLD_JOBS; i++) {
+        tu_job_init(&h->jobs[i], &fx->frees, 0, 0);
+        if (i == 0)
+            h->jobs[i].gate = &h->gate_first;
+        h->futs[i] = submit(fx, &h->jobs[i]);
+        tu_rec_init(&h->recs[i]);
+        assert_int_equal(evexec_future_on_done(h->futs[i], tu_rec_cb, &h->recs[i]), 0);
+    }
+    assert_int_equal(tu_stats(fx->pool).queued, HOLD_JOBS);
+    tu_gate_open(&h->gate_a);
+    assert_int_equal(tu_gate_wait_arrived(&h->gate_first, 1), 0);
+    struct evexec_pool_stats st = tu_stats(fx->pool);
+    assert_int_equal(st.queued, HOLD_JOBS - 9);
+    assert_int_equal(st.running, 10);           /* b, jobs[0], 8 held */
+}
+
+/* Let everything finish (the futures are the evexec's to release when
+ * it was freed already), free the pool (its threads joined), then the
+ * gates; every job's callback ran once. */
+static void hold_end(struct tu_fx *fx, struct hold_fx *h)
+{
+    tu_gate_open(&h->gate_b);
+    tu_gate_open(&h->gate_first);
+    if (fx->ex) {
+        assert_int_equal(finish(fx, h->fb), 0);
+        assert_int_equal(finish(fx, h->futs[0]), 0);
+        assert_int_equal(finish(fx, h->fa), 0);
+        dispatch(fx);
+        evexec_future_unref(h->fa);
+        evexec_future_unref(h->fb);
+        for (int i = 0; i < HOLD_JOBS; i++)
+            evexec_future_unref(h->futs[i]);
+    }
+    for (int i = 0; i < HOLD_JOBS; i++)
+        assert_int_equal(h->recs[i].calls, 1);
+    evexec_free(fx->ex);
+    fx->ex = NULL;
+    evexec_pool_free(fx->pool);
+    fx->pool = NULL;
+    tu_gate_destroy(&h->gate_a);
+    tu_gate_destroy(&h->gate_b);
+    tu_gate_destroy(&h->gate_first);
+}
+
+/* A held job is still the loop's to cancel at once (its function never
+ * runs), like a queued one; the other thread, back, runs the queued jobs
+ * and then the held ones while their holder is still parked; each job
+ * runs once. */
+static void test_held_jobs_cancel_and_steal(void **state)
+{
+    struct tu_fx *fx = *state;
+    static struct hold_fx h;
+    hold_setup(fx, &h);
+    assert_int_equal(evexec_future_cancel(h.futs[4]), 0);      /* held */
+    assert_int_equal(evexec_future_cancel(h.futs[15]), 0);     /* queued */
+    assert_true(evexec_future_done(h.futs[4]));
+    assert_true(evexec_future_done(h.futs[15]));
+    assert_int_equal(evexec_future_error(h.futs[4]), ECANCELED);
+    assert_int_equal(evexec_future_error(h.futs[15]), ECANCELED);
+    assert_int_equal(tu_stats(fx->pool).cancelled, 2);
+
+    tu_gate_open(&h.gate_b);
+    for (int i = 1; i < HOLD_JOBS; i++)
+        assert_int_equal(finish(fx, h.futs[i]), i == 4 || i == 15 ? ECANCELED : 0);
+    assert_int_equal(atomic_load(&h.jobs[0].finished), 0);     /* still parked */
+    for (int i = 1; i < HOLD_JOBS; i++)
+        assert_int_equal(atomic_load(&h.jobs[i].ran), i == 4 || i == 15 ? 0 : 1);
+    hold_end(fx, &h);
+    assert_int_equal(atomic_load(&h.jobs[0].ran), 1);
+}
+
+/* Another evexec's job that comes while a worker holds jobs waits for at
+ * most one job of that worker, as without holding: the holder gives the
+ * rest back when its job returns.  Here the holder's own job, then one
+ * job of the backlog, then the newcomer. */
+static struct hold_fx newcomer_h;
+static atomic_int newcomer_saw;     /* backlog jobs that ran before it */
+
+static int newcomer_fn(struct evexec_job *job, void *arg)
+{
+    (void)job;
+    (void)arg;
+    int n = 0;
+    for (int i = 1; i < HOLD_JOBS; i++)
+        n += atomic_load(&newcomer_h.jobs[i].ran);
+    atomic_store(&newcomer_saw, n);
+    return 0;
+}
+
+static void test_held_jobs_yield_to_newcomer(void **state)
+{
+    struct tu_fx *fx = *state;
+    hold_setup(fx, &newcomer_h);
+    atomic_store(&newcomer_saw, -1);
+    struct evexec *ex2 = evexec_new(fx->base, fx->pool);
+    assert_non_null(ex2);
+    struct evexec_future *nf = evexec_run(ex2, newcomer_fn, NULL);
+    assert_non_null(nf);
+    tu_gate_open(&newcomer_h.gate_first);
+    assert_int_equal(evexec_run_until_complete(ex2, nf), 0);
+    assert_int_equal(atomic_load(&newcomer_saw), 1);
+    evexec_future_unref(nf);
+    evexec_free(ex2);
+    hold_end(fx, &newcomer_h);
+    for (int i = 0; i < HOLD_JOBS; i++)
+        assert_int_equal(atomic_load(&newcomer_h.jobs[i].ran), 1);
+}
+
+/* Freeing the evexec takes its held jobs back with its queued ones: they
+ * end ECANCELED and never run, also after their holder comes back. */
+static void test_held_jobs_evexec_free(void **state)
+{
+    struct tu_fx *fx = *state;
+    static struct hold_fx h;
+    hold_setup(fx, &h);
+    evexec_free(fx->ex);
+    fx->ex = NULL;
+    for (int i = 0; i < HOLD_JOBS; i++) {
+        assert_int_equal(h.recs[i].calls, 1);
+        assert_int_equal(h.recs[i].error, ECANCELED);
+    }
+    hold_end(fx, &h);
+    assert_int_equal(atomic_load(&h.jobs[0].ran), 1);
+    for (int i = 1; i < HOLD_JOBS; i++)
+        assert_int_equal(atomic_load(&h.jobs[i].ran), 0);
+}
+
+/* shutdown(CANCEL) takes held jobs back too: they end ECANCELED, never
+ * run; the holder's own job and the blockers finish. */
+static void test_held_jobs_shutdown_cancel(void **state)
+{
+    struct tu_fx *fx = *state;
+    static struct hold_fx h;
+    hold_setup(fx, &h);
+    assert_int_equal(evexec_pool_shutdown(fx->pool, EVEXEC_SHUTDOWN_CANCEL), 0);
+    for (int i = 1; i < HOLD_JOBS; i++)
+        assert_int_equal(finish(fx, h.futs[i]), ECANCELED);
+    assert_int_equal(tu_stats(fx->pool).cancelled, HOLD_JOBS - 1);
+    hold_end(fx, &h);
+    for (int i = 1; i < HOLD_JOBS; i++)
+        assert_int_equal(atomic_load(&h.jobs[i].ran), 0);
+}
+
 static void test_shutdown_refuse_only(void **state)
 {
     struct tu_fx *fx = *state;
@@ -2070,6 +2251,10 @@ static void test_pool_free_from_worker(void **state)
     X(test_slow_lane_one_thread) \
     X(test_slow_lane_share_setting) \
     X(test_stats_counts) \
+    X(test_held_jobs_cancel_and_steal) \
+    X(test_held_jobs_yield_to_newcomer) \
+    X(test_held_jobs_evexec_free) \
+    X(test_held_jobs_shutdown_cancel) \
     X(test_shutdown_refuse_only) \
     X(test_shutdown_wait) \
     X(test_shutdown_cancel) \
