@@ -90,23 +90,24 @@
  * outcome.
  *
  * test_wakeup_handoff: hunts lost wake-ups across the loop/worker hand-off,
- * once with the pool's spin off (EVEXEC_SPIN_OFF: nothing but the wake-up
- * fd brings a completion in) and once with the adaptive spin; keep-alive
- * off, so the loop must end by itself.  Rounds (TU_SCALE(400) each): every
- * round sets a random drain budget (1-8 callbacks, now and then with
- * 1-30 us; a time budget alone; or none), submits 1-40 jobs (evexec_run
- * or evexec_submit; half no-ops, half sleeping 1-200 us), cancels one in
- * eight at once, and has 2 outside threads make 0-32
- * evexec_call_soon_threadsafe() calls each, with short pauses, while a
- * held job keeps the round in flight until they are made.  Callbacks make
- * loop-thread calls (which make more), cancel random jobs of the round and
- * submit more; the round's last callback starts the next round from inside
- * the drain, so bursts land while a budgeted drain is split.  A watchdog
- * fails the test when nothing progressed for WH_STALL_MS (20 s: a lost
- * wake-up leaves the loop asleep for ever).  Checked: every callback once;
- * a taken cancel ends ECANCELED, any other job ran once and ended 0;
- * submitted == delivered; calls made == calls run, each thread's in order;
- * after the last round the dispatch returns by itself.
+ * with the pool's spin off (EVEXEC_SPIN_OFF: nothing but the wake-up fd
+ * brings a completion in), with the adaptive spin, and spin off with
+ * EVEXEC_WAKEUP=pipe; keep-alive off, so the loop must end by itself.
+ * Each run has 400 rounds (20000 long, a quarter under sanitizers); each
+ * sets a random drain budget (1-8 callbacks, now and then with 1-30 us; a
+ * time budget alone; or none), submits 1-40 jobs (evexec_run or
+ * evexec_submit; half no-ops, half sleeping 1-200 us), cancels one in
+ * eight at once, and has 2 outside
+ * threads make 0-32 evexec_call_soon_threadsafe() calls each, with short
+ * pauses, while a held job keeps the round in flight until they are made.
+ * Callbacks make loop-thread calls (which make more), cancel random jobs of
+ * the round and submit more; the round's last callback starts the next
+ * round from inside the drain, so bursts land while a budgeted drain is
+ * split.  A watchdog fails the test when nothing progressed for WH_STALL_MS
+ * (20 s: a lost wake-up leaves the loop asleep for ever).  Checked: every
+ * callback once; a taken cancel ends ECANCELED, any other job ran once and
+ * ended 0; submitted == delivered; calls made == calls run, each thread's
+ * in order; after the last round the dispatch returns by itself.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -2508,6 +2509,16 @@ static void test_wakeup_handoff(void **state)
     uint64_t seed = seed_for("wakeup_handoff");
     wh_run(seed, EVEXEC_SPIN_OFF, "off");
     wh_run(tu_rng_next(&seed) | 1, 0, "adaptive");
+    /* The pipe wake-up, whose drain reads a buffer at a time. */
+    const char *saved = getenv("EVEXEC_WAKEUP");
+    char *saved_copy = saved ? strdup(saved) : NULL;
+    setenv("EVEXEC_WAKEUP", "pipe", 1);
+    wh_run(tu_rng_next(&seed) | 1, EVEXEC_SPIN_OFF, "off, pipe");
+    if (saved_copy)
+        setenv("EVEXEC_WAKEUP", saved_copy, 1);
+    else
+        unsetenv("EVEXEC_WAKEUP");
+    free(saved_copy);
 }
 
 /* Each test's wall time, printed for `make stress` (never asserted). */
