@@ -88,6 +88,26 @@
  * evexec mid-flight (from a callback or after leaving its loop) while the
  * other keeps streaming jobs: every job of the other completes with its own
  * outcome.
+ *
+ * test_wakeup_handoff: hunts lost wake-ups across the loop/worker hand-off,
+ * with the pool's spin off (EVEXEC_SPIN_OFF: nothing but the wake-up fd
+ * brings a completion in), with the adaptive spin, and spin off with
+ * EVEXEC_WAKEUP=pipe; keep-alive off, so the loop must end by itself.
+ * Each run has 400 rounds (20000 long, a quarter under sanitizers); each
+ * sets a random drain budget (1-8 callbacks, now and then with 1-30 us; a
+ * time budget alone; or none), submits 1-40 jobs (evexec_run or
+ * evexec_submit; half no-ops, half sleeping 1-200 us), cancels one in eight
+ * at once, and has 2 outside threads make 0-32
+ * evexec_call_soon_threadsafe() calls each, with short pauses, while a held
+ * job keeps the round in flight until they are made.  Callbacks make
+ * loop-thread calls (which make more), cancel random jobs of the round and
+ * submit more; the round's last callback starts the next round from inside
+ * the drain, so bursts land while a budgeted drain is split.  A watchdog
+ * fails the test when nothing progressed for WH_STALL_MS (20 s: a lost
+ * wake-up leaves the loop asleep for ever).  Checked: every callback once;
+ * a taken cancel ends ECANCELED, any other job ran once and ended 0;
+ * submitted == delivered; calls made == calls run, each thread's in order;
+ * after the last round the dispatch returns by itself.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -2060,6 +2080,448 @@ static void test_two_loops_one_freed(void **state)
            "freed from a callback)\n", rounds, a_jobs, b_jobs, b_cancelled, in_cb);
 }
 
+/* ---- the loop/worker hand-off: lost wake-ups, lost or doubled callbacks ---------- */
+
+#define WH_THREADS 2
+#define WH_MAX_JOBS 40          /* jobs a round starts with, at most */
+#define WH_MAX_EXTRA 16         /* jobs its callbacks add, at most */
+#define WH_MAX_EXT_CALLS 32     /* calls each outside thread makes per round, at most */
+#define WH_SEQ_BITS 24
+/* No progress for this long is a lost wake-up: the loop sleeps for ever. */
+#ifndef WH_STALL_MS
+#define WH_STALL_MS 20000
+#endif
+
+struct wh;
+
+struct wh_job {
+    struct wh *w;
+    int sleep_us;               /* 0: a no-op */
+    atomic_int ran;
+    /* loop thread only */
+    struct evexec_future *fut;  /* an evexec_run job's, until its callback */
+    int from_run;               /* evexec_run (else evexec_submit) */
+    int cancel_taken;
+    int calls;
+    int err;
+};
+
+struct wh_thread {
+    struct wh *w;
+    int id;
+    uint64_t rng;
+    pthread_t th;
+    int seq;                    /* calls made */
+};
+
+struct wh {
+    struct event_base *base;
+    struct evexec *ex;
+    /* loop thread only */
+    uint64_t rng;
+    int rounds, round;
+    struct wh_job *jobs;
+    int njobs, cap;
+    int round_first, round_extra;
+    int outstanding;            /* the round's callbacks still to come */
+    long submitted, delivered, cancels_taken, cancels_late, bad_cancel_rc;
+    long loop_calls_made, loop_calls_run, ext_calls_run;
+    int ext_next[WH_THREADS];
+    int out_of_order, failures, hold_bad;
+    long budgets[3];            /* rounds with a count budget, a time budget, none */
+    int finished;
+    long progress;
+    int hold_round;             /* written before the hold job is submitted */
+    /* the outside threads, under mu */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int go_round, quit;
+    int pushed[WH_THREADS];     /* the last round each has made all its calls for */
+    atomic_long ext_calls_made;
+    atomic_int ext_call_failures;
+    struct wh_thread th[WH_THREADS];
+    /* watchdog */
+    struct event *wd;
+    long wd_last;
+    int64_t wd_since;
+    int stalled, not_idle;
+};
+
+static struct wh *g_wh;
+
+static void wh_round_start(struct wh *w);
+
+/* One of the round's callbacks ran: the last one starts the next round
+ * (from inside the drain, so its jobs and calls land while it goes on). */
+static void wh_one_done(struct wh *w)
+{
+    w->progress++;
+    if (--w->outstanding > 0)
+        return;
+    if (w->round < w->rounds) {
+        wh_round_start(w);
+        return;
+    }
+    w->finished = 1;
+    w->wd_since = tu_now_us();
+    pthread_mutex_lock(&w->mu);
+    w->quit = 1;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void wh_loop_call(void *arg);
+
+static void wh_make_loop_call(struct wh *w)
+{
+    uintptr_t seq = (uintptr_t)w->loop_calls_made;
+    if (evexec_call_soon_threadsafe(w->ex, wh_loop_call, (void *)seq) != 0) {
+        w->failures++;
+        return;
+    }
+    w->loop_calls_made++;
+    w->outstanding++;
+}
+
+/* Made on the loop thread, so they run in the order made. */
+static void wh_loop_call(void *arg)
+{
+    struct wh *w = g_wh;
+    if ((long)(uintptr_t)arg != w->loop_calls_run)
+        w->out_of_order++;
+    w->loop_calls_run++;
+    if (tu_rng_below(&w->rng, 4) == 0)
+        wh_make_loop_call(w);
+    wh_one_done(w);
+}
+
+/* Made by an outside thread: in its order, before the round's hold job
+ * comes back (they were pushed before it was). */
+static void wh_ext_call(void *arg)
+{
+    struct wh *w = g_wh;
+    uintptr_t v = (uintptr_t)arg;
+    int id = (int)(v >> WH_SEQ_BITS);
+    int seq = (int)(v & ((1u << WH_SEQ_BITS) - 1));
+    if (id >= WH_THREADS || seq != w->ext_next[id])
+        w->out_of_order++;
+    else
+        w->ext_next[id] = seq + 1;
+    w->ext_calls_run++;
+    w->progress++;
+    if (tu_rng_below(&w->rng, 8) == 0)
+        wh_make_loop_call(w);
+}
+
+static void *wh_thread_main(void *p)
+{
+    struct wh_thread *me = p;
+    struct wh *w = me->w;
+    struct timespec end = tu__deadline();
+    int done = 0;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (w->go_round == done && !w->quit)
+            if (pthread_cond_timedwait(&w->cv, &w->mu, &end) == ETIMEDOUT)
+                w->quit = 1;    /* the loop is stuck: the test fails */
+        if (w->quit)
+            break;
+        int r = w->go_round;
+        pthread_mutex_unlock(&w->mu);
+        int k = (int)tu_rng_below(&me->rng, WH_MAX_EXT_CALLS + 1);
+        for (int i = 0; i < k; i++) {
+            uintptr_t v = ((uintptr_t)me->id << WH_SEQ_BITS) | (uintptr_t)me->seq;
+            if (evexec_call_soon_threadsafe(w->ex, wh_ext_call, (void *)v) != 0) {
+                atomic_fetch_add(&w->ext_call_failures, 1);
+                continue;
+            }
+            me->seq++;
+            atomic_fetch_add(&w->ext_calls_made, 1);
+            unsigned pause = tu_rng_below(&me->rng, 16);
+            if (pause == 0)
+                tu_sleep_us(tu_rng_below(&me->rng, 100));
+            else if (pause == 1)
+                sched_yield();
+        }
+        pthread_mutex_lock(&w->mu);
+        w->pushed[me->id] = done = r;
+        pthread_cond_broadcast(&w->cv);
+        end = tu__deadline();
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* Keeps the round in flight until both outside threads have made their
+ * calls: those are not counted (keep-alive off), this job is. */
+static int wh_hold(struct evexec_job *job, void *arg)
+{
+    (void)job;
+    struct wh *w = arg;
+    struct timespec end = tu__deadline();
+    int rc = 0;
+    pthread_mutex_lock(&w->mu);
+    int r = w->hold_round;
+    for (int k = 0; k < WH_THREADS && rc != ETIMEDOUT; k++)
+        while (w->pushed[k] < r && !w->quit && rc != ETIMEDOUT)
+            rc = pthread_cond_timedwait(&w->cv, &w->mu, &end);
+    if (w->quit)
+        rc = ECANCELED;
+    pthread_mutex_unlock(&w->mu);
+    return rc == ETIMEDOUT ? ETIMEDOUT : rc;
+}
+
+static void wh_hold_done(struct evexec_future *f, void *arg)
+{
+    struct wh *w = arg;
+    if (evexec_future_error(f) != 0)
+        w->hold_bad++;
+    wh_one_done(w);
+}
+
+static int wh_job_fn(struct evexec_job *job, void *arg)
+{
+    (void)job;
+    struct wh_job *j = arg;
+    atomic_fetch_add(&j->ran, 1);
+    if (j->sleep_us)
+        tu_sleep_us(j->sleep_us);
+    return 0;
+}
+
+static void wh_cancel(struct wh *w, struct wh_job *j)
+{
+    if (!j->fut || j->cancel_taken)
+        return;
+    int rc = evexec_future_cancel(j->fut);
+    if (rc == 0) {
+        j->cancel_taken = 1;
+        w->cancels_taken++;
+    } else if (rc == EALREADY) {
+        w->cancels_late++;
+    } else {
+        w->bad_cancel_rc++;
+    }
+}
+
+static void wh_submit(struct wh *w);
+
+static void wh_job_done(struct evexec_future *f, void *arg)
+{
+    struct wh_job *j = arg;
+    struct wh *w = j->w;
+    j->calls++;
+    j->err = evexec_future_error(f);
+    if (j->fut) {
+        j->fut = NULL;
+        evexec_future_unref(f);
+    }
+    w->delivered++;
+    if (tu_rng_below(&w->rng, 3) == 0)
+        wh_make_loop_call(w);
+    if (tu_rng_below(&w->rng, 6) == 0)
+        wh_cancel(w, &w->jobs[w->round_first +
+                              (int)tu_rng_below(&w->rng, (unsigned)(w->njobs - w->round_first))]);
+    if (tu_rng_below(&w->rng, 8) == 0 && w->round_extra < WH_MAX_EXTRA) {
+        w->round_extra++;
+        wh_submit(w);
+    }
+    wh_one_done(w);
+}
+
+static void wh_submit(struct wh *w)
+{
+    assert_true(w->njobs < w->cap);
+    struct wh_job *j = &w->jobs[w->njobs];
+    j->w = w;
+    j->sleep_us = tu_rng_below(&w->rng, 2) ? 0 : 1 + (int)tu_rng_below(&w->rng, 200);
+    j->from_run = tu_rng_below(&w->rng, 3) != 0;
+    if (j->from_run) {
+        struct evexec_future *f = evexec_run(w->ex, wh_job_fn, j);
+        if (!f || evexec_future_on_done(f, wh_job_done, j) != 0) {
+            w->failures++;
+            return;
+        }
+        j->fut = f;
+    } else if (evexec_submit(w->ex, wh_job_fn, j, wh_job_done, j) != 0) {
+        w->failures++;
+        return;
+    }
+    w->njobs++;
+    w->submitted++;
+    w->outstanding++;
+    if (tu_rng_below(&w->rng, 8) == 0)
+        wh_cancel(w, j);
+}
+
+static void wh_round_start(struct wh *w)
+{
+    w->round++;
+    /* A count budget of 1-8 (with a time budget of 1-30 us now and then),
+     * a time budget alone, or none. */
+    unsigned pick = tu_rng_below(&w->rng, 10);
+    unsigned max_cb = pick < 7 ? 1 + tu_rng_below(&w->rng, 8) : 0;
+    unsigned max_us = pick == 7 || (pick < 7 && tu_rng_below(&w->rng, 4) == 0)
+                          ? 1 + tu_rng_below(&w->rng, 30) : 0;
+    w->budgets[max_cb ? 0 : max_us ? 1 : 2]++;
+    if (evexec_set_drain_budget(w->ex, max_cb, max_us) != 0)
+        w->failures++;
+    w->round_first = w->njobs;
+    w->round_extra = 0;
+    w->hold_round = w->round;
+    struct evexec_future *hold = evexec_run(w->ex, wh_hold, w);
+    if (!hold || evexec_future_on_done(hold, wh_hold_done, w) != 0) {
+        w->failures++;
+        return;
+    }
+    evexec_future_unref(hold);
+    w->outstanding++;
+    pthread_mutex_lock(&w->mu);
+    w->go_round = w->round;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    int n = 1 + (int)tu_rng_below(&w->rng, WH_MAX_JOBS);
+    for (int i = 0; i < n; i++)
+        wh_submit(w);
+}
+
+/* Fails the test when nothing progressed for WH_STALL_MS; once every round
+ * is over, steps aside when it is the last event, so that the dispatch
+ * ends by itself (the evexec, keep-alive off, must have let go). */
+static void wh_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct wh *w = arg;
+    if (w->finished && event_base_get_num_events(w->base, EVENT_BASE_COUNT_ADDED) == 1) {
+        event_del(w->wd);
+        return;
+    }
+    if (w->progress != w->wd_last) {
+        w->wd_last = w->progress;
+        w->wd_since = tu_now_us();
+    } else if (tu_now_us() - w->wd_since > (int64_t)WH_STALL_MS * 1000) {
+        if (w->finished)
+            w->not_idle = 1;
+        else
+            w->stalled = 1;
+        event_base_loopbreak(w->base);
+    }
+}
+
+/* One run: spin_us is EVEXEC_SPIN_OFF or 0 (adaptive). */
+static void wh_run(uint64_t seed, unsigned spin_us, const char *what)
+{
+    struct wh *w = xcalloc(1, sizeof *w);
+    g_wh = w;
+    w->rng = seed;
+    w->rounds = tu_stress_size(400, 20000);
+    w->cap = w->rounds * (WH_MAX_JOBS + WH_MAX_EXTRA);
+    w->jobs = xcalloc((size_t)w->cap, sizeof *w->jobs);
+    for (int i = 0; i < w->cap; i++)
+        atomic_init(&w->jobs[i].ran, 0);
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    atomic_init(&w->ext_calls_made, 0);
+    atomic_init(&w->ext_call_failures, 0);
+
+    struct evexec_pool_config cfg = EVEXEC_POOL_CONFIG_INIT;
+    cfg.max_threads = WORKERS;
+    cfg.spin_us = spin_us;
+    struct evexec_pool *pool = evexec_pool_new(&cfg);
+    assert_non_null(pool);
+    w->base = event_base_new();
+    assert_non_null(w->base);
+    w->ex = evexec_new(w->base, pool);
+    assert_non_null(w->ex);
+    assert_int_equal(evexec_set_keepalive(w->ex, 0), 0);
+    w->wd = event_new(w->base, -1, EV_PERSIST, wh_watchdog, w);
+    assert_non_null(w->wd);
+    struct timeval tick = { 0, 50000 };
+    w->wd_since = tu_now_us();
+    assert_int_equal(event_add(w->wd, &tick), 0);
+
+    for (int k = 0; k < WH_THREADS; k++) {
+        w->th[k] = (struct wh_thread){ .w = w, .id = k, .rng = tu_rng_next(&w->rng) | 1 };
+        assert_int_equal(pthread_create(&w->th[k].th, NULL, wh_thread_main, &w->th[k]), 0);
+    }
+    wh_round_start(w);
+    int rc = event_base_dispatch(w->base);
+    pthread_mutex_lock(&w->mu);
+    w->quit = 1;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    for (int k = 0; k < WH_THREADS; k++)
+        pthread_join(w->th[k].th, NULL);
+
+    long ext_made = atomic_load(&w->ext_calls_made);
+    printf("stress wakeup_handoff (spin %s): %d rounds (%ld count budgets, %ld time only, "
+           "%ld none), %ld jobs (%ld cancels taken, %ld late), %ld loop calls, "
+           "%ld outside calls\n", what, w->round, w->budgets[0], w->budgets[1], w->budgets[2],
+           w->submitted, w->cancels_taken, w->cancels_late, w->loop_calls_made, ext_made);
+    if (w->stalled)
+        fail_msg("spin %s: the loop stalled in round %d of %d: %ld of %ld jobs delivered, "
+                 "%ld of %ld loop calls, %ld of %ld outside calls run (a lost wake-up)", what,
+                 w->round, w->rounds, w->delivered, w->submitted, w->loop_calls_run,
+                 w->loop_calls_made, w->ext_calls_run, ext_made);
+    if (w->not_idle)
+        fail_msg("spin %s: every round over, yet the loop did not end by itself", what);
+    assert_int_not_equal(rc, -1);
+    assert_int_equal(w->round, w->rounds);
+    assert_int_equal(w->failures, 0);
+    assert_int_equal(atomic_load(&w->ext_call_failures), 0);
+    assert_int_equal(w->hold_bad, 0);
+    assert_int_equal(w->bad_cancel_rc, 0);
+    if (w->out_of_order)
+        fail_msg("spin %s: %d calls ran out of order, twice or never", what, w->out_of_order);
+    assert_int_equal(w->delivered, w->submitted);
+    assert_int_equal(w->loop_calls_run, w->loop_calls_made);
+    assert_int_equal(w->ext_calls_run, ext_made);
+    for (int k = 0; k < WH_THREADS; k++)
+        assert_int_equal(w->ext_next[k], w->th[k].seq);
+    for (int i = 0; i < w->njobs; i++) {
+        struct wh_job *j = &w->jobs[i];
+        int ran = atomic_load(&j->ran);
+        if (j->calls != 1 || ran > 1)
+            fail_msg("spin %s, job %d: callback ran %d times, job %d times", what, i,
+                     j->calls, ran);
+        if (j->cancel_taken ? j->err != ECANCELED : j->err != 0 || ran != 1)
+            fail_msg("spin %s, job %d: cancel %staken, ran %d, ended %s", what, i,
+                     j->cancel_taken ? "" : "not ", ran, evexec_strerror(j->err));
+    }
+    event_free(w->wd);
+    evexec_free(w->ex);
+    evexec_pool_free(pool);
+    event_base_free(w->base);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    free(w->jobs);
+    free(w);
+    g_wh = NULL;
+}
+
+static void test_wakeup_handoff(void **state)
+{
+    (void)state;
+    uint64_t seed = seed_for("wakeup_handoff");
+    wh_run(seed, EVEXEC_SPIN_OFF, "off");
+    wh_run(tu_rng_next(&seed) | 1, 0, "adaptive");
+    /* The pipe wake-up, whose drain reads a buffer at a time. */
+    const char *saved = getenv("EVEXEC_WAKEUP");
+    char *saved_copy = saved ? strdup(saved) : NULL;
+    setenv("EVEXEC_WAKEUP", "pipe", 1);
+    wh_run(tu_rng_next(&seed) | 1, EVEXEC_SPIN_OFF, "off, pipe");
+    if (saved_copy)
+        setenv("EVEXEC_WAKEUP", saved_copy, 1);
+    else
+        unsetenv("EVEXEC_WAKEUP");
+    free(saved_copy);
+}
+
 /* Each test's wall time, printed for `make stress` (never asserted). */
 static int64_t g_test_start;
 
@@ -2096,6 +2558,7 @@ int main(void)
         T(test_reentrant_callbacks),
         T(test_idle_shrink),
         T(test_two_loops_one_freed),
+        T(test_wakeup_handoff),
     };
     return cmocka_run_group_tests_name("stress", tests, NULL, NULL);
 }
