@@ -2943,6 +2943,71 @@ static void test_batch_free_open(void **state)
     assert_int_equal(atomic_load(&fx->frees), 0);
 }
 
+/* evexec_run_until_complete() inside an open batch also hands over the
+ * jobs submitted while it runs from the loop's other events (not evexec
+ * callbacks, which end a pass and hand them over anyway): a job submitted
+ * from a plain libevent timer must run, or a wait for it never ends. */
+struct batch_wait {
+    struct tu_fx *fx;
+    struct tu_job *job;
+    struct evexec_future *until;    /* hand-made: ends when the job ends */
+    struct evexec_future *jf;
+};
+
+static void batch_wait_job_done(struct evexec_future *f, void *arg)
+{
+    struct batch_wait *bw = arg;
+    assert_int_equal(evexec_future_error(f), 0);
+    if (!evexec_future_done(bw->until))
+        assert_int_equal(evexec_future_set_result(bw->until, NULL, NULL), 0);
+}
+
+static void batch_wait_submit(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct batch_wait *bw = arg;
+    bw->jf = submit(bw->fx, bw->job);
+    assert_int_equal(evexec_future_on_done(bw->jf, batch_wait_job_done, bw), 0);
+}
+
+static void batch_wait_guard(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct batch_wait *bw = arg;
+    if (!evexec_future_done(bw->until))
+        evexec_future_set_error(bw->until, ETIMEDOUT);
+}
+
+static void test_batch_run_until_complete_later_jobs(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct batch_wait bw = { fx, tu_fx_job(fx, 0, 0), NULL, NULL };
+    bw.until = evexec_future_new(fx->ex);
+    assert_non_null(bw.until);
+    struct timeval zero = { 0, 0 }, guard_after = { 10, 0 };
+    struct event *sub = evtimer_new(fx->base, batch_wait_submit, &bw);
+    struct event *guard = evtimer_new(fx->base, batch_wait_guard, &bw);
+    assert_non_null(sub);
+    assert_non_null(guard);
+    assert_int_equal(evtimer_add(sub, &zero), 0);
+    assert_int_equal(evtimer_add(guard, &guard_after), 0);
+
+    assert_int_equal(evexec_batch_begin(fx->ex), 0);
+    assert_int_equal(evexec_run_until_complete(fx->ex, bw.until), 0);
+    assert_int_equal(atomic_load(&bw.job->ran), 1);
+    assert_int_equal(evexec_batch_end(fx->ex), 0);
+
+    event_free(sub);
+    event_free(guard);
+    dispatch(fx);
+    assert_true(evexec_future_done(bw.jf));
+    assert_int_equal(evexec_future_error(bw.jf), 0);
+    evexec_future_unref(bw.jf);
+    evexec_future_unref(bw.until);
+}
+
 #define TESTS(X) \
     X(test_wakeup_channel) \
     X(test_result) \
@@ -3011,6 +3076,7 @@ static void test_batch_free_open(void **state)
     X(test_batch_hands_over_at_end) \
     X(test_batch_cancel_and_wait) \
     X(test_batch_free_open) \
+    X(test_batch_run_until_complete_later_jobs) \
     X(test_burst_slabs)
 
 TESTS(TU_WRAP)
