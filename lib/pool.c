@@ -1328,6 +1328,9 @@ void evexec__pool_atfork(int phase)
         pthread_mutex_unlock(&default_mu);
         /* A job that forks: its child is no worker. */
         evexec__current_pool = NULL;
+        /* The parent's spinners are not here to give their slots back;
+         * the forking thread itself does not spin. */
+        atomic_store_explicit(&spinners, 0, memory_order_relaxed);
         break;
     }
 }
