@@ -454,6 +454,9 @@ static int spin_child(void)
 static void test_fork_while_spinning(void **state)
 {
     struct tu_fx *fx = *state;
+#ifdef TU_TSAN
+    skip();
+#endif
     pthread_t t;
     atomic_store(&slot_held, 0);
     atomic_store(&slot_release, 0);
