@@ -531,6 +531,7 @@ static void *worker_main(void *arg)
     evexec__current_pool = pool;
     evexec__spinner_init(&spinner, pool);
     name_thread(pool, self->serial);
+again:
     if (!affine) {
         pthread_mutex_lock(&pool->lock);
         pool->starting--;
@@ -612,9 +613,18 @@ static void *worker_main(void *arg)
         pthread_mutex_lock(&pool->lock);
         pool->exiting--;
         /* A job that came meanwhile found no thread to start (this one
-         * still counted): start it one now. */
-        if (runnable(pool) > pool->free_threads && may_spawn(pool))
-            spawn(pool);
+         * still counted): start it one now.  If none can be made and no
+         * other thread is left to run it, this one starts again in its
+         * place (thread_init and thread_start run again), or the job
+         * would wait for ever. */
+        if (runnable(pool) > pool->free_threads && may_spawn(pool) &&
+            spawn(pool) != 0 && pool->nthreads == 0 && pool->exiting == 0) {
+            pool->nthreads++;
+            pool->free_threads++;
+            pool->starting++;
+            pthread_mutex_unlock(&pool->lock);
+            goto again;
+        }
     }
     if (affine)
         pool->affine_alive--;

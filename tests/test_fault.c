@@ -682,6 +682,61 @@ static void test_workers_start_workers(void **state)
     tu_gate_destroy(&b.gate);
 }
 
+/* A job queued while the only worker runs thread_exit (it still counts,
+ * so no thread is started for the job at submission), and the worker
+ * then cannot start one in its place: the job still runs (the worker
+ * starts again), instead of waiting for ever. */
+static atomic_int exit_entered, exit_go;
+
+static void slow_exit(void *arg, void *st)
+{
+    (void)arg;
+    (void)st;
+    atomic_store(&exit_entered, 1);
+    while (!atomic_load(&exit_go))
+        usleep(1000);
+}
+
+static void test_thread_exit_replacement_fails(void **state)
+{
+    (void)state;
+    struct evexec_pool_config cfg = EVEXEC_POOL_CONFIG_INIT;
+    cfg.max_threads = 1;
+    cfg.idle_timeout_ms = 20;
+    cfg.thread_exit = slow_exit;
+    struct evexec_pool *pool = evexec_pool_new(&cfg);
+    struct event_base *base = event_base_new();
+    struct evexec *ex = evexec_new(base, pool);
+    assert_non_null(ex);
+    atomic_store(&exit_entered, 0);
+    atomic_store(&exit_go, 0);
+    struct evexec_future *f0 = evexec_run(ex, quick, NULL);
+    assert_non_null(f0);
+    assert_int_equal(evexec_run_until_complete(ex, f0), 0);
+    evexec_future_unref(f0);
+    while (!atomic_load(&exit_entered))     /* idle: the worker exits */
+        usleep(1000);
+    struct evexec_future *f1 = evexec_run(ex, quick, NULL);
+    assert_non_null(f1);
+    atomic_store(&threads_left, 0);
+    atomic_store(&evexec__thread_hook, fail_threads);
+    atomic_store(&exit_go, 1);
+    struct timeval limit = { 10, 0 };
+    struct evexec_future *w = evexec_wait_for(ex, f1, &limit);
+    assert_non_null(w);
+    int rc = evexec_run_until_complete(ex, w);
+    atomic_store(&evexec__thread_hook, NULL);
+    assert_int_equal(rc, 0);
+    assert_int_equal(evexec_future_error(f1), 0);
+    struct evexec_pool_stats st = tu_stats(pool);
+    assert_true(st.threads <= 1);
+    evexec_future_unref(w);
+    evexec_future_unref(f1);
+    evexec_free(ex);
+    evexec_pool_free(pool);
+    event_base_free(base);
+}
+
 int main(void)
 {
     /* Before any other libevent call. */
@@ -695,6 +750,7 @@ int main(void)
         cmocka_unit_test(test_threads_rlimit_nproc),
         cmocka_unit_test(test_emfile),
         cmocka_unit_test(test_channel_full),
+        cmocka_unit_test(test_thread_exit_replacement_fails),
     };
     return cmocka_run_group_tests_name("fault", tests, NULL, NULL);
 }
