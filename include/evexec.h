@@ -845,7 +845,7 @@ EVEXEC_API int evexec_submit(struct evexec *ex, evexec_fn fn, void *arg,
  * refused by a pool shut down in between ends ESHUTDOWN, one no thread can
  * be made for ends EAGAIN, and evexec_free() ends the jobs not yet handed
  * over ECANCELED.  Jobs may be handed over earlier (when a pass of ex's
- * callbacks ends, when evexec_run_until_complete() starts, or when the
+ * callbacks ends, while evexec_run_until_complete() runs, or when the
  * thread submits to another evexec), never later.  No job of a batch
  * starts before it is handed over: do not block waiting for one inside
  * the batch.  On a pool with max_queued nothing is batched (jobs are

@@ -14,7 +14,8 @@
  * default pool's, the cancellation stripes', the log sink's) are taken by
  * the prepare handler and released on both sides, so no thread holds them
  * across the fork.  Thread-local state of the forking thread (a pending
- * batch, being a worker) is cleared in the child.
+ * batch, being a worker) is cleared in the child, and so is the count of
+ * the process's adaptive spinners (none of the parent's is there).
  *
  * Threads: the handlers run in the thread that calls fork(); the
  * generation is read from any thread (relaxed: it changes only in a child,

@@ -506,12 +506,17 @@ EVEXEC_API int evexec_run_until_complete(struct evexec *ex, struct evexec_future
     int rc = evexec__keepalive(ex, 1), first = 1;
     if (rc)
         return rc;
-    evexec__flush_batch(ex);    /* f may wait for a job of an open batch */
     evexec_future_ref(f);
     evexec__enter(ex);
     /* evexec_free() from a callback ends f; the memory stays until
      * evexec__leave() below. */
     while (!settled(f) && !evexec__closing(ex)) {
+        /* f may wait for a job of an open batch, also one submitted
+         * meanwhile from an event that is not ours (no pass of our
+         * callbacks hands that over). */
+        evexec__flush_batch(ex);
+        if (settled(f) || evexec__closing(ex))
+            break;
         int r = event_base_loop(ex->base, EVLOOP_ONCE);
         if (r < 0) {
             rc = first ? EDEADLK : EIO;

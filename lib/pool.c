@@ -766,6 +766,7 @@ static void *worker_main(void *arg)
     evexec__current_pool = pool;
     evexec__spinner_init(&spinner, pool);
     name_thread(pool, self->serial);
+again:
     if (!affine) {
         pthread_mutex_lock(&pool->lock);
         pool->starting--;
@@ -875,9 +876,18 @@ static void *worker_main(void *arg)
         pthread_mutex_lock(&pool->lock);
         pool->exiting--;
         /* A job that came meanwhile found no thread to start (this one
-         * still counted): start it one now. */
-        if (runnable(pool) > pool->free_threads && may_spawn(pool))
-            spawn(pool);
+         * still counted): start it one now.  If none can be made and no
+         * other thread is left to run it, this one starts again in its
+         * place (thread_init and thread_start run again), or the job
+         * would wait for ever. */
+        if (runnable(pool) > pool->free_threads && may_spawn(pool) &&
+            spawn(pool) != 0 && pool->nthreads == 0 && pool->exiting == 0) {
+            pool->nthreads++;
+            pool->free_threads++;
+            pool->starting++;
+            pthread_mutex_unlock(&pool->lock);
+            goto again;
+        }
     }
     if (affine)
         pool->affine_alive--;
@@ -1594,6 +1604,9 @@ void evexec__pool_atfork(int phase)
         pthread_mutex_unlock(&default_mu);
         /* A job that forks: its child is no worker. */
         evexec__current_pool = NULL;
+        /* The parent's spinners are not here to give their slots back;
+         * the forking thread itself does not spin. */
+        atomic_store_explicit(&spinners, 0, memory_order_relaxed);
         break;
     }
 }

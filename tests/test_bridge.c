@@ -2943,6 +2943,173 @@ static void test_batch_free_open(void **state)
     assert_int_equal(atomic_load(&fx->frees), 0);
 }
 
+/* evexec_run_until_complete() inside an open batch also hands over the
+ * jobs submitted while it runs from the loop's other events (not evexec
+ * callbacks, which end a pass and hand them over anyway): a job submitted
+ * from a plain libevent timer must run, or a wait for it never ends. */
+struct batch_wait {
+    struct tu_fx *fx;
+    struct tu_job *job;
+    struct evexec_future *until;    /* hand-made: ends when the job ends */
+    struct evexec_future *jf;
+};
+
+static void batch_wait_job_done(struct evexec_future *f, void *arg)
+{
+    struct batch_wait *bw = arg;
+    assert_int_equal(evexec_future_error(f), 0);
+    if (!evexec_future_done(bw->until))
+        assert_int_equal(evexec_future_set_result(bw->until, NULL, NULL), 0);
+}
+
+static void batch_wait_submit(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct batch_wait *bw = arg;
+    bw->jf = submit(bw->fx, bw->job);
+    assert_int_equal(evexec_future_on_done(bw->jf, batch_wait_job_done, bw), 0);
+}
+
+static void batch_wait_guard(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct batch_wait *bw = arg;
+    if (!evexec_future_done(bw->until))
+        evexec_future_set_error(bw->until, ETIMEDOUT);
+}
+
+static void test_batch_run_until_complete_later_jobs(void **state)
+{
+    struct tu_fx *fx = *state;
+    struct batch_wait bw = { fx, tu_fx_job(fx, 0, 0), NULL, NULL };
+    bw.until = evexec_future_new(fx->ex);
+    assert_non_null(bw.until);
+    struct timeval zero = { 0, 0 }, guard_after = { 10, 0 };
+    struct event *sub = evtimer_new(fx->base, batch_wait_submit, &bw);
+    struct event *guard = evtimer_new(fx->base, batch_wait_guard, &bw);
+    assert_non_null(sub);
+    assert_non_null(guard);
+    assert_int_equal(evtimer_add(sub, &zero), 0);
+    assert_int_equal(evtimer_add(guard, &guard_after), 0);
+
+    assert_int_equal(evexec_batch_begin(fx->ex), 0);
+    assert_int_equal(evexec_run_until_complete(fx->ex, bw.until), 0);
+    assert_int_equal(atomic_load(&bw.job->ran), 1);
+    assert_int_equal(evexec_batch_end(fx->ex), 0);
+
+    event_free(sub);
+    event_free(guard);
+    dispatch(fx);
+    assert_true(evexec_future_done(bw.jf));
+    assert_int_equal(evexec_future_error(bw.jf), 0);
+    evexec_future_unref(bw.jf);
+    evexec_future_unref(bw.until);
+}
+
+/* The batch calls' error codes as the header gives them, and what a
+ * batch does not hold: another thread's begin and end are EINVAL; on a
+ * bounded pool a full queue is still EAGAIN at the call; a pool shut
+ * down from another thread before the batch ends ends its jobs
+ * ESHUTDOWN; two evexecs batching on one thread both hand theirs over. */
+struct batch_other {
+    struct evexec *ex;
+    struct evexec_pool *pool;
+    int begin_rc, end_rc;
+};
+
+static void *batch_other_thread(void *arg)
+{
+    struct batch_other *o = arg;
+    o->begin_rc = evexec_batch_begin(o->ex);
+    o->end_rc = evexec_batch_end(o->ex);
+    if (o->pool)
+        evexec_pool_shutdown(o->pool, 0);
+    return NULL;
+}
+
+static void test_batch_errors(void **state)
+{
+    struct tu_fx *fx = *state;
+    /* Another thread: EINVAL, and the batch opened here stays open. */
+    assert_int_equal(evexec_batch_begin(fx->ex), 0);
+    struct batch_other o = { fx->ex, NULL, -1, -1 };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, batch_other_thread, &o), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(o.begin_rc, EINVAL);
+    assert_int_equal(o.end_rc, EINVAL);
+    assert_int_equal(evexec_batch_end(fx->ex), 0);
+    assert_int_equal(evexec_batch_end(fx->ex), EINVAL);
+
+    /* Bounded: one worker parked, one job waiting, the next refused. */
+    struct evexec_pool *bp = tu_pool_new(1, 1);
+    struct evexec *bx = evexec_new(fx->base, bp);
+    assert_non_null(bx);
+    struct tu_gate gate;
+    tu_gate_init(&gate);
+    assert_int_equal(evexec_batch_begin(bx), 0);
+    struct evexec_future *b0 = evexec_run(bx, tu_gated_job, &gate);
+    assert_non_null(b0);
+    assert_int_equal(tu_gate_wait_arrived(&gate, 1), 0);
+    struct evexec_future *b1 = evexec_run(bx, tu_gated_job, &gate);
+    assert_non_null(b1);
+    errno = 0;
+    assert_null(evexec_run(bx, tu_gated_job, &gate));
+    assert_int_equal(errno, EAGAIN);
+    tu_gate_open(&gate);
+    assert_int_equal(evexec_run_until_complete(bx, b1), 0);
+    assert_int_equal(evexec_batch_end(bx), 0);
+    assert_int_equal(evexec_run_until_complete(bx, b0), 0);
+    evexec_future_unref(b0);
+    evexec_future_unref(b1);
+    evexec_free(bx);
+    evexec_pool_free(bp);
+    tu_gate_destroy(&gate);
+
+    /* Two evexecs on one thread, then a pool shut down meanwhile. */
+    struct evexec_pool *sp = tu_pool_new(2, 0);
+    struct evexec *sx = evexec_new(fx->base, sp);
+    assert_non_null(sx);
+    struct tu_job *j = tu_fx_jobs(fx, 3);
+    struct tu_rec rec[3];
+    struct evexec_future *f[3];
+    for (int i = 0; i < 3; i++)
+        tu_job_init(&j[i], &fx->frees, 0, 0);
+    assert_int_equal(evexec_batch_begin(fx->ex), 0);
+    assert_int_equal(evexec_batch_begin(sx), 0);
+    f[0] = submit(fx, &j[0]);
+    f[1] = evexec_run(sx, tu_job_fn, &j[1]);
+    f[2] = submit(fx, &j[2]);
+    assert_non_null(f[1]);
+    for (int i = 0; i < 3; i++)
+        watch(f[i], &rec[i]);
+    struct evexec_future *late = evexec_run(sx, tu_job_fn, &j[1]);
+    assert_non_null(late);
+    struct tu_rec late_rec;
+    watch(late, &late_rec);
+    struct batch_other sd = { sx, sp, -1, -1 };
+    assert_int_equal(pthread_create(&t, NULL, batch_other_thread, &sd), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(evexec_batch_end(sx), 0);
+    assert_int_equal(evexec_batch_end(fx->ex), 0);
+    assert_int_equal(evexec_run_until_complete(fx->ex, f[2]), 0);
+    assert_int_equal(evexec_run_until_complete(fx->ex, f[0]), 0);
+    assert_int_equal(evexec_run_until_complete(sx, f[1]), 0);
+    assert_int_equal(evexec_run_until_complete(sx, late), ESHUTDOWN);
+    assert_int_equal(atomic_load(&j[0].ran), 1);
+    assert_int_equal(atomic_load(&j[1].ran), 1);
+    assert_int_equal(atomic_load(&j[2].ran), 1);
+    evexec_future_unref(late);
+    unref_all(f, 3);
+    evexec_free(sx);
+    evexec_pool_free(sp);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(rec[i].calls, 1);
+    assert_int_equal(late_rec.calls, 1);
+}
+
 #define TESTS(X) \
     X(test_wakeup_channel) \
     X(test_result) \
@@ -3011,6 +3178,8 @@ static void test_batch_free_open(void **state)
     X(test_batch_hands_over_at_end) \
     X(test_batch_cancel_and_wait) \
     X(test_batch_free_open) \
+    X(test_batch_run_until_complete_later_jobs) \
+    X(test_batch_errors) \
     X(test_burst_slabs)
 
 TESTS(TU_WRAP)

@@ -682,6 +682,125 @@ static void test_workers_start_workers(void **state)
     tu_gate_destroy(&b.gate);
 }
 
+/* A job queued while the only worker runs thread_exit (it still counts,
+ * so no thread is started for the job at submission), and the worker
+ * then cannot start one in its place: the job still runs (the worker
+ * starts again), instead of waiting for ever. */
+static atomic_int exit_entered, exit_go;
+
+static void slow_exit(void *arg, void *st)
+{
+    (void)arg;
+    (void)st;
+    atomic_store(&exit_entered, 1);
+    while (!atomic_load(&exit_go))
+        usleep(1000);
+}
+
+static void test_thread_exit_replacement_fails(void **state)
+{
+    (void)state;
+    struct evexec_pool_config cfg = EVEXEC_POOL_CONFIG_INIT;
+    cfg.max_threads = 1;
+    cfg.idle_timeout_ms = 20;
+    cfg.thread_exit = slow_exit;
+    struct evexec_pool *pool = evexec_pool_new(&cfg);
+    struct event_base *base = event_base_new();
+    struct evexec *ex = evexec_new(base, pool);
+    assert_non_null(ex);
+    atomic_store(&exit_entered, 0);
+    atomic_store(&exit_go, 0);
+    struct evexec_future *f0 = evexec_run(ex, quick, NULL);
+    assert_non_null(f0);
+    assert_int_equal(evexec_run_until_complete(ex, f0), 0);
+    evexec_future_unref(f0);
+    while (!atomic_load(&exit_entered))     /* idle: the worker exits */
+        usleep(1000);
+    struct evexec_future *f1 = evexec_run(ex, quick, NULL);
+    assert_non_null(f1);
+    atomic_store(&threads_left, 0);
+    atomic_store(&evexec__thread_hook, fail_threads);
+    atomic_store(&exit_go, 1);
+    struct timeval limit = { 10, 0 };
+    struct evexec_future *w = evexec_wait_for(ex, f1, &limit);
+    assert_non_null(w);
+    int rc = evexec_run_until_complete(ex, w);
+    atomic_store(&evexec__thread_hook, NULL);
+    assert_int_equal(rc, 0);
+    assert_int_equal(evexec_future_error(f1), 0);
+    struct evexec_pool_stats st = tu_stats(pool);
+    assert_true(st.threads <= 1);
+    evexec_future_unref(w);
+    evexec_future_unref(f1);
+    evexec_free(ex);
+    evexec_pool_free(pool);
+    event_base_free(base);
+}
+
+/* Job blocks come from 64 KiB slabs: a slab that cannot be had makes
+ * the submission fail with ENOMEM at the call, nothing else; the jobs
+ * already made all end once with their outcome, later submissions get
+ * slabs again, and the blocks go back (the sanitizer build checks that
+ * nothing leaks). */
+static atomic_int slabs_left;       /* slab allocations still allowed */
+
+static int fail_slab(size_t n)
+{
+    return n == 65536 && atomic_fetch_sub(&slabs_left, 1) <= 0;
+}
+
+enum { SLAB_TRY = 1500 };
+
+static void test_slab_fails(void **state)
+{
+    (void)state;
+    struct evexec_pool *pool = tu_pool_new(2, 0);
+    struct event_base *base = event_base_new();
+    struct evexec *ex = evexec_new(base, pool);
+    assert_non_null(ex);
+    struct tu_gate gate;
+    tu_gate_init(&gate);
+    static struct evexec_future *f[SLAB_TRY + 1];
+    int done = 0, made = 0;
+    atomic_store(&slabs_left, 1);
+    atomic_store(&evexec__alloc_hook, fail_slab);
+    for (; made < SLAB_TRY; made++) {
+        errno = 0;
+        f[made] = evexec_run(ex, tu_gated_job, &gate);
+        if (!f[made])
+            break;
+        assert_int_equal(evexec_future_on_done(f[made], noop_cb, &done), 0);
+    }
+    atomic_store(&evexec__alloc_hook, NULL);
+    /* One slab's blocks, then ENOMEM. */
+    assert_true(made > 100 && made < SLAB_TRY);
+    assert_int_equal(errno, ENOMEM);
+    f[made] = evexec_run(ex, tu_gated_job, &gate);  /* a slab again */
+    assert_non_null(f[made]);
+    assert_int_equal(evexec_future_on_done(f[made], noop_cb, &done), 0);
+    made++;
+    tu_gate_open(&gate);
+    struct evexec_future *all = evexec_gather(ex, f, (size_t)made);
+    assert_non_null(all);
+    assert_int_equal(evexec_run_until_complete(ex, all), 0);
+    assert_int_equal(done, made);
+    evexec_future_unref(all);
+    for (int i = 0; i < made; i++)
+        evexec_future_unref(f[i]);
+    /* Blocks are recycled: a second burst needs no failing slab. */
+    atomic_store(&slabs_left, 0);
+    atomic_store(&evexec__alloc_hook, fail_slab);
+    struct evexec_future *g = evexec_run(ex, tu_gated_job, &gate);
+    atomic_store(&evexec__alloc_hook, NULL);
+    assert_non_null(g);
+    assert_int_equal(evexec_run_until_complete(ex, g), 0);
+    evexec_future_unref(g);
+    evexec_free(ex);
+    evexec_pool_free(pool);
+    event_base_free(base);
+    tu_gate_destroy(&gate);
+}
+
 int main(void)
 {
     /* Before any other libevent call. */
@@ -695,6 +814,8 @@ int main(void)
         cmocka_unit_test(test_threads_rlimit_nproc),
         cmocka_unit_test(test_emfile),
         cmocka_unit_test(test_channel_full),
+        cmocka_unit_test(test_thread_exit_replacement_fails),
+        cmocka_unit_test(test_slab_fails),
     };
     return cmocka_run_group_tests_name("fault", tests, NULL, NULL);
 }

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,7 @@
 #include <event2/event.h>
 
 #include "evexec.h"
+#include "evexec-internal.h"
 #include "testutil.h"
 
 static int setup(void **state)
@@ -407,10 +409,75 @@ static void test_fork_while_waiting_for_cancel(void **state)
     evexec_pool_free(p8);
 }
 
+/* The process-wide count of adaptive spinners: a slot that a thread of
+ * the parent holds when the process forks is not held in the child (the
+ * thread is not there to give it back), so the child's spinners still
+ * spin.  White box: a thread of the parent holds a slot across fork(),
+ * and the child must find every slot free. */
+static atomic_int slot_held, slot_release;
+
+static int ready_now(const void *arg)
+{
+    (void)arg;
+    return 1;
+}
+
+static void *hold_spin_slot(void *arg)
+{
+    struct evexec__spinner s;
+    evexec__spinner_init(&s, arg);
+    while (!evexec__spin_begin(&s, 0))
+        usleep(100);            /* other spinners of the process */
+    atomic_store(&slot_held, 1);
+    while (!atomic_load(&slot_release))
+        usleep(100);
+    evexec__spin_run(&s, ready_now, NULL);
+    return NULL;
+}
+
+static int spin_child(void)
+{
+    struct evexec_pool *p = evexec_pool_new(NULL);      /* adaptive spin */
+    if (!p)
+        return 2;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    struct evexec__spinner s;
+    evexec__spinner_init(&s, p);
+    /* Every CPU but one busy: a slot is free only if no one spins. */
+    if (!evexec__spin_begin(&s, cpus > 1 ? (size_t)cpus - 1 : 0))
+        return 3;
+    evexec__spin_run(&s, ready_now, NULL);
+    evexec_pool_free(p);
+    return 0;
+}
+
+static void test_fork_while_spinning(void **state)
+{
+    struct tu_fx *fx = *state;
+#ifdef TU_TSAN
+    skip();
+#endif
+    pthread_t t;
+    atomic_store(&slot_held, 0);
+    atomic_store(&slot_release, 0);
+    assert_int_equal(pthread_create(&t, NULL, hold_spin_slot, fx->pool), 0);
+    while (!atomic_load(&slot_held))
+        usleep(100);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(spin_child());
+    int code = wait_child(pid);
+    atomic_store(&slot_release, 1);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(code, 0);
+}
+
 #define TESTS(X) \
     X(test_child_uses_new_and_frees_inherited) \
     X(test_fork_while_waiting_for_cancel) \
     X(test_fork_from_job) \
+    X(test_fork_while_spinning) \
     X(test_default_pool_size_from_env)
 
 TESTS(TU_WRAP)
