@@ -183,8 +183,9 @@ struct evexec_pool_config {
      *  more overflows its stack, which is a crash.  Raise it for such
      *  jobs, say to 8 << 20 for what glibc gives a thread (libuv's
      *  workers have 8 MiB too).  The memory is reserved, and only what a
-     *  job touches is used.  EINVAL below 16384 (PTHREAD_STACK_MIN) or
-     *  above 1 GiB. */
+     *  job touches is used.  EINVAL below 16384 (PTHREAD_STACK_MIN on
+     *  Linux x86-64), below the system's PTHREAD_STACK_MIN where that is
+     *  larger, or above 1 GiB. */
     size_t stack_size;
     /** Called once in each worker before its first job, after
      *  thread_init, with thread_init_arg.  What it returns is the

@@ -996,6 +996,19 @@ static unsigned default_max_threads(void)
     return cpus + 4 < 32 ? (unsigned)cpus + 4 : 32;
 }
 
+/* 1 if threads can be made with this stack size here: where the system's
+ * minimum is above EVEXEC__MIN_STACK (glibc on some architectures), the
+ * pool refuses it at once instead of every thread failing later. */
+static int stack_size_ok(size_t size)
+{
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) != 0)
+        return 1;           /* thread creation reports it */
+    int rc = pthread_attr_setstacksize(&attr, size);
+    pthread_attr_destroy(&attr);
+    return rc == 0;
+}
+
 EVEXEC_API struct evexec_pool *evexec_pool_new(const struct evexec_pool_config *user_cfg)
 {
     struct evexec_pool_config c;
@@ -1009,7 +1022,8 @@ EVEXEC_API struct evexec_pool *evexec_pool_new(const struct evexec_pool_config *
         (cfg->spin_us > EVEXEC__MAX_SPIN_US && cfg->spin_us != EVEXEC_SPIN_OFF) ||
         cfg->slow_max_threads > max ||
         (cfg->stack_size && (cfg->stack_size < EVEXEC__MIN_STACK ||
-                             cfg->stack_size > EVEXEC__MAX_STACK))) {
+                             cfg->stack_size > EVEXEC__MAX_STACK)) ||
+        !stack_size_ok(cfg->stack_size ? cfg->stack_size : EVEXEC_STACK_SIZE_DEFAULT)) {
         errno = EINVAL;
         return NULL;
     }
