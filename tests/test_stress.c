@@ -108,6 +108,22 @@
  * a taken cancel ends ECANCELED, any other job ran once and ended 0;
  * submitted == delivered; calls made == calls run, each thread's in order;
  * after the last round the dispatch returns by itself.
+ *
+ * test_hold_race: races holding (pool.c: a busy worker takes up to 8 more
+ * jobs of a one-owner backlog).  Rounds of a pool of 2-4 threads, one or
+ * two evexecs on the test's loop and, in a third of the rounds, a second
+ * loop on its own thread; each loop submits bursts of 1-40 jobs (half
+ * no-ops, half sleeping 1-200 us), mostly of one evexec, from outside
+ * callbacks and from callbacks, and cancels random pending jobs (queued,
+ * held or running; from callbacks only jobs already handed to the pool).
+ * In some rounds the second evexec is freed mid-flight, and in a third
+ * the pool is shut down with CANCEL.  Checked: every callback once; a job
+ * runs at most once; a cancel that ended the job at once before its
+ * function returned means it never runs; ECANCELED only after a cancel,
+ * a free or shutdown(CANCEL); at the end queued 0, running 0, completed ==
+ * the jobs that ran, completed + cancelled == the jobs handed to the
+ * pool.  The summary counts the passes whose stats showed more jobs
+ * running than threads (jobs held).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -2522,6 +2538,277 @@ static void test_wakeup_handoff(void **state)
     free(saved_copy);
 }
 
+/* ---- holding raced ---------------------------------------------------------- */
+
+#define HR_JOBS 240     /* per loop and round */
+
+struct hr_run;
+
+struct hr_job {
+    struct hr_run *r;
+    int sleep_us;               /* 0 (a no-op) or 1-200 */
+    int direct;                 /* submitted outside callbacks */
+    long pass;                  /* the loop's pass it was submitted in */
+    int refused;                /* evexec_run returned NULL */
+    int calls, err;             /* loop thread */
+    int cancel_taken, cancel_unstarted;
+    struct evexec_future *fut;  /* ours until its callback ran */
+    atomic_int ran, finished;
+};
+
+/* One loop's jobs.  The loop thread owns the plain fields; workers write
+ * only the jobs' atomics.  The test reads it all after the loop ended. */
+struct hr_run {
+    uint64_t rng;
+    struct evexec *ex[2];       /* ex[1]: a second evexec on this loop, or NULL */
+    struct evexec_pool *pool;
+    struct hr_job jobs[HR_JOBS];
+    int n;                      /* submitted (or refused) */
+    long done, pass;
+    int in_cb, stop;
+    int free_at, shutdown_at;   /* -1: never */
+    int freed, shut, loop_rc;
+    long held_seen;             /* passes that saw running > threads */
+};
+
+static int hr_job_fn(struct evexec_job *job, void *arg)
+{
+    (void)job;
+    struct hr_job *j = arg;
+    atomic_fetch_add(&j->ran, 1);
+    if (j->sleep_us)
+        tu_sleep_us(j->sleep_us);
+    atomic_store(&j->finished, 1);
+    return 0;
+}
+
+static void hr_cb(struct evexec_future *f, void *arg);
+
+/* A burst of jobs of one evexec (mostly the first: a backlog of one owner
+ * alone is what a worker holds). */
+static void hr_burst(struct hr_run *r, int direct)
+{
+    int e = r->ex[1] && tu_rng_below(&r->rng, 4) == 0;
+    int k = 1 + (int)tu_rng_below(&r->rng, 40);
+    for (; k > 0 && r->n < HR_JOBS && !r->stop; k--) {
+        struct hr_job *j = &r->jobs[r->n++];
+        j->r = r;
+        j->direct = direct;
+        j->pass = r->pass;
+        j->sleep_us = tu_rng_below(&r->rng, 2) ? 0 : (int)tu_rng_below(&r->rng, 201);
+        j->fut = evexec_run(r->ex[e], hr_job_fn, j);
+        if (!j->fut) {          /* the pool is shut down */
+            j->refused = 1;
+            r->stop = 1;
+            break;
+        }
+        if (evexec_future_on_done(j->fut, hr_cb, j) != 0)
+            j->err = -1;        /* fails the check of calls */
+    }
+}
+
+/* Cancel a few random jobs whose callback has not run yet, among those
+ * handed to the pool (a job submitted in this pass of callbacks may still
+ * be in the loop's batch, which the pool never sees). */
+static void hr_cancel_some(struct hr_run *r)
+{
+    int k = (int)tu_rng_below(&r->rng, 3);
+    for (; k > 0 && r->n > 0; k--) {
+        struct hr_job *j = &r->jobs[tu_rng_below(&r->rng, (unsigned)r->n)];
+        if (!j->fut || (!j->direct && j->pass == r->pass && r->in_cb))
+            continue;
+        struct evexec_future *f = j->fut;
+        if (evexec_future_cancel(f) != 0)
+            continue;
+        j->cancel_taken = 1;
+        /* Ended at once and its function had not returned: it was taken
+         * off the queue or back from its holder, so it never runs. */
+        if (j->fut && evexec_future_done(f) && !atomic_load(&j->finished))
+            j->cancel_unstarted = 1;
+    }
+}
+
+static void hr_cb(struct evexec_future *f, void *arg)
+{
+    struct hr_job *j = arg;
+    struct hr_run *r = j->r;
+    j->calls++;
+    j->err = evexec_future_error(f);
+    j->fut = NULL;
+    r->done++;
+    evexec_future_unref(f);
+    if (j->err == ESHUTDOWN)
+        r->stop = 1;
+    if (r->freed < 0)           /* inside evexec_free: no more work */
+        return;
+    r->in_cb = 1;
+    if (tu_rng_below(&r->rng, 6) == 0)
+        hr_burst(r, 0);
+    if (tu_rng_below(&r->rng, 4) == 0)
+        hr_cancel_some(r);
+    r->in_cb = 0;
+}
+
+static int hr_accepted(const struct hr_run *r)
+{
+    int n = 0;
+    for (int i = 0; i < r->n; i++)
+        n += !r->jobs[i].refused;
+    return n;
+}
+
+/* Between passes of the loop: bursts from outside callbacks, cancels,
+ * the second evexec's free, the pool's shutdown(CANCEL). */
+static int hr_step(void *arg)
+{
+    struct hr_run *r = arg;
+    r->pass++;
+    struct evexec_pool_stats st = tu_stats(r->pool);
+    r->held_seen += st.running > st.threads;   /* jobs held */
+    int all_done = (r->stop || r->n == HR_JOBS) && r->done == hr_accepted(r);
+    if (r->ex[1] && (r->done >= r->free_at || all_done)) {
+        r->freed = -1;
+        evexec_free(r->ex[1]);
+        r->ex[1] = NULL;
+        r->freed = 1;
+    }
+    if (r->shutdown_at >= 0 && !r->shut && r->done >= r->shutdown_at) {
+        r->shut = 1;
+        r->stop = 1;
+        evexec_pool_shutdown(r->pool, EVEXEC_SHUTDOWN_CANCEL);
+    }
+    if (!r->stop && r->n < HR_JOBS &&
+        (r->done == hr_accepted(r) || tu_rng_below(&r->rng, 8) == 0))
+        hr_burst(r, 1);
+    if (tu_rng_below(&r->rng, 4) == 0)
+        hr_cancel_some(r);
+    return (r->stop || r->n == HR_JOBS) && r->done == hr_accepted(r) && !r->ex[1];
+}
+
+static void hr_drive(struct hr_run *r, struct event_base *base)
+{
+    hr_burst(r, 1);
+    hr_burst(r, 1);
+    if (r->ex[1] && r->free_at < 0)
+        r->free_at = HR_JOBS;   /* freed once every job is done */
+    r->loop_rc = loop_until(base, hr_step, r, &r->done);
+}
+
+static void *hr_thread(void *arg)
+{
+    struct hr_run *r = arg;
+    struct event_base *base = event_base_new();
+    r->ex[0] = base ? evexec_new(base, r->pool) : NULL;
+    if (!r->ex[0]) {
+        r->loop_rc = ENOMEM;
+    } else {
+        hr_drive(r, base);
+        evexec_free(r->ex[0]);
+    }
+    if (base)
+        event_base_free(base);
+    return NULL;
+}
+
+/* Check one loop's jobs (shut: the pool was shut down with CANCEL); add up what ran and what ended ESHUTDOWN unrun. */
+static void hr_check(const struct hr_run *r, int shut, long *ran, long *refused_late)
+{
+    assert_int_equal(r->loop_rc, 0);
+    for (int i = 0; i < r->n; i++) {
+        const struct hr_job *j = &r->jobs[i];
+        int runs = atomic_load(&j->ran);
+        if (j->refused) {
+            if (runs != 0)
+                fail_msg("job %d: refused, yet ran", i);
+            continue;
+        }
+        if (j->calls != 1)
+            fail_msg("job %d: callback ran %d times", i, j->calls);
+        if (runs > 1)
+            fail_msg("job %d: ran %d times", i, runs);
+        if (j->cancel_unstarted && runs)
+            fail_msg("job %d: cancelled before it started, yet ran", i);
+        if (j->err == 0 && runs != 1)
+            fail_msg("job %d: ended 0 without running", i);
+        if (j->err != 0 && j->err != ECANCELED && j->err != ESHUTDOWN)
+            fail_msg("job %d: ended %d", i, j->err);
+        if (j->err == ECANCELED && !j->cancel_taken && !shut && !r->freed)
+            fail_msg("job %d: ECANCELED with no cancel", i);
+        *ran += runs;
+        *refused_late += j->err == ESHUTDOWN && runs == 0;
+    }
+}
+
+static void test_hold_race(void **state)
+{
+    (void)state;
+    uint64_t rng = seed_for("hold_race");
+    int rounds = tu_stress_size(200, 2000);
+    long jobs = 0, held = 0, cancels = 0, unstarted = 0, frees = 0, shutdowns = 0, seconds = 0;
+    for (int round = 0; round < rounds; round++) {
+        unsigned nthreads = 2 + tu_rng_below(&rng, 3);
+        struct evexec_pool *pool = tu_pool_new(nthreads, 0);
+        assert_non_null(pool);
+        struct event_base *base = event_base_new();
+        assert_non_null(base);
+        struct hr_run *r = xcalloc(2, sizeof *r);
+        for (int k = 0; k < 2; k++) {
+            r[k].rng = tu_rng_next(&rng);
+            r[k].pool = pool;
+            r[k].free_at = r[k].shutdown_at = -1;
+        }
+        r[0].ex[0] = evexec_new(base, pool);
+        assert_non_null(r[0].ex[0]);
+        if (tu_rng_below(&rng, 2)) {
+            r[0].ex[1] = evexec_new(base, pool);
+            assert_non_null(r[0].ex[1]);
+            if (tu_rng_below(&rng, 4))
+                r[0].free_at = (int)tu_rng_below(&rng, HR_JOBS / 2);
+        }
+        if (tu_rng_below(&rng, 3) == 0)
+            r[0].shutdown_at = HR_JOBS / 4 + (int)tu_rng_below(&rng, HR_JOBS / 2);
+        int second = tu_rng_below(&rng, 3) == 0;
+        pthread_t th;
+        if (second)
+            assert_int_equal(pthread_create(&th, NULL, hr_thread, &r[1]), 0);
+        hr_drive(&r[0], base);
+        if (second) {
+            pthread_join(th, NULL);
+            seconds++;
+        }
+        assert_int_equal(evexec_pool_shutdown(pool, EVEXEC_SHUTDOWN_WAIT), 0);
+        long ran = 0, late = 0, accepted = hr_accepted(&r[0]) + hr_accepted(&r[1]);
+        hr_check(&r[0], r[0].shut, &ran, &late);
+        if (second)
+            hr_check(&r[1], r[0].shut, &ran, &late);
+        struct evexec_pool_stats st = tu_stats(pool);
+        assert_int_equal(st.queued, 0);
+        assert_int_equal(st.running, 0);
+        assert_int_equal(st.completed, (uint64_t)ran);
+        if (st.completed + st.cancelled != (uint64_t)(accepted - late))
+            fail_msg("round %d: completed %" PRIu64 " + cancelled %" PRIu64
+                     " != handed to the pool %ld", round, st.completed,
+                     st.cancelled, accepted - late);
+        for (int k = 0; k < 2; k++)
+            for (int i = 0; i < r[k].n; i++) {
+                cancels += r[k].jobs[i].cancel_taken;
+                unstarted += r[k].jobs[i].cancel_unstarted;
+            }
+        jobs += accepted;
+        frees += r[0].freed && r[0].free_at < HR_JOBS;
+        shutdowns += r[0].shut;
+        held += r[0].held_seen + r[1].held_seen;
+        evexec_free(r[0].ex[0]);
+        evexec_pool_free(pool);
+        event_base_free(base);
+        free(r);
+    }
+    printf("stress hold_race: %d rounds, %ld jobs, %ld passes saw held jobs, %ld cancels taken (%ld before "
+           "the start), %ld evexecs freed mid-flight, %ld shutdowns, %ld second "
+           "loops; every callback once, no job twice, counts exact\n",
+           rounds, jobs, held, cancels, unstarted, frees, shutdowns, seconds);
+}
+
 /* Each test's wall time, printed for `make stress` (never asserted). */
 static int64_t g_test_start;
 
@@ -2559,6 +2846,7 @@ int main(void)
         T(test_idle_shrink),
         T(test_two_loops_one_freed),
         T(test_wakeup_handoff),
+        T(test_hold_race),
     };
     return cmocka_run_group_tests_name("stress", tests, NULL, NULL);
 }
