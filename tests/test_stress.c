@@ -2848,5 +2848,8 @@ int main(void)
         T(test_wakeup_handoff),
         T(test_hold_race),
     };
+    /* CMOCKA_TEST_FILTER=test_hold_race runs one test (wildcards allowed). */
+    if (getenv("CMOCKA_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("CMOCKA_TEST_FILTER"));
     return cmocka_run_group_tests_name("stress", tests, NULL, NULL);
 }
