@@ -49,7 +49,8 @@
  * min_threads exit after idle_timeout_ms.
  *
  * Holding.  When every thread the pool may have is alive and busy (none
- * waits, spins or is starting) and the default lane has a backlog of one
+ * waits, spins, is starting or runs thread_exit: one that does may start
+ * another in its place only for queued jobs) and the default lane has a backlog of one
  * owner's jobs alone, a worker that takes a job also takes a few more of
  * them (at most EVEXEC__HOLD_MAX, at most its share of the backlog) and
  * runs them one after the other: one lock for several jobs.  When
@@ -532,7 +533,7 @@ static unsigned hold_more(struct evexec_pool *pool, struct evexec__hold *h,
 {
     struct evexec__lane *ln = &pool->q[EVEXEC_LANE_DEFAULT];
     if (first->lane != EVEXEC_LANE_DEFAULT || ln->len < 2 * pool->nthreads ||
-        ln->head != ln->tail || pool->waiting || pool->spinning || pool->starting || may_spawn(pool) ||
+        ln->head != ln->tail || pool->waiting || pool->spinning || pool->starting || pool->exiting || may_spawn(pool) ||
         pool->st.timing || pool->shutdown || !no_deadline(first))
         return 0;
     size_t most = min_size(ln->len / pool->nthreads, EVEXEC__HOLD_MAX);

@@ -1889,6 +1889,95 @@ static void test_held_jobs_shutdown_cancel(void **state)
         assert_int_equal(atomic_load(&h.jobs[i].ran), 0);
 }
 
+/* A worker running thread_exit still counts against max_threads but takes
+ * no job: meanwhile a busy worker must not hold jobs, or they wait for its
+ * job although a thread may start in the exiting one's place.  Here one
+ * of two threads idles out and parks in thread_exit; the other takes a
+ * parked job out of a batch of nine; once the first has left, the other
+ * eight run on a new thread while the parked job still runs. */
+static struct tu_gate exitwin_gate;
+static atomic_int exitwin_calls;
+
+static void exitwin_exit(void *arg, void *state)
+{
+    (void)arg;
+    (void)state;
+    if (atomic_fetch_add(&exitwin_calls, 1) == 0)
+        tu_gate_pass(&exitwin_gate);
+}
+
+static struct tu_job *exitwin_jobs;
+
+static int exitwin_eight_ran(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 8; i++)
+        if (atomic_load(&exitwin_jobs[i].ran) == 0)
+            return 0;
+    return 1;
+}
+
+static void test_held_jobs_not_while_exiting(void **state)
+{
+    struct tu_fx *fx = *state;
+    tu_gate_init(&exitwin_gate);
+    atomic_store(&exitwin_calls, 0);
+    struct evexec_pool_config cfg = EVEXEC_POOL_CONFIG_INIT;
+    cfg.max_threads = 2;
+    cfg.min_threads = 1;
+    cfg.idle_timeout_ms = 1;
+    cfg.thread_exit = exitwin_exit;
+    fx->pool = evexec_pool_new(&cfg);
+    assert_non_null(fx->pool);
+    fx->ex = evexec_new(fx->base, fx->pool);
+    assert_non_null(fx->ex);
+    static struct tu_gate two;      /* both threads up at once */
+    tu_gate_init(&two);
+    struct evexec_future *w[2];
+    for (int i = 0; i < 2; i++) {
+        struct tu_job *j = tu_fx_job(fx, 0, 0);
+        j->gate = &two;
+        w[i] = submit(fx, j);
+    }
+    int up = tu_gate_wait_arrived(&two, 2);
+    tu_gate_open(&two);
+    assert_int_equal(up, 0);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(finish(fx, w[i]), 0);
+        evexec_future_unref(w[i]);
+    }
+    assert_int_equal(tu_gate_wait_arrived(&exitwin_gate, 1), 0);
+
+    struct tu_job *k = tu_fx_job(fx, 0, 0);
+    k->gate = &fx->gate;
+    exitwin_jobs = tu_fx_jobs(fx, 8);
+    struct evexec_future *f[9];
+    assert_int_equal(evexec_batch_begin(fx->ex), 0);
+    f[8] = evexec_run(fx->ex, tu_job_fn, k);
+    for (int i = 0; i < 8; i++) {
+        tu_job_init(&exitwin_jobs[i], &fx->frees, 0, 0);
+        f[i] = evexec_run(fx->ex, tu_job_fn, &exitwin_jobs[i]);
+    }
+    for (int i = 0; i < 9; i++)
+        assert_non_null(f[i]);
+    assert_int_equal(evexec_batch_end(fx->ex), 0);
+    assert_int_equal(tu_gate_wait_arrived(&fx->gate, 1), 0);
+    tu_gate_open(&exitwin_gate);
+    int rc = tu_poll(exitwin_eight_ran, NULL);
+    tu_gate_open(&fx->gate);
+    assert_int_equal(rc, 0);
+    for (int i = 0; i < 9; i++) {
+        assert_int_equal(finish(fx, f[i]), 0);
+        evexec_future_unref(f[i]);
+    }
+    evexec_free(fx->ex);
+    fx->ex = NULL;
+    evexec_pool_free(fx->pool);
+    fx->pool = NULL;
+    tu_gate_destroy(&exitwin_gate);
+    tu_gate_destroy(&two);
+}
+
 static void test_shutdown_refuse_only(void **state)
 {
     struct tu_fx *fx = *state;
@@ -2258,6 +2347,7 @@ static void test_pool_free_from_worker(void **state)
     X(test_held_jobs_yield_to_newcomer) \
     X(test_held_jobs_evexec_free) \
     X(test_held_jobs_shutdown_cancel) \
+    X(test_held_jobs_not_while_exiting) \
     X(test_shutdown_refuse_only) \
     X(test_shutdown_wait) \
     X(test_shutdown_cancel) \
