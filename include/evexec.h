@@ -471,7 +471,9 @@ EVEXEC_API uint64_t evexec_hist_percentile(const uint64_t *hist, double p);
  * job already reported is not reported again).  threshold_ms 0 turns it
  * off (cb may then be NULL).  While it is on, its timer keeps
  * event_base_dispatch() running, as keep-alive does.  evexec_free() turns
- * it off.
+ * it off.  Once a watchdog is set, the pool's workers no longer take
+ * several jobs at once (see evexec_pool_stats.running), so that each job
+ * is timed from its own start.
  *
  *     static void slow_job(struct evexec *ex, int lane, uint64_t ms, void *arg)
  *     {

@@ -68,7 +68,7 @@
  * No held job waits while a worker is idle: holds are made only while
  * none is, and a worker steals before it spins or sleeps.  Jobs with a
  * deadline, of other lanes, or while the pool times jobs (statistics
- * timing, the watchdog) are never held.
+ * timing, or once a watchdog was set: st.watched) are never held.
  *
  * Lanes.  A pool has the default lane (0), the slow lane (1) and up to
  * EVEXEC_MAX_LANES - 2 lanes users add (evexec_pool_add_lane).  Each lane
@@ -534,7 +534,7 @@ static unsigned hold_more(struct evexec_pool *pool, struct evexec__hold *h,
     struct evexec__lane *ln = &pool->q[EVEXEC_LANE_DEFAULT];
     if (first->lane != EVEXEC_LANE_DEFAULT || ln->len < 2 * pool->nthreads ||
         ln->head != ln->tail || pool->waiting || pool->spinning || pool->starting || pool->exiting || may_spawn(pool) ||
-        pool->st.timing || pool->shutdown || !no_deadline(first))
+        pool->st.timing || pool->st.watched || pool->shutdown || !no_deadline(first))
         return 0;
     size_t most = min_size(ln->len / pool->nthreads, EVEXEC__HOLD_MAX);
     unsigned n = 0;

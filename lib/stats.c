@@ -177,6 +177,15 @@ static void wd_find(struct evexec__pstats *st, const size_t qlen[2], void *arg)
     }
 }
 
+/* Under pool->lock: from now on the pool's workers run one job per
+ * take (see Holding in pool.c), so a slot's start is its job's. */
+static void wd_watch(struct evexec__pstats *st, const size_t *qlen, void *arg)
+{
+    (void)qlen;
+    (void)arg;
+    st->watched = 1;
+}
+
 static void wd_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct evexec *ex = arg;
@@ -225,6 +234,8 @@ EVEXEC_API int evexec_set_watchdog(struct evexec *ex, unsigned threshold_ms,
         o->wd_arg = NULL;
         return 0;
     }
+    if (evexec__pool_stats_locked(ex->pool, wd_watch, NULL) != 0)
+        return ESHUTDOWN;
     unsigned period = threshold_ms / 2 < 10 ? 10 : threshold_ms / 2;
     struct timeval tv = { (time_t)(period / 1000), (suseconds_t)(period % 1000) * 1000 };
     if (event_add(o->wd_ev, &tv) != 0)

@@ -45,6 +45,10 @@ struct evexec__wslot {
 
 struct evexec__pstats {
     unsigned char timing;                                   /* set once */
+    unsigned char watched;      /* a watchdog was set on an evexec of the
+                                   pool: workers hold no jobs from then on
+                                   (pool.c), so that each job is timed from
+                                   its own start.  pool->lock; set once */
     uint64_t taken[EVEXEC_MAX_LANES];                    /* pool->lock */
     atomic_uint_fast64_t completed[EVEXEC_MAX_LANES];    /* atomic */
     uint64_t wait_hist[EVEXEC_MAX_LANES][EVEXEC_HIST_BUCKETS];

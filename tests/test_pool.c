@@ -1730,10 +1730,22 @@ struct hold_fx {
  * behind them, the first of which parks at gate_first.  Blocker a's
  * thread comes back with every thread busy and a backlog, so it takes
  * jobs[0] and holds 8 more (jobs[1..8]): 11 stay queued. */
-static void hold_setup(struct tu_fx *fx, struct hold_fx *h)
+static void hold_end(struct tu_fx *fx, struct hold_fx *h);
+
+static void wd_never(struct evexec *ex, int lane, uint64_t ms, void *arg)
+{
+    (void)ex;
+    (void)lane;
+    (void)ms;
+    (void)arg;
+}
+
+static void hold_setup_watched(struct tu_fx *fx, struct hold_fx *h, int watched)
 {
     struct evexec_pool_config cfg = config(2, 0);
     fx_pool(fx, &cfg);
+    if (watched)
+        assert_int_equal(evexec_set_watchdog(fx->ex, 3600 * 1000, wd_never, NULL), 0);
     memset(h, 0, sizeof *h);
     tu_gate_init(&h->gate_a);
     tu_gate_init(&h->gate_b);
@@ -1758,8 +1770,34 @@ static void hold_setup(struct tu_fx *fx, struct hold_fx *h)
     tu_gate_open(&h->gate_a);
     assert_int_equal(tu_gate_wait_arrived(&h->gate_first, 1), 0);
     struct evexec_pool_stats st = tu_stats(fx->pool);
+    if (watched) {
+        assert_int_equal(st.queued, HOLD_JOBS - 1);
+        assert_int_equal(st.running, 2);        /* b, jobs[0] */
+        return;
+    }
     assert_int_equal(st.queued, HOLD_JOBS - 9);
     assert_int_equal(st.running, 10);           /* b, jobs[0], 8 held */
+}
+
+static void hold_setup(struct tu_fx *fx, struct hold_fx *h)
+{
+    hold_setup_watched(fx, h, 0);
+}
+
+/* With a watchdog on the pool, workers take one job at a time, so each
+ * job is timed from its own start (a holder's slot would time its held
+ * jobs as one). */
+static void test_held_jobs_not_when_watched(void **state)
+{
+    struct tu_fx *fx = *state;
+    static struct hold_fx h;
+    hold_setup_watched(fx, &h, 1);
+    tu_gate_open(&h.gate_b);
+    for (int i = 1; i < HOLD_JOBS; i++)
+        assert_int_equal(finish(fx, h.futs[i]), 0);
+    /* Off, or its timer keeps the loop of hold_end's dispatch running. */
+    assert_int_equal(evexec_set_watchdog(fx->ex, 0, NULL, NULL), 0);
+    hold_end(fx, &h);
 }
 
 /* Let everything finish (the futures are the evexec's to release when
@@ -2346,6 +2384,7 @@ static void test_pool_free_from_worker(void **state)
     X(test_held_jobs_cancel_and_steal) \
     X(test_held_jobs_yield_to_newcomer) \
     X(test_held_jobs_evexec_free) \
+    X(test_held_jobs_not_when_watched) \
     X(test_held_jobs_shutdown_cancel) \
     X(test_held_jobs_not_while_exiting) \
     X(test_shutdown_refuse_only) \
