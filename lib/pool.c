@@ -248,7 +248,8 @@ struct evexec__hold {
     unsigned n;                                    /* slots filled last */
     atomic_int yield;            /* another owner's job came: give the
                                     rest back (set under pool->lock) */
-    const struct evexec__pool_owner *owner[EVEXEC__HOLD_MAX];
+    const struct evexec__pool_owner *owner;        /* of every held job:
+                                                      one owner's backlog */
     _Atomic(struct evexec_job *) job[EVEXEC__HOLD_MAX];
 };
 
@@ -533,8 +534,9 @@ static unsigned hold_more(struct evexec_pool *pool, struct evexec__hold *h,
 {
     struct evexec__lane *ln = &pool->q[EVEXEC_LANE_DEFAULT];
     if (first->lane != EVEXEC_LANE_DEFAULT || ln->len < 2 * pool->nthreads ||
-        ln->head != ln->tail || pool->waiting || pool->spinning || pool->starting || pool->exiting || may_spawn(pool) ||
-        pool->st.timing || pool->st.watched || pool->shutdown || !no_deadline(first))
+        ln->head != ln->tail || pool->waiting || pool->spinning || pool->starting ||
+        pool->exiting || may_spawn(pool) || pool->st.timing || pool->st.watched ||
+        pool->shutdown || !no_deadline(first))
         return 0;
     size_t most = min_size(ln->len / pool->nthreads, EVEXEC__HOLD_MAX);
     unsigned n = 0;
@@ -548,7 +550,7 @@ static unsigned hold_more(struct evexec_pool *pool, struct evexec__hold *h,
         job->qstate = EVEXEC__Q_RUNNING;
         pool->taken++;
         pool->st.taken[EVEXEC_LANE_DEFAULT]++;
-        h->owner[n] = job->owner;
+        h->owner = job->owner;          /* the same for all: one owner */
         atomic_store_explicit(&h->job[n], job, memory_order_relaxed);
         n++;
     }
@@ -596,7 +598,7 @@ static void hold_newcomer(struct evexec_pool *pool,
                           const struct evexec__pool_owner *owner)
 {
     for (struct evexec__hold *h = pool->holds; h; h = h->next)
-        if (h->n && h->owner[0] != owner)
+        if (h->n && h->owner != owner)
             atomic_store_explicit(&h->yield, 1, memory_order_relaxed);
 }
 
@@ -670,7 +672,7 @@ static struct evexec_job **unhold_matching(struct evexec_pool *pool,
     for (struct evexec__hold *h = pool->holds; h; h = h->next)
         for (unsigned i = 0; i < h->n; i++) {
             struct evexec_job *job;
-            if ((owner && h->owner[i] != owner) || !(job = hold_claim(h, i)))
+            if ((owner && h->owner != owner) || !(job = hold_claim(h, i)))
                 continue;
             unheld(pool, job);
             *tail = job;
